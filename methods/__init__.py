@@ -1,0 +1,45 @@
+"""Method plug-ins: one module per method in this folder, each registering itself with `@register_method`.
+
+Modules are discovered by file name (heavy dependencies are imported inside the methods that need them), and
+installed packages can add methods through the `molebench.methods` entry-point group.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from importlib.metadata import entry_points
+
+from molebench.method import Method
+
+REGISTRY: dict[str, type[Method]] = {}
+
+
+def register_method(name: str):
+    def deco(cls: type[Method]) -> type[Method]:
+        if name in REGISTRY and REGISTRY[name] is not cls:
+            raise ValueError(f"method {name!r} is registered twice ({REGISTRY[name].__module__}, {cls.__module__})")
+        cls.name = name
+        REGISTRY[name] = cls
+        return cls
+    return deco
+
+
+def _discover() -> None:
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
+    for ep in entry_points(group="molebench.methods"):
+        ep.load()
+
+
+def available() -> dict[str, type[Method]]:
+    if not REGISTRY:
+        _discover()
+    return dict(sorted(REGISTRY.items()))
+
+
+def get(name: str) -> type[Method]:
+    methods = available()
+    if name not in methods:
+        raise KeyError(f"unknown method {name!r}; available: {', '.join(methods)} (see `molebench methods`)")
+    return methods[name]

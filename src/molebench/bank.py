@@ -1,0 +1,87 @@
+"""The LoRA bank: the N LoRAs of one linear layer held stacked, so that mixing them costs two matmuls.
+
+    h = x A_cat^T                      one matmul for every expert's A       (..., N, r)
+    y = (h * w) B_cat^T                one matmul for every expert's B       (..., d_out)
+
+Weights w (per sample or shared) are applied on the low-rank side, which is exact because each B_i acts linearly on
+its own h_i. Mixed ranks are zero-padded to the largest (exact: padded rows of A and columns of B are zero).
+Methods that mix LoRA outputs (NLA in output space, MoLE) wrap target linears in a `BankedLinear` through `inject`;
+the base model's modelling code is never rewritten.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from molebench.adapters import Expert
+
+
+class LoraBank(nn.Module):
+    def __init__(self, factors: list[tuple[torch.Tensor, torch.Tensor, float] | None], d_in: int, d_out: int,
+                 dtype=torch.float32):
+        super().__init__()
+        self.n = len(factors)
+        self.r = max(f[0].shape[0] for f in factors if f is not None)
+        a = torch.zeros(self.n, self.r, d_in)
+        b = torch.zeros(self.n, d_out, self.r)
+        for i, f in enumerate(factors):
+            if f is not None:  # an expert that does not adapt this module contributes zero
+                a[i, : f[0].shape[0]] = f[0]
+                b[i, :, : f[1].shape[1]] = f[1] * f[2]  # scaling folded into B
+        self.register_buffer("a", a.reshape(self.n * self.r, d_in).to(dtype), persistent=False)
+        self.register_buffer("b", b.to(dtype), persistent=False)  # (N, d_out, r)
+
+    def low_rank(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., d_in) -> (..., N, r)"""
+        return (x @ self.a.T).unflatten(-1, (self.n, self.r))
+
+    def expert_outputs(self, h: torch.Tensor) -> torch.Tensor:
+        """(..., N, r) -> (..., N, d_out): each expert's own output B_i A_i x."""
+        return torch.einsum("...nr,nor->...no", h, self.b)
+
+    def mix(self, h: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """sum_i w_i B_i A_i x. h: (batch, ..., N, r); weights: (N,) shared or (batch, N) per sample."""
+        if weights.dim() == 2:
+            weights = weights.view(weights.shape[0], *([1] * (h.dim() - 3)), self.n)
+        scaled = h * weights.unsqueeze(-1).to(h.dtype)
+        return scaled.flatten(-2) @ self.b.permute(0, 2, 1).reshape(self.n * self.r, -1)
+
+
+class BankedLinear(nn.Module):
+    """A frozen base linear plus a bank of frozen LoRAs, mixed by `mixer(layer, x, h) -> delta`."""
+
+    def __init__(self, name: str, base: nn.Linear, bank: LoraBank, mixer: Callable):
+        super().__init__()
+        self.name, self.base, self.bank, self.mixer = name, base, bank, mixer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.bank.low_rank(x)
+        return self.base(x) + self.mixer(self, x, h).to(x.dtype)
+
+
+def target_modules(experts: list[Expert]) -> list[str]:
+    """Modules adapted by at least one expert, in a fixed order."""
+    return sorted({m for e in experts for m in e.factors})
+
+
+def inject(model: nn.Module, experts: list[Expert], mixer: Callable) -> list[BankedLinear]:
+    """Replace every LoRA-adapted linear of `model` by a BankedLinear over `experts`. Returns the layers in model order."""
+    if not experts:
+        raise ValueError("inject needs at least one expert")
+    names = set(target_modules(experts))
+    for p in model.parameters():
+        p.requires_grad_(False)
+    layers = []
+    for name, module in list(model.named_modules()):
+        if name not in names:
+            continue
+        bank = LoraBank([e.factors.get(name) for e in experts], module.in_features, module.out_features,
+                        dtype=module.weight.dtype).to(module.weight.device)
+        layer = BankedLinear(name, module, bank, mixer)
+        parent, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent) if parent else model, child, layer)
+        layers.append(layer)
+    return layers

@@ -1,0 +1,188 @@
+"""Task registry: a task is one YAML file in data/tasks/ (source, prompt template, answer format, metrics).
+
+A source turns its arguments into raw examples; `build_splits` renders prompts and cuts fixed, seeded splits.
+Records written to results/data/<task>/<split>.jsonl have one shape for every task:
+
+    {"id": str, "input": rendered prompt, "references": [str, ...]}                       # answer: generate
+    {"id": str, "input": rendered prompt, "references": [correct option], "options": [str, ...], "label": int}
+                                                                                           # answer: multiple_choice
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import tarfile
+import zlib
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+BIGBENCH_ARCHIVE = "bigbench-1.0.0.tar.gz"
+BIGBENCH_TASK_ROOT = "bigbench-1.0.0/bigbench/benchmark_tasks"
+ANSWER_FORMATS = ("generate", "multiple_choice")
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    family: str
+    source: dict
+    template: str = "{input}"
+    answer: str = "generate"
+    metrics: tuple[str, ...] = ("exact_match",)
+    max_new_tokens: int = 32
+    description: str = ""
+    paper_task: str = ""  # the paper's row this task reproduces or stands in for (tables show them side by side)
+    version: int = 1
+
+    def __post_init__(self):
+        if self.answer not in ANSWER_FORMATS:
+            raise ValueError(f"task {self.name}: answer must be one of {ANSWER_FORMATS}, got {self.answer!r}")
+        if "{input}" not in self.template:
+            raise ValueError(f"task {self.name}: template must contain '{{input}}'")
+        if "kind" not in self.source:
+            raise ValueError(f"task {self.name}: source needs a 'kind' (one of {sorted(SOURCES)})")
+
+
+def task_dirs(extra: list[str] | None = None) -> list[Path]:
+    return [Path(d) for d in (extra or [])] + [Path(__file__).resolve().parents[2] / "data" / "tasks"]
+
+
+def list_tasks(dirs: list[str] | None = None) -> list[str]:
+    return sorted({p.stem for d in task_dirs(dirs) if d.is_dir() for p in d.glob("*.yaml")})
+
+
+def load_task(name: str, dirs: list[str] | None = None) -> TaskSpec:
+    for d in task_dirs(dirs):
+        path = d / f"{name}.yaml"
+        if path.is_file():
+            raw = yaml.safe_load(path.read_text())
+            if raw.get("name", name) != name:
+                raise ValueError(f"{path}: file name and 'name: {raw['name']}' differ")
+            raw["name"] = name
+            raw["metrics"] = tuple(raw.get("metrics", ("exact_match",)))
+            unknown = set(raw) - {f.name for f in dataclasses.fields(TaskSpec)}
+            if unknown:
+                raise ValueError(f"{path}: unknown keys {sorted(unknown)}")
+            return TaskSpec(**raw)
+    raise KeyError(f"unknown task {name!r}: no {name}.yaml in {[str(d) for d in task_dirs(dirs)]}. "
+                   f"Known tasks: {', '.join(list_tasks(dirs))}")
+
+
+# ---- sources -------------------------------------------------------------------------------------------------
+# A source is fn(args: dict, n: int, seed: int, raw_dir: Path) -> list of raw examples
+#   {"input": str, "references": [str]}  or  {"input": str, "options": [str], "label": int}
+# `n` is how many examples are wanted (generators make exactly that many; file sources may return more).
+
+SOURCES: dict[str, Callable[..., list[dict]]] = {}
+
+
+def register_source(kind: str):
+    def deco(fn):
+        if kind in SOURCES:
+            raise ValueError(f"source kind {kind!r} registered twice")
+        SOURCES[kind] = fn
+        return fn
+    return deco
+
+
+@register_source("bigbench")
+def _bigbench(args: dict, n: int, seed: int, raw_dir: Path) -> list[dict]:
+    """Stream one task.json from the bigbench sdist (never unpacked: its data carries the BIG-bench canary)."""
+    archive = Path(raw_dir) / BIGBENCH_ARCHIVE
+    if not archive.is_file():
+        raise FileNotFoundError(f"{archive} is missing: run `snakemake {archive}` or "
+                                f"`pip download --no-deps -d {raw_dir} bigbench==1.0.0`")
+    member = f"{BIGBENCH_TASK_ROOT}/{args['task']}/task.json"
+    with tarfile.open(archive, "r:gz") as tar:
+        for info in tar:
+            if info.name == member:
+                task = json.load(tar.extractfile(info))
+                break
+        else:
+            raise KeyError(f"{member} is not in {archive}")
+    prefix = task.get("task_prefix", "") if args.get("use_task_prefix", True) else ""
+    out = []
+    for ex in task["examples"]:
+        text = prefix + ex["input"]
+        if "target_scores" in ex and args.get("answer", "multiple_choice") == "multiple_choice":
+            options = list(ex["target_scores"])
+            scores = list(ex["target_scores"].values())
+            out.append({"input": text, "options": options, "label": scores.index(max(scores))})
+        else:
+            target = ex.get("target")
+            if target is None:
+                target = [max(ex["target_scores"], key=ex["target_scores"].get)]
+            out.append({"input": text, "references": [target] if isinstance(target, str) else list(target)})
+    return out
+
+
+@register_source("jsonl")
+def _jsonl(args: dict, n: int, seed: int, raw_dir: Path) -> list[dict]:
+    """A local file already in raw-example shape (used by tests and by users who bring their own data)."""
+    path = Path(args["path"])
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@register_source("generator")
+def _generator(args: dict, n: int, seed: int, raw_dir: Path) -> list[dict]:
+    from molebench import generators
+
+    return generators.generate(args["name"], n=n, seed=seed, **args.get("kwargs", {}))
+
+
+# ---- splits --------------------------------------------------------------------------------------------------
+
+def _check(raw: dict, spec: TaskSpec) -> str | None:
+    """Why a raw example cannot be used, or None."""
+    if not str(raw.get("input", "")).strip():
+        return "empty input"
+    if spec.answer == "multiple_choice":
+        options = raw.get("options") or []
+        if len(options) < 2:
+            return "fewer than 2 options"
+        if not isinstance(raw.get("label"), int) or not 0 <= raw["label"] < len(options):
+            return "label out of range"
+    elif not [r for r in raw.get("references", []) if str(r).strip()]:
+        return "empty target"
+    return None
+
+
+def build_splits(spec: TaskSpec, n_train: int, n_test: int, seed: int, raw_dir: str | Path) -> tuple[dict, dict]:
+    """Fixed, seeded train/test splits. The split seed is per task and independent of the training seed.
+
+    Returns (splits, report): splits maps split name to records; report counts what was dropped and why.
+    """
+    task_seed = zlib.crc32(spec.name.encode()) ^ seed
+    if spec.source["kind"] not in SOURCES:
+        raise KeyError(f"task {spec.name}: unknown source kind {spec.source['kind']!r}; known: {sorted(SOURCES)}")
+    raw = SOURCES[spec.source["kind"]](spec.source, n_train + n_test, task_seed, Path(raw_dir))
+    dropped: dict[str, int] = {}
+    usable = []
+    for ex in raw:
+        reason = _check(ex, spec)
+        if reason:
+            dropped[reason] = dropped.get(reason, 0) + 1
+        else:
+            usable.append(ex)
+    random.Random(task_seed).shuffle(usable)
+    if len(usable) < n_test + 1:
+        raise ValueError(f"task {spec.name}: only {len(usable)} usable examples, need more than n_test={n_test}")
+    records = [_render(spec, ex, i) for i, ex in enumerate(usable[: n_test + n_train])]
+    splits = {"test": records[:n_test], "train": records[n_test:]}
+    report = {"task": spec.name, "raw": len(raw), "usable": len(usable), "dropped": dropped,
+              **{f"n_{k}": len(v) for k, v in splits.items()}}
+    return splits, report
+
+
+def _render(spec: TaskSpec, ex: dict, i: int) -> dict:
+    record = {"id": f"{spec.name}-{i}", "input": spec.template.format(input=ex["input"].strip())}
+    if spec.answer == "multiple_choice":
+        record.update(options=[str(o) for o in ex["options"]], label=ex["label"],
+                      references=[str(ex["options"][ex["label"]])])
+    else:
+        record["references"] = [str(r).strip() for r in ex["references"] if str(r).strip()]
+    return record

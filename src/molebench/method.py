@@ -1,0 +1,94 @@
+"""The one interface every composition or fine-tuning method implements.
+
+A method is one module in methods/ holding a `@dataclass` config (help on every field, `__post_init__` raising on bad
+values) and a `Method` subclass registered with `@register_method`. The DAG calls, for every (variant, group, seed):
+
+    method = Method(config)                       # config from the variant entry in config/*.yaml
+    model = method.build(base, experts)           # experts: the group's LoRAs (PEFT folders, validated)
+    method.fit(model, tokenizer, train, trainer)  # only if `trainable`; trains the method's own parameters
+    method.save(model, out_dir) / method.load(model, out_dir)
+
+and scores `model` with the shared scorers. Save/load keep exactly the parameters that `fit` trained.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from molebench.adapters import Expert
+
+
+@dataclasses.dataclass
+class MethodConfig:
+    """Base of every method config; methods add fields, each with metadata={"help": ...}."""
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "MethodConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown option(s) {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**values)
+
+    @classmethod
+    def help(cls) -> dict[str, str]:
+        return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+
+
+class Method(abc.ABC):
+    name: ClassVar[str]
+    description: ClassVar[str]  # one line, shown by `molebench methods`
+    config_class: ClassVar[type[MethodConfig]] = MethodConfig
+    uses_experts: ClassVar[bool] = True   # composes the LoRAs of its group
+    per_task: ClassVar[bool] = False      # one composition per evaluated task (the group is the task itself)
+    trainable: ClassVar[bool] = False     # `fit` trains parameters of the method's own
+    seeded: ClassVar[bool] = True         # False: the result cannot depend on the seed, so it runs once
+
+    def __init__(self, config: MethodConfig | None = None):
+        self.config = config or self.config_class()
+
+    @abc.abstractmethod
+    def build(self, base: nn.Module, experts: list[Expert]) -> nn.Module:
+        """Return the model to score. May modify and return `base`; must not modify the experts."""
+
+    def fit(self, model: nn.Module, tokenizer, train: list[dict], trainer) -> dict:
+        """Train the method's parameters on `train` records; returns train info. Only called when `trainable`."""
+        raise NotImplementedError(f"{self.name} has nothing to fit")
+
+    def trained_parameters(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        return {n: p for n, p in model.named_parameters() if p.requires_grad}
+
+    def save(self, model: nn.Module, out_dir: str | Path) -> None:
+        from safetensors.torch import save_file
+
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        state = {n: p.detach().cpu().contiguous() for n, p in self.trained_parameters(model).items()}
+        if state:
+            save_file(state, out_dir / "state.safetensors")
+        (out_dir / "method.json").write_text(json.dumps(
+            {"method": self.name, "config": dataclasses.asdict(self.config)}, indent=2, sort_keys=True) + "\n")
+
+    def load(self, model: nn.Module, in_dir: str | Path) -> None:
+        from safetensors.torch import load_file
+
+        expected = self.trained_parameters(model)
+        path = Path(in_dir) / "state.safetensors"
+        state = load_file(path) if path.is_file() else {}
+        if set(state) != set(expected):
+            raise ValueError(f"{in_dir}: saved state has {sorted(state)[:3]}... but {self.name} expects "
+                             f"{sorted(expected)[:3]}...; was it saved by another method or config?")
+        with torch.no_grad():
+            for n, p in expected.items():
+                p.copy_(state[n])
+
+    def gate_report(self, model: nn.Module) -> dict | None:
+        """Optional analysis data (gate weights, entropy) written beside the method state."""
+        return None

@@ -1,0 +1,132 @@
+"""The DAG's stages as plain functions. Each workflow script is a thin adapter that calls one of these, so every
+stage also runs without Snakemake (tests call them directly). Every output is written atomically and carries its
+provenance."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from molebench import io
+from molebench.data import BIGBENCH_ARCHIVE, build_splits, load_task
+
+
+def base_model(model_cfg: dict, out_dir: str) -> None:
+    from molebench.models import materialise_base
+
+    materialise_base(model_cfg, out_dir)
+
+
+def bigbench_archive(raw_dir: str) -> None:
+    """`pip download` the bigbench sdist (358 MB) into raw_dir; its task files are streamed from it, never unpacked."""
+    raw = Path(raw_dir)
+    raw.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=raw) as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-d", tmp, "bigbench==1.0.0"]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"could not download bigbench==1.0.0 from the package index:\n{done.stderr}")
+        os.replace(Path(tmp) / BIGBENCH_ARCHIVE, raw / BIGBENCH_ARCHIVE)
+
+
+@contextlib.contextmanager
+def logged(log_file: str | None, threads: int = 1, offline: bool = True):
+    """Run a stage: torch threads, offline hub settings, and stdout/stderr (progress bars too) into the rule's log."""
+    from molebench.models import set_offline
+
+    torch.set_num_threads(threads)
+    if offline:
+        set_offline()
+    if log_file is None:
+        yield
+        return
+    Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        yield
+
+
+def task_data(task: str, data_cfg: dict, out_dir: str) -> None:
+    spec = load_task(task)
+    splits, report = build_splits(spec, data_cfg["n_train"], data_cfg["n_test"], data_cfg["split_seed"],
+                                  data_cfg["raw_dir"])
+    with io.atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        for name, records in splits.items():
+            io.write_jsonl(tmp / f"{name}.jsonl", records)
+        io.write_json(tmp / "report.json", report)
+
+
+def train_lora(base_dir: str, task: str, data_dir: str, lora_cfg: dict, train_cfg: dict, seed: int,
+               out_dir: str) -> None:
+    from molebench.models import load_base
+    from molebench.training import TrainConfig
+    from molebench.training import train_lora as train
+
+    model, tokenizer = load_base(base_dir)
+    records = io.read_jsonl(Path(data_dir) / "train.jsonl")
+    with io.atomic_path(out_dir) as tmp:
+        info = train(model, tokenizer, records, lora_cfg, TrainConfig.from_dict(train_cfg), seed, tmp,
+                     desc=f"lora {task} seed {seed}")
+        io.write_json(tmp / "run.json", {"task": task, "train_info": info, "run_info": io.provenance(
+            {"lora": lora_cfg, "train": train_cfg, "base": str(base_dir)}, seed)})
+
+
+def _build(variant: dict, base_dir: str, adapter_dirs: list[str]):
+    from molebench import methods
+    from molebench.adapters import load_expert
+    from molebench.models import load_base
+
+    cls = methods.get(variant["method"])
+    method = cls(cls.config_class.from_dict(variant.get("options", {})))
+    model, tokenizer = load_base(base_dir)
+    experts = [load_expert(d, model, name=Path(d).parent.name) for d in adapter_dirs]
+    return method, method.build(model, experts), tokenizer
+
+
+def compose(variant_name: str, variant: dict, base_dir: str, adapter_dirs: list[str], data_dirs: list[str],
+            train_cfg: dict, seed: int, out_dir: str) -> None:
+    """Build a method over the group's LoRAs, fit it when it trains, and save its state."""
+    from molebench.training import TrainConfig, Trainer, seed_everything
+
+    seed_everything(seed)
+    method, model, tokenizer = _build(variant, base_dir, adapter_dirs)
+    with io.atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        info = {}
+        if method.trainable:
+            records = [r for d in data_dirs for r in io.read_jsonl(Path(d) / "train.jsonl")]
+            trainer = Trainer(TrainConfig.from_dict({**train_cfg, **variant.get("train", {})}), seed,
+                              tmp / "train_log.jsonl", desc=f"{variant_name} seed {seed}")
+            info = method.fit(model, tokenizer, records, trainer)
+        method.save(model, tmp)
+        report = method.gate_report(model)
+        if report is not None:
+            io.write_json(tmp / "gates.json", report)
+        io.write_json(tmp / "run.json", {"variant": variant_name, "train_info": info, "run_info": io.provenance(
+            {"variant": variant, "train": train_cfg, "adapters": adapter_dirs}, seed)})
+
+
+def evaluate(variant_name: str, variant: dict, group: str, task: str, base_dir: str, adapter_dirs: list[str],
+             method_dir: str, data_dir: str, eval_cfg: dict, seed: int, out_file: str, predictions_file: str) -> None:
+    from molebench.scoring import evaluate as score
+    from molebench.training import seed_everything
+
+    seed_everything(seed)
+    start = time.time()
+    method, model, tokenizer = _build(variant, base_dir, adapter_dirs)
+    method.load(model, method_dir)
+    spec = load_task(task)
+    result = score(model, tokenizer, spec, io.read_jsonl(Path(data_dir) / "test.jsonl"), eval_cfg["batch_size"],
+                   eval_cfg["max_input_tokens"], eval_cfg.get("bf16", False))
+    io.write_jsonl(predictions_file, result.pop("predictions"))
+    io.write_json(out_file, {
+        "variant": variant_name, "method": variant["method"], "group": group, "task": task, "family": spec.family,
+        "seed": seed, **result, "seconds": round(time.time() - start, 2),
+        "run_info": io.provenance({"variant": variant, "eval": eval_cfg, "adapters": adapter_dirs}, seed)})

@@ -1,0 +1,85 @@
+"""What the DAG must run for a config: the checks made at parse time and the paths each target needs.
+
+The Snakefile validates the config's shape against workflow/schemas/config.schema.yaml; `check` adds what a schema
+cannot say (unknown methods, tasks, groups and variants; method options), with messages that name the fix.
+"""
+
+from __future__ import annotations
+
+from molebench import methods
+from molebench.data import list_tasks, load_task
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def check(config: dict) -> None:
+    known_tasks = set(list_tasks())
+    for group, tasks in config["groups"].items():
+        for task in tasks:
+            if task not in known_tasks:
+                raise ConfigError(f"groups.{group}: unknown task {task!r}; add data/tasks/{task}.yaml or use one of: "
+                                  f"{', '.join(sorted(known_tasks))}")
+            load_task(task)  # parse it now, so a broken task file fails before any job starts
+    for name, variant in config["variants"].items():
+        try:
+            cls = methods.get(variant["method"])
+        except KeyError as err:
+            raise ConfigError(f"variants.{name}: {err.args[0]}") from None
+        try:
+            cls.config_class.from_dict(variant.get("options", {}))
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"variants.{name}.options: {err}") from None
+        if "train" in variant and not cls.trainable:
+            raise ConfigError(f"variants.{name}: method {cls.name!r} trains nothing; remove its `train` section")
+    for name, table in config["tables"].items():
+        for group in table["groups"]:
+            if group not in config["groups"]:
+                raise ConfigError(f"tables.{name}: unknown group {group!r}; groups: {', '.join(config['groups'])}")
+        for variant in table["variants"]:
+            if variant not in config["variants"]:
+                raise ConfigError(f"tables.{name}: unknown variant {variant!r}; variants: "
+                                  f"{', '.join(config['variants'])}")
+    for required in ("zero-shot", "single"):
+        if not any(v["method"] == required for v in config["variants"].values()):
+            raise ConfigError(f"variants: a variant with method {required!r} is needed for the LoRA gain check")
+
+
+def method_of(config: dict, variant: str):
+    return methods.get(config["variants"][variant]["method"])
+
+
+def seeds_of(config: dict, variant: str) -> list[int]:
+    return config["seeds"] if method_of(config, variant).seeded else config["seeds"][:1]
+
+
+def compositions(config: dict, variant: str, groups: list[str]) -> list[tuple[str, str]]:
+    """(group, task) pairs a variant is scored on: a per-task method's group is the task itself."""
+    per_task = method_of(config, variant).per_task
+    return [(task, task) if per_task else (group, task) for group in groups for task in config["groups"][group]]
+
+
+def group_tasks(config: dict, variant: str, group: str) -> list[str]:
+    """Tasks whose LoRAs (and training data) a composition uses."""
+    cls = method_of(config, variant)
+    if not cls.uses_experts and not cls.trainable:
+        return []
+    return [group] if cls.per_task else config["groups"][group]
+
+
+def metric_files(config: dict, variant: str, groups: list[str]) -> list[str]:
+    return [f"{config['results_dir']}/metrics/{variant}/{group}/{task}/seed{seed}.json"
+            for group, task in compositions(config, variant, groups) for seed in seeds_of(config, variant)]
+
+
+def table_inputs(config: dict, table: str) -> list[str]:
+    spec = config["tables"][table]
+    return [f for variant in spec["variants"] for f in metric_files(config, variant, spec["groups"])]
+
+
+def gain_inputs(config: dict) -> list[str]:
+    """Zero-shot and single-LoRA scores of every task a table relies on."""
+    groups = sorted({g for t in config["tables"].values() for g in t["groups"]})
+    return [f for name, v in config["variants"].items() if v["method"] in ("zero-shot", "single")
+            for f in metric_files(config, name, groups)]

@@ -1,0 +1,145 @@
+"""One scorer registry and one evaluation routine for every method.
+
+Scores are on a 0-100 scale, as the papers report them. Generation is greedy and batched with the KV cache;
+multiple choice picks the option with the highest summed log-likelihood (lm-eval's `acc`). Every score file records
+its protocol (decoding, prompt, metric implementation and version).
+"""
+
+from __future__ import annotations
+
+import string
+from importlib.metadata import version
+from typing import Callable
+
+import torch
+
+from molebench.data import TaskSpec
+from molebench.models import prompt_positions
+from molebench.training import autocast, collate, encode_answer, encode_prompt, is_seq2seq, answer_logprobs
+
+# name -> fn(predictions, references: list[list[str]]) -> float in [0, 100]
+SCORERS: dict[str, Callable[[list[str], list[list[str]]], float]] = {}
+SCORER_IMPL: dict[str, str] = {}
+
+
+def register_scorer(name: str, implementation: str):
+    def deco(fn):
+        if name in SCORERS:
+            raise ValueError(f"scorer {name!r} registered twice")
+        SCORERS[name], SCORER_IMPL[name] = fn, implementation
+        return fn
+    return deco
+
+
+def normalise(text: str) -> str:
+    """Lower-case, drop punctuation and articles, squeeze spaces (SQuAD-style answer normalisation)."""
+    text = "".join(c for c in text.lower() if c not in string.punctuation)
+    return " ".join(w for w in text.split() if w not in ("a", "an", "the"))
+
+
+@register_scorer("exact_match", "molebench normalise(): lower-case, no punctuation or articles")
+def exact_match(predictions: list[str], references: list[list[str]]) -> float:
+    hits = [any(normalise(p) == normalise(r) for r in refs) for p, refs in zip(predictions, references)]
+    return 100.0 * sum(hits) / len(hits)
+
+
+@register_scorer("bleu", f"sacrebleu {version('sacrebleu')} corpus_bleu, default 13a tokenisation")
+def bleu(predictions: list[str], references: list[list[str]]) -> float:
+    import sacrebleu
+
+    width = max(len(r) for r in references)
+    # sacrebleu wants one stream per reference position; pad short reference lists with their first reference
+    streams = [[refs[i] if i < len(refs) else refs[0] for refs in references] for i in range(width)]
+    return sacrebleu.corpus_bleu(predictions, streams).score
+
+
+def _rouge(kind: str):
+    def score(predictions: list[str], references: list[list[str]]) -> float:
+        from rouge_score import rouge_scorer
+
+        scorer = rouge_scorer.RougeScorer([kind], use_stemmer=True)
+        # best reference per example (multi-reference tasks such as WebNLG), F-measure, averaged
+        best = [max(scorer.score(r, p)[kind].fmeasure for r in refs) for p, refs in zip(predictions, references)]
+        return 100.0 * sum(best) / len(best)
+    return score
+
+
+for _kind in ("rouge1", "rouge2", "rougeL"):
+    register_scorer(_kind, f"rouge-score {version('rouge-score')} {_kind} F1, stemmer, best reference")(_rouge(_kind))
+
+
+@register_scorer("accuracy", "argmax of summed option log-likelihood (lm-eval acc)")
+def accuracy(predictions: list[str], references: list[list[str]]) -> float:
+    hits = [p == refs[0] for p, refs in zip(predictions, references)]
+    return 100.0 * sum(hits) / len(hits)
+
+
+def cut_at_stop(text: str) -> str:
+    """Answers are one line: keep generation up to the first newline."""
+    return text.split("\n")[0].strip()
+
+
+@torch.no_grad()
+def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, max_input_tokens: int, batch_size: int,
+             bf16: bool = False) -> list[str]:
+    seq2seq = is_seq2seq(model)
+    outputs = []
+    for start in range(0, len(prompts), batch_size):
+        ids = [encode_prompt(tokenizer, p, max_input_tokens) for p in prompts[start:start + batch_size]]
+        batch = collate(tokenizer, [(p, []) for p in ids], seq2seq, pad_left=not seq2seq)
+        with prompt_positions(batch["prompt_mask"]), autocast(bf16, model.device):
+            out = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                 max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+        new = out if seq2seq else out[:, batch["input_ids"].shape[1]:]
+        outputs += [cut_at_stop(t) for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
+    return outputs
+
+
+@torch.no_grad()
+def choose(model, tokenizer, records: list[dict], max_input_tokens: int, batch_size: int, bf16: bool = False) -> list[str]:
+    """Pick each record's option with the highest summed log-likelihood given the prompt."""
+    pairs, owner = [], []
+    for i, r in enumerate(records):
+        prompt = encode_prompt(tokenizer, r["input"], max_input_tokens)
+        for option in r["options"]:
+            pairs.append((prompt, encode_answer(tokenizer, option, 64, add_eos=False)))
+            owner.append(i)
+    scores = []
+    for start in range(0, len(pairs), batch_size):
+        batch = collate(tokenizer, pairs[start:start + batch_size], is_seq2seq(model))
+        with autocast(bf16, model.device):
+            scores += answer_logprobs(model, batch).sum(-1).tolist()
+    best: dict[int, tuple[float, str]] = {}
+    k = 0
+    for i, r in enumerate(records):
+        for option in r["options"]:
+            if i not in best or scores[k] > best[i][0]:
+                best[i] = (scores[k], option)
+            k += 1
+    return [best[i][1] for i in range(len(records))]
+
+
+def evaluate(model, tokenizer, spec: TaskSpec, records: list[dict], batch_size: int = 8, max_input_tokens: int = 160,
+             bf16: bool = False) -> dict:
+    """Score `model` on `records` of task `spec` with every metric the task names."""
+    unknown = [m for m in spec.metrics if m not in SCORERS]
+    if unknown:
+        raise KeyError(f"task {spec.name}: unknown metric(s) {unknown}; known: {sorted(SCORERS)}")
+    if spec.answer == "multiple_choice":
+        predictions = choose(model, tokenizer, records, max_input_tokens, batch_size, bf16)
+        decoding = "option log-likelihood (sum), no generation"
+    else:
+        predictions = generate(model, tokenizer, [r["input"] for r in records], spec.max_new_tokens,
+                               max_input_tokens, batch_size, bf16)
+        decoding = f"greedy, max_new_tokens={spec.max_new_tokens}, cut at first newline, KV cache"
+    references = [r["references"] for r in records]
+    return {
+        "metrics": {m: round(SCORERS[m](predictions, references), 4) for m in spec.metrics},
+        "n": len(records),
+        "protocol": {"decoding": decoding, "template": spec.template, "task_version": spec.version,
+                     "max_input_tokens": max_input_tokens, "bf16": bf16,
+                     "metric_implementations": {m: SCORER_IMPL[m] for m in spec.metrics}},
+        "predictions": [{"id": r["id"], "prediction": p, "references": r["references"]}
+                        for r, p in zip(records, predictions)],
+    }

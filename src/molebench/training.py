@@ -1,0 +1,186 @@
+"""Tokenisation shared by training and scoring, the one training loop, and per-task LoRA training with PEFT."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from molebench.models import prompt_positions
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    steps: int = 60
+    batch_size: int = 8
+    lr: float = 5e-4
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    max_input_tokens: int = 160
+    max_target_tokens: int = 64
+    autocast_bf16: bool = False  # bf16 autocast on CPU/GPU; parameters stay fp32
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def autocast(enabled: bool, device: torch.device | str = "cpu"):
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+
+
+# ---- tokenisation --------------------------------------------------------------------------------------------
+
+def is_seq2seq(model) -> bool:
+    return bool(getattr(model.config, "is_encoder_decoder", False))
+
+
+def encode_prompt(tokenizer, prompt: str, max_tokens: int) -> list[int]:
+    ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
+    return ids[-max_tokens:]  # keep the end of an over-long prompt: the question sits there
+
+
+def encode_answer(tokenizer, answer: str, max_tokens: int, add_eos: bool = True) -> list[int]:
+    # answers follow the prompt after one space, in training and in scoring alike
+    ids = tokenizer(" " + answer, add_special_tokens=False)["input_ids"][:max_tokens]
+    return ids + [tokenizer.eos_token_id] if add_eos else ids
+
+
+def collate(tokenizer, pairs: list[tuple[list[int], list[int]]], seq2seq: bool, pad_left: bool = False) -> dict:
+    """Batch (prompt ids, answer ids) pairs for teacher forcing.
+
+    Returns model inputs plus `labels` (-100 outside answers) and `prompt_mask` (1 at prompt tokens of input_ids).
+    """
+    pad = tokenizer.pad_token_id
+    if seq2seq:
+        enc = _pad([p for p, _ in pairs], pad, pad_left)
+        dec = _pad([a for _, a in pairs], -100, False)
+        return {"input_ids": enc["ids"], "attention_mask": enc["mask"], "labels": dec["ids"], "prompt_mask": enc["mask"]}
+    batch = _pad([p + a for p, a in pairs], pad, pad_left)
+    labels = torch.full_like(batch["ids"], -100)
+    prompt_mask = torch.zeros_like(batch["mask"])
+    width = batch["ids"].shape[1]
+    for i, (p, a) in enumerate(pairs):
+        start = width - len(p) - len(a) if pad_left else 0
+        prompt_mask[i, start:start + len(p)] = 1
+        labels[i, start + len(p):start + len(p) + len(a)] = torch.tensor(a)
+    return {"input_ids": batch["ids"], "attention_mask": batch["mask"], "labels": labels, "prompt_mask": prompt_mask}
+
+
+def _pad(seqs: list[list[int]], value: int, left: bool) -> dict:
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), value, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        sl = slice(width - len(s), width) if left else slice(0, len(s))
+        ids[i, sl] = torch.tensor(s, dtype=torch.long)
+        mask[i, sl] = 1
+    return {"ids": ids, "mask": mask}
+
+
+def answer_logprobs(model, batch: dict) -> torch.Tensor:
+    """Per-token log-probabilities of the labelled tokens, (batch, positions), 0 where unlabelled."""
+    labels = batch["labels"]
+    with prompt_positions(batch["prompt_mask"]):
+        if is_seq2seq(model):
+            dec_in = model.prepare_decoder_input_ids_from_labels(labels.clamp(min=0))
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                           decoder_input_ids=dec_in).logits
+            targets = labels
+        else:
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+            targets = labels[:, 1:]
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    mask = targets != -100
+    picked = logp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return picked * mask
+
+
+# ---- the training loop ---------------------------------------------------------------------------------------
+
+class Trainer:
+    """Trains the given parameters of `model` on answer tokens (plus an optional extra loss), seeded and logged."""
+
+    def __init__(self, config: TrainConfig, seed: int, log_path: str | Path | None = None, desc: str = "train"):
+        self.config, self.seed, self.log_path, self.desc = config, seed, log_path, desc
+
+    def batches(self, tokenizer, records: list[dict], seq2seq: bool):
+        cfg = self.config
+        rng = random.Random(self.seed)
+        encoded = [(encode_prompt(tokenizer, r["input"], cfg.max_input_tokens),
+                    encode_answer(tokenizer, r["references"][0], cfg.max_target_tokens)) for r in records]
+        order: list[int] = []
+        while True:
+            if len(order) < cfg.batch_size:
+                epoch = list(range(len(encoded)))
+                rng.shuffle(epoch)
+                order += epoch
+            idx, order = order[: cfg.batch_size], order[cfg.batch_size:]
+            yield idx, collate(tokenizer, [encoded[i] for i in idx], seq2seq)
+
+    def train(self, model, tokenizer, records: list[dict], params: list[torch.nn.Parameter], extra_loss=None) -> dict:
+        """extra_loss: optional fn() -> scalar tensor, read after each forward (MoLE's balance loss)."""
+        cfg = self.config
+        if not records:
+            raise ValueError("no training records")
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        batches = self.batches(tokenizer, records, is_seq2seq(model))
+        curve, start = [], time.time()
+        model.train()
+        bar = tqdm(range(cfg.steps), desc=self.desc, mininterval=5)
+        for step in bar:
+            idx, batch = next(batches)
+            with autocast(cfg.autocast_bf16, model.device):
+                logp = answer_logprobs(model, batch)
+                task_loss = -logp.sum() / (batch["labels"] != -100).sum()
+                extra = extra_loss() if extra_loss else torch.zeros(())
+                extra = torch.as_tensor(extra)
+                loss = task_loss + extra
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"{self.desc}: loss is {loss.item()} at step {step} on records "
+                                         f"{[records[i]['id'] for i in idx]}; lower the learning rate or check the data")
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            curve.append({"step": step, "loss": round(loss.item(), 6), "task_loss": round(task_loss.item(), 6),
+                          "extra_loss": round(extra.item(), 6)})
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        model.eval()
+        if self.log_path:
+            Path(self.log_path).write_text("".join(json.dumps(c) + "\n" for c in curve))
+        return {"steps": cfg.steps, "seconds": round(time.time() - start, 2),
+                "trainable_params": sum(p.numel() for p in params),
+                "first_loss": curve[0]["loss"], "final_loss": curve[-1]["loss"]}
+
+
+def train_lora(model, tokenizer, records: list[dict], lora: dict, config: TrainConfig, seed: int, out_dir: Path,
+               desc: str = "lora") -> dict:
+    """Train one LoRA with PEFT and save it as a standard adapter folder in `out_dir` (which must not exist yet)."""
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    seed_everything(seed)
+    task_type = TaskType.SEQ_2_SEQ_LM if is_seq2seq(model) else TaskType.CAUSAL_LM
+    peft_model = get_peft_model(model, LoraConfig(task_type=task_type, **lora))
+    params = [p for p in peft_model.parameters() if p.requires_grad]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    info = Trainer(config, seed, out_dir / "train_log.jsonl", desc).train(peft_model, tokenizer, records, params)
+    peft_model.save_pretrained(out_dir)
+    return info

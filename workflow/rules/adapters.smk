@@ -1,0 +1,16 @@
+rule train_lora:
+    input:
+        base=RES + "/base",
+        data=RES + "/data/{task}",
+    output:
+        directory(RES + "/adapters/{task}/seed{seed}"),
+    log:
+        RES + "/logs/train_lora/{task}-seed{seed}.log",
+    benchmark:
+        RES + "/benchmarks/train_lora/{task}-seed{seed}.tsv"
+    params:
+        lora=config["lora"],
+        train=config["train"],
+    threads: THREADS
+    script:
+        "../scripts/train_lora.py"

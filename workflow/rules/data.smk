@@ -1,0 +1,46 @@
+rule base_model:
+    output:
+        directory(RES + "/base"),
+    log:
+        RES + "/logs/base_model.log",
+    benchmark:
+        RES + "/benchmarks/base_model.tsv"
+    params:
+        model=config["model"],
+    threads: max(THREADS, workflow.cores)
+    script:
+        "../scripts/base_model.py"
+
+
+rule bigbench_archive:
+    output:
+        f"{config['data'].get('raw_dir', 'data/raw')}/bigbench-1.0.0.tar.gz",
+    log:
+        RES + "/logs/bigbench_archive.log",
+    params:
+        raw_dir=config["data"].get("raw_dir", "data/raw"),
+    localrule: True
+    script:
+        "../scripts/bigbench_archive.py"
+
+
+def task_sources(w):
+    from molebench.data import load_task
+
+    if load_task(w.task).source["kind"] == "bigbench":
+        return rules.bigbench_archive.output
+    return []
+
+
+rule task_data:
+    input:
+        task_sources,
+    output:
+        directory(RES + "/data/{task}"),
+    log:
+        RES + "/logs/task_data/{task}.log",
+    params:
+        data={"raw_dir": "data/raw", "split_seed": 0, **config["data"]},
+    localrule: True
+    script:
+        "../scripts/task_data.py"

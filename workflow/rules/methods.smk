@@ -1,0 +1,38 @@
+rule compose:
+    input:
+        base=RES + "/base",
+        adapters=composition_adapters,
+        data=composition_data,
+    output:
+        directory(RES + "/methods/{variant}/{group}/seed{seed}"),
+    log:
+        RES + "/logs/compose/{variant}-{group}-seed{seed}.log",
+    benchmark:
+        RES + "/benchmarks/compose/{variant}-{group}-seed{seed}.tsv"
+    params:
+        variant=variant_cfg,
+        train=config["train"],
+    threads: THREADS
+    script:
+        "../scripts/compose.py"
+
+
+rule evaluate:
+    input:
+        base=RES + "/base",
+        adapters=composition_adapters,
+        method=RES + "/methods/{variant}/{group}/seed{seed}",
+        data=RES + "/data/{task}",
+    output:
+        metrics=RES + "/metrics/{variant}/{group}/{task}/seed{seed}.json",
+        predictions=RES + "/predictions/{variant}/{group}/{task}/seed{seed}.jsonl",
+    log:
+        RES + "/logs/evaluate/{variant}-{group}-{task}-seed{seed}.log",
+    benchmark:
+        RES + "/benchmarks/evaluate/{variant}-{group}-{task}-seed{seed}.tsv"
+    params:
+        variant=variant_cfg,
+        eval=config["eval"],
+    threads: THREADS
+    script:
+        "../scripts/evaluate.py"

@@ -1,0 +1,4 @@
+from molebench import pipeline
+
+with pipeline.logged(snakemake.log[0], snakemake.threads, snakemake.config.get("offline", True)):
+    pipeline.base_model(snakemake.params.model, snakemake.output[0])
