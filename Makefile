@@ -26,7 +26,7 @@ reproduce: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) reproduce --report reports/report.zip
 
 smoke: $(STAMP)
-	$(BIN)/snakemake --cores 2 --configfile config/smoke.yaml --directory results-smoke-run reproduce
+	$(BIN)/snakemake --cores 2 --configfile config/smoke.yaml reproduce
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -6,10 +6,20 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# A config given with --configfile replaces the mini default instead of being merged into it (a smoke run must not
+# inherit the mini groups); --config key=value overrides apply on top of either.
+if "scale" not in config:
+
+    configfile: "config/config.yaml"
+
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
+
+
+# the default profile caps local GPU jobs at one; on a cluster each job gets its own
+resource_scopes:
+    gpu="local",
 
 
 wildcard_constraints:

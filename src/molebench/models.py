@@ -74,46 +74,56 @@ def _hub(args: dict, out_dir: Path) -> None:
     AutoTokenizer.from_pretrained(args["name"], revision=args.get("revision")).save_pretrained(out_dir)
 
 
-@register_model_source("tiny-random")
-def _tiny_random(args: dict, out_dir: Path) -> None:
-    """A tiny randomly initialised LLaMA or T5 with a real SentencePiece tokenizer trained here on generated text."""
+def _sentencepiece_vocab(out_dir: Path, seed: int, vocab_size: int) -> list[tuple[str, float]]:
+    """Train a real SentencePiece unigram model on generated task text; return its (piece, score) list."""
     import sentencepiece as spm
-    from transformers import LlamaConfig, LlamaForCausalLM, LlamaTokenizer, T5Config, T5ForConditionalGeneration, \
-        T5Tokenizer
 
     from molebench import generators
 
-    torch.manual_seed(args.get("seed", 0))
-    out_dir.mkdir(parents=True, exist_ok=True)
     corpus = out_dir / "corpus.txt"
-    corpus.write_text("\n".join(generators.corpus(seed=args.get("seed", 0))) + "\n")
+    corpus.write_text("\n".join(generators.corpus(seed=seed)) + "\n")
     spm.SentencePieceTrainer.train(
-        input=str(corpus), model_prefix=str(out_dir / "spm"), vocab_size=args.get("vocab_size", 512),
-        model_type="unigram", byte_fallback=True, character_coverage=1.0, bos_id=1, eos_id=2, pad_id=0, unk_id=3,
-        minloglevel=2, num_threads=1)
-    corpus.unlink()
+        input=str(corpus), model_prefix=str(out_dir / "spm"), vocab_size=vocab_size, model_type="unigram",
+        byte_fallback=True, character_coverage=1.0, pad_id=0, bos_id=1, eos_id=2, unk_id=3, minloglevel=2,
+        num_threads=1, seed_sentencepiece_size=100_000)
+    processor = spm.SentencePieceProcessor(model_file=str(out_dir / "spm.model"))
+    vocab = [(processor.id_to_piece(i), processor.get_score(i)) for i in range(processor.get_piece_size())]
+    for name in ("corpus.txt", "spm.model", "spm.vocab"):
+        (out_dir / name).unlink()
+    return vocab
+
+
+@register_model_source("tiny-random")
+def _tiny_random(args: dict, out_dir: Path) -> None:
+    """A tiny randomly initialised LLaMA or T5 with a real SentencePiece tokenizer trained here on generated text."""
+    from tokenizers import processors
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, T5Config, \
+        T5ForConditionalGeneration, T5Tokenizer
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    vocab = _sentencepiece_vocab(out_dir, args.get("seed", 0), args.get("vocab_size", 512))
+    # transformers 5 builds tokenizers from (piece, score) lists; T5's adds </s>, LLaMA-style prompts start with <s>
+    tokenizer = T5Tokenizer(vocab=vocab, extra_ids=8, unk_id=3)
+    torch.manual_seed(args.get("seed", 0))
     dims = dict(hidden_size=args.get("hidden_size", 64), num_attention_heads=args.get("heads", 4))
     if args["arch"] == "llama":
-        tokenizer = LlamaTokenizer(vocab_file=str(out_dir / "spm.model"), legacy=False, add_bos_token=True)
-        tokenizer.pad_token = tokenizer.unk_token
-        config = LlamaConfig(vocab_size=tokenizer.vocab_size, intermediate_size=2 * dims["hidden_size"],
+        backend = tokenizer.backend_tokenizer
+        backend.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+        tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>",
+                                            pad_token="<pad>", unk_token="<unk>")
+        config = LlamaConfig(vocab_size=len(tokenizer), intermediate_size=2 * dims["hidden_size"],
                              num_hidden_layers=args.get("layers", 2), num_key_value_heads=args.get("kv_heads", 2),
-                             max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id,
-                             bos_token_id=1, eos_token_id=2, **dims)
+                             max_position_embeddings=512, pad_token_id=0, bos_token_id=1, eos_token_id=2, **dims)
         model = LlamaForCausalLM(config)
     elif args["arch"] == "t5":
-        tokenizer = T5Tokenizer(vocab_file=str(out_dir / "spm.model"), extra_ids=8, legacy=False)
         # gated-gelu feed-forward (wi_0, wi_1, wo) as in FLAN-T5
         config = T5Config(vocab_size=len(tokenizer), d_model=dims["hidden_size"], d_ff=2 * dims["hidden_size"],
                           d_kv=dims["hidden_size"] // dims["num_attention_heads"], num_layers=args.get("layers", 2),
                           num_heads=dims["num_attention_heads"], feed_forward_proj="gated-gelu",
-                          decoder_start_token_id=tokenizer.pad_token_id, pad_token_id=tokenizer.pad_token_id,
-                          eos_token_id=tokenizer.eos_token_id, tie_word_embeddings=False)
+                          decoder_start_token_id=0, pad_token_id=0, eos_token_id=2, tie_word_embeddings=False)
         model = T5ForConditionalGeneration(config)
     else:
         raise ValueError(f"tiny-random: arch must be 'llama' or 't5', got {args['arch']!r}")
-    (out_dir / "spm.model").unlink()
-    (out_dir / "spm.vocab").unlink()
     model.config.name_or_path = f"tiny-random-{args['arch']}"
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)

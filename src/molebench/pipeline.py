@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import torch
@@ -49,7 +50,11 @@ def logged(log_file: str | None, threads: int = 1, offline: bool = True):
         return
     Path(log_file).parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-        yield
+        try:
+            yield
+        except BaseException:
+            traceback.print_exc()  # into the log, which Snakemake shows when the job fails
+            raise
 
 
 def task_data(task: str, data_cfg: dict, out_dir: str) -> None:
@@ -113,20 +118,80 @@ def compose(variant_name: str, variant: dict, base_dir: str, adapter_dirs: list[
             {"variant": variant, "train": train_cfg, "adapters": adapter_dirs}, seed)})
 
 
-def evaluate(variant_name: str, variant: dict, group: str, task: str, base_dir: str, adapter_dirs: list[str],
-             method_dir: str, data_dir: str, eval_cfg: dict, seed: int, out_file: str, predictions_file: str) -> None:
+def evaluate(variant_name: str, variant: dict, group: str, tasks: list[str], base_dir: str, adapter_dirs: list[str],
+             method_dir: str | None, data_dirs: list[str], eval_cfg: dict, seed: int, out_dir: str) -> None:
+    """Build the composition once and score it on every task of its group: out_dir/{task}.json (+ predictions)."""
     from molebench.scoring import evaluate as score
     from molebench.training import seed_everything
 
     seed_everything(seed)
-    start = time.time()
     method, model, tokenizer = _build(variant, base_dir, adapter_dirs)
-    method.load(model, method_dir)
-    spec = load_task(task)
-    result = score(model, tokenizer, spec, io.read_jsonl(Path(data_dir) / "test.jsonl"), eval_cfg["batch_size"],
-                   eval_cfg["max_input_tokens"], eval_cfg.get("bf16", False))
-    io.write_jsonl(predictions_file, result.pop("predictions"))
-    io.write_json(out_file, {
-        "variant": variant_name, "method": variant["method"], "group": group, "task": task, "family": spec.family,
-        "seed": seed, **result, "seconds": round(time.time() - start, 2),
-        "run_info": io.provenance({"variant": variant, "eval": eval_cfg, "adapters": adapter_dirs}, seed)})
+    if method_dir:
+        method.load(model, method_dir)
+    with io.atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        for task, data_dir in zip(tasks, data_dirs, strict=True):
+            start = time.time()
+            spec = load_task(task)
+            result = score(model, tokenizer, spec, io.read_jsonl(Path(data_dir) / "test.jsonl"),
+                           eval_cfg["batch_size"], eval_cfg["max_input_tokens"], eval_cfg.get("bf16", False))
+            io.write_jsonl(tmp / f"{task}.predictions.jsonl", result.pop("predictions"))
+            io.write_json(tmp / f"{task}.json", {
+                "variant": variant_name, "method": variant["method"], "group": group, "task": task,
+                "family": spec.family, "seed": seed, **result, "seconds": round(time.time() - start, 2),
+                "run_info": io.provenance({"variant": variant, "eval": eval_cfg, "adapters": adapter_dirs}, seed)})
+
+
+def metric_files(evaluation_dirs: list[str]) -> list[str]:
+    return [str(p) for d in evaluation_dirs for p in sorted(Path(d).glob("*.json"))]
+
+
+def _tasks(groups: dict) -> dict:
+    return {t: load_task(t) for tasks in groups.values() for t in tasks}
+
+
+def _metrics(config: dict, evaluation_dirs: list[str], groups: list[str]):
+    """Tidy metric rows; a per-task method's rows (group = the task) are repeated under every table group of the task."""
+    import pandas as pd
+
+    from molebench import plan, tables
+
+    metrics = tables.load_metrics(metric_files(evaluation_dirs))
+    per_task = metrics.variant.map(lambda v: plan.method_of(config, v).per_task)
+    parts = [metrics[~per_task]]
+    for group in groups:
+        rows = metrics[per_task & metrics.task.isin(config["groups"][group])].copy()
+        parts.append(rows.assign(group=group))
+    return pd.concat(parts, ignore_index=True)
+
+
+def table(name: str, config: dict, evaluation_dirs: list[str], out_file: str) -> None:
+    from molebench import plan, tables
+
+    spec = config["tables"][name]
+    seeds = {v: plan.seeds_of(config, v) for v in spec["variants"]}
+    df = tables.build_table(name, spec, _metrics(config, evaluation_dirs, spec["groups"]), _tasks(config["groups"]),
+                            config["groups"], seeds)
+    io.write_text(out_file, df.to_csv(index=False))
+
+
+def lora_gain(config: dict, evaluation_dirs: list[str], out_file: str) -> None:
+    from molebench import plan, tables
+
+    used = {g: config["groups"][g] for g in plan.used_groups(config)}
+    by_method = {config["variants"][v]["method"]: v for v in plan.gain_variants(config)}
+    df = tables.lora_gain_table(_metrics(config, evaluation_dirs, list(used)), used, _tasks(used),
+                                zero_shot=by_method["zero-shot"], single=by_method["single"])
+    io.write_text(out_file, df.to_csv(index=False))
+
+
+def site(config: dict, table_files: dict[str, str], gain_file: str, evaluation_dirs: list[str],
+         benchmark_files: list[str], out_dir: str) -> None:
+    import pandas as pd
+
+    from molebench import site as render
+
+    tables = {name: (config["tables"][name], pd.read_csv(path)) for name, path in table_files.items()}
+    benchmarks = render.load_benchmarks(benchmark_files) if benchmark_files else None
+    render.render_site(out_dir, tables, pd.read_csv(gain_file), render.load_provenance(metric_files(evaluation_dirs)),
+                       benchmarks, config)

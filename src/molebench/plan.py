@@ -60,6 +60,10 @@ def compositions(config: dict, variant: str, groups: list[str]) -> list[tuple[st
     return [(task, task) if per_task else (group, task) for group in groups for task in config["groups"][group]]
 
 
+def evaluated_tasks(config: dict, variant: str, group: str) -> list[str]:
+    return [group] if method_of(config, variant).per_task else config["groups"][group]
+
+
 def group_tasks(config: dict, variant: str, group: str) -> list[str]:
     """Tasks whose LoRAs (and training data) a composition uses."""
     cls = method_of(config, variant)
@@ -68,18 +72,31 @@ def group_tasks(config: dict, variant: str, group: str) -> list[str]:
     return [group] if cls.per_task else config["groups"][group]
 
 
-def metric_files(config: dict, variant: str, groups: list[str]) -> list[str]:
-    return [f"{config['results_dir']}/metrics/{variant}/{group}/{task}/seed{seed}.json"
-            for group, task in compositions(config, variant, groups) for seed in seeds_of(config, variant)]
+def evaluation_dirs(config: dict, variant: str, groups: list[str]) -> list[str]:
+    """One evaluate job per (variant, group, seed) scores every task of the group into one folder."""
+    pairs = dict.fromkeys(g for g, _ in compositions(config, variant, groups))
+    return [f"{config['results_dir']}/metrics/{variant}/{group}/seed{seed}"
+            for group in pairs for seed in seeds_of(config, variant)]
 
 
 def table_inputs(config: dict, table: str) -> list[str]:
     spec = config["tables"][table]
-    return [f for variant in spec["variants"] for f in metric_files(config, variant, spec["groups"])]
+    return list(dict.fromkeys(d for v in spec["variants"] for d in evaluation_dirs(config, v, spec["groups"])))
+
+
+def used_groups(config: dict) -> list[str]:
+    return list(dict.fromkeys(g for t in config["tables"].values() for g in t["groups"]))
+
+
+def gain_variants(config: dict) -> list[str]:
+    return [name for name, v in config["variants"].items() if v["method"] in ("zero-shot", "single")]
 
 
 def gain_inputs(config: dict) -> list[str]:
     """Zero-shot and single-LoRA scores of every task a table relies on."""
-    groups = sorted({g for t in config["tables"].values() for g in t["groups"]})
-    return [f for name, v in config["variants"].items() if v["method"] in ("zero-shot", "single")
-            for f in metric_files(config, name, groups)]
+    groups = used_groups(config)
+    return list(dict.fromkeys(d for v in gain_variants(config) for d in evaluation_dirs(config, v, groups)))
+
+
+def all_evaluation_dirs(config: dict) -> list[str]:
+    return list(dict.fromkeys([d for t in config["tables"] for d in table_inputs(config, t)] + gain_inputs(config)))

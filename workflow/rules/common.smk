@@ -19,5 +19,14 @@ def composition_adapters(w):
 
 def composition_data(w):
     if not plan.method_of(config, w.variant).trainable:
-        return []
+        raise ValueError(f"variant {w.variant} trains nothing, so it has no compose job")
     return [f"{RES}/data/{t}" for t in plan.group_tasks(config, w.variant, w.group)]
+
+
+def trained_method(w):
+    """Only trainable methods have a compose job; the others are built inside the evaluate job."""
+    return [f"{RES}/methods/{w.variant}/{w.group}/seed{w.seed}"] if plan.method_of(config, w.variant).trainable else []
+
+
+def evaluated_data(w):
+    return [f"{RES}/data/{t}" for t in plan.evaluated_tasks(config, w.variant, w.group)]

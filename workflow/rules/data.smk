@@ -4,7 +4,7 @@ rule base_model:
     log:
         RES + "/logs/base_model.log",
     benchmark:
-        RES + "/benchmarks/base_model.tsv"
+        RES + "/benchmarks/base_model/base.tsv"
     params:
         model=config["model"],
     threads: max(THREADS, workflow.cores)

@@ -21,15 +21,14 @@ rule evaluate:
     input:
         base=RES + "/base",
         adapters=composition_adapters,
-        method=RES + "/methods/{variant}/{group}/seed{seed}",
-        data=RES + "/data/{task}",
+        method=trained_method,
+        data=evaluated_data,
     output:
-        metrics=RES + "/metrics/{variant}/{group}/{task}/seed{seed}.json",
-        predictions=RES + "/predictions/{variant}/{group}/{task}/seed{seed}.jsonl",
+        directory(RES + "/metrics/{variant}/{group}/seed{seed}"),
     log:
-        RES + "/logs/evaluate/{variant}-{group}-{task}-seed{seed}.log",
+        RES + "/logs/evaluate/{variant}-{group}-seed{seed}.log",
     benchmark:
-        RES + "/benchmarks/evaluate/{variant}-{group}-{task}-seed{seed}.tsv"
+        RES + "/benchmarks/evaluate/{variant}-{group}-seed{seed}.tsv"
     params:
         variant=variant_cfg,
         eval=config["eval"],

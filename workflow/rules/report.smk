@@ -1,4 +1,6 @@
 rule table:
+    wildcard_constraints:
+        table="|".join(config["tables"]),
     input:
         lambda w: plan.table_inputs(config, w.table),
     output:
@@ -6,8 +8,7 @@ rule table:
     log:
         RES + "/logs/table/{table}.log",
     params:
-        spec=lambda w: config["tables"][w.table],
-        groups=config["groups"],
+        spec=lambda w: config["tables"][w.table],  # an edited table definition reruns the table
     localrule: True
     script:
         "../scripts/table.py"
@@ -20,8 +21,6 @@ rule lora_gain:
         RES + "/tables/lora_gain.csv",
     log:
         RES + "/logs/table/lora_gain.log",
-    params:
-        groups=config["groups"],
     localrule: True
     script:
         "../scripts/lora_gain.py"
@@ -31,13 +30,11 @@ rule site:
     input:
         tables=expand(RES + "/tables/{table}.csv", table=config["tables"]),
         gain=RES + "/tables/lora_gain.csv",
-        metrics=sorted({f for t in config["tables"] for f in plan.table_inputs(config, t)} | set(plan.gain_inputs(config))),
+        evaluations=plan.all_evaluation_dirs(config),
     output:
         report(directory(REP + "/site"), htmlindex="index.html", caption="../report/site.rst", category="molebench"),
     log:
         RES + "/logs/site.log",
-    params:
-        config=config,
     localrule: True
     script:
         "../scripts/site.py"

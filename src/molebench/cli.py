@@ -1,0 +1,147 @@
+"""molebench command line: list methods and tasks, check a config, and measure the suite's own speed.
+
+    molebench methods             every registered method, one line each
+    molebench tasks               every task spec in data/tasks
+    molebench check [CONFIG]      validate a config as the DAG does at parse time
+    molebench bench               smoke DAG wall time; one LoRA step and one scoring batch at the mini scale
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def cmd_methods(args) -> None:
+    from molebench import methods
+
+    for name, cls in methods.available().items():
+        print(f"{name:16s} {cls.description}")
+
+
+def cmd_tasks(args) -> None:
+    from molebench.data import list_tasks, load_task
+
+    for name in list_tasks():
+        spec = load_task(name)
+        print(f"{name:28s} {spec.family:16s} {spec.answer:16s} {','.join(spec.metrics)}")
+
+
+def load_config(path: str) -> dict:
+    """The config as the Snakefile sees it: schema-validated with defaults filled, then checked."""
+    from snakemake.utils import validate
+
+    from molebench import plan
+
+    config = yaml.safe_load(Path(path).read_text())
+    validate(config, str(REPO / "workflow/schemas/config.schema.yaml"))
+    plan.check(config)
+    return config
+
+
+def cmd_check(args) -> None:
+    load_config(args.config)
+    print(f"{args.config}: ok")
+
+
+def _median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def cmd_bench(args) -> None:
+    """Measured side by side in one run; results/bench/spine.json keeps the numbers."""
+    import torch
+
+    from molebench import io, pipeline
+    from molebench.data import build_splits, load_task
+    from molebench.models import load_base
+    from molebench.scoring import generate
+    from molebench.training import TrainConfig, Trainer, answer_logprobs, collate, encode_answer, encode_prompt
+
+    rows = []
+    if not args.skip_smoke:
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "config/smoke.yaml",
+                   "--config", f"results_dir={tmp}/results", f"reports_dir={tmp}/reports", "--quiet", "all"]
+            start = time.perf_counter()
+            subprocess.run(cmd + ["reproduce"], cwd=REPO, check=True, capture_output=True)
+            rows.append(("smoke DAG, 2 cores, from nothing", time.perf_counter() - start, "s"))
+    config = load_config(args.config)
+    with pipeline.logged(None, threads=args.threads):
+        base_dir = Path(config["results_dir"]) / "base"
+        if not base_dir.is_dir():
+            pipeline.base_model(config["model"], str(base_dir))
+        model, tokenizer = load_base(base_dir)
+        spec = load_task(args.task)
+        splits, _ = build_splits(spec, 16, 16, 0, config["data"]["raw_dir"])
+        train_cfg = TrainConfig.from_dict(config["train"])
+        from peft import LoraConfig, get_peft_model
+
+        peft_model = get_peft_model(model, LoraConfig(**config["lora"]))
+        params = [p for p in peft_model.parameters() if p.requires_grad]
+        trainer = Trainer(train_cfg, seed=0)
+        _, batch = next(trainer.batches(tokenizer, splits["train"], False))
+        opt = torch.optim.AdamW(params, lr=train_cfg.lr)
+
+        def step():
+            loss = -answer_logprobs(peft_model, batch).sum()
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+
+        tokens = int(batch["attention_mask"].sum())
+        rows.append((f"LoRA training step, batch {train_cfg.batch_size} ({tokens} tokens), {args.task}",
+                     _median_time(step, args.repeats), "s"))
+        peft_model.eval()
+        prompts = [r["input"] for r in splits["test"][: config["eval"]["batch_size"]]]
+        rows.append((f"scoring batch: greedy generation of {len(prompts)} x {spec.max_new_tokens} tokens",
+                     _median_time(lambda: generate(peft_model, tokenizer, prompts, spec.max_new_tokens,
+                                                   config["eval"]["max_input_tokens"], len(prompts)), args.repeats),
+                     "s"))
+    for name, value, unit in rows:
+        print(f"{name:70s} {value:8.2f} {unit}")
+    io.write_json(Path(config["results_dir"]) / "bench" / "spine.json",
+                  {"rows": [{"name": n, "value": round(v, 3), "unit": u} for n, v, u in rows],
+                   "run_info": io.provenance({"config": args.config, "task": args.task, "threads": args.threads})})
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="molebench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("methods", help="list methods").set_defaults(fn=cmd_methods)
+    sub.add_parser("tasks", help="list tasks").set_defaults(fn=cmd_tasks)
+    check = sub.add_parser("check", help="validate a config")
+    check.add_argument("config", nargs="?", default="config/config.yaml")
+    check.set_defaults(fn=cmd_check)
+    bench = sub.add_parser("bench", help="time the smoke DAG, a mini LoRA step and a mini scoring batch")
+    bench.add_argument("--config", default="config/config.yaml")
+    bench.add_argument("--task", default="e2e_nlg", help="task whose data feeds the step and the scoring batch")
+    bench.add_argument("--threads", type=int, default=2)
+    bench.add_argument("--repeats", type=int, default=3)
+    bench.add_argument("--skip-smoke", action="store_true")
+    bench.set_defaults(fn=cmd_bench)
+    args = parser.parse_args(argv)
+    try:
+        args.fn(args)
+    except (KeyError, ValueError, FileNotFoundError) as err:
+        sys.exit(f"molebench {args.command}: {err}")
+
+
+if __name__ == "__main__":
+    main()

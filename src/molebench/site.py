@@ -1,0 +1,278 @@
+"""Static HTML site: a page per table, the single-LoRA gain check, provenance, and a bar chart per table.
+
+Plain HTML with inline CSS: no scripts and no external URLs, and every piece of text is escaped. The site is built in
+a temporary folder and renamed onto `out_dir` in one step, so nobody ever reads half a site.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+from urllib.parse import quote
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from molebench.io import atomic_path, read_json, write_text
+
+CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; padding: 0 1em; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th { background: #f0f0f0; } td.key { text-align: left; }
+tr.average td { border-top: 2px solid #888; font-style: italic; }
+td.paper { color: #666; background: #fafafa; } tr.invalid td { background: #fff3f3; }
+.note { background: #fffbe6; border-left: 4px solid #e0c000; padding: 0.5em 1em; }
+nav a { margin-right: 1em; }
+"""
+# Fields of run_info that are not shown: the config is stood for by config_hash, and seed and time vary per run.
+SKIPPED_RUN_INFO = {"config", "seed", "time_utc"}
+
+
+def esc(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def fmt(value) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.1f}"
+
+
+def load_benchmarks(paths: list[str]) -> pd.DataFrame:
+    """Snakemake benchmark files results/benchmarks/<rule>/<wildcards>.tsv -> rows: rule, job, s, max_rss (MB)."""
+    frames = []
+    for path in map(Path, paths):
+        parts = path.with_suffix("").parts
+        if "benchmarks" not in parts[:-2]:
+            raise ValueError(f"{path}: expected a path like results/benchmarks/<rule>/<wildcards>.tsv")
+        at = len(parts) - 1 - parts[::-1].index("benchmarks")
+        raw = pd.read_csv(path, sep="\t")
+        frames.append(pd.DataFrame({"rule": parts[at + 1], "job": "/".join(parts[at + 2:]),
+                                    "s": pd.to_numeric(raw["s"], errors="coerce"),
+                                    "max_rss": pd.to_numeric(raw["max_rss"], errors="coerce")}))
+    columns = ["rule", "job", "s", "max_rss"]
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+
+
+def load_provenance(paths: list[str]) -> dict:
+    """Summarise the run_info of metric files.
+
+    Returns {"n_files", "seconds" (summed evaluation time), "first"/"last" (time_utc range),
+    "fields": {dotted field: {value: number of files}}}.
+    """
+    fields: dict[str, dict[str, int]] = {}
+    times, seconds = [], 0.0
+    for path in paths:
+        rec = read_json(path)
+        seconds += float(rec.get("seconds") or 0.0)
+        info = rec.get("run_info") or {}
+        if info.get("time_utc"):
+            times.append(info["time_utc"])
+        for key, value in _flatten({k: v for k, v in info.items() if k not in SKIPPED_RUN_INFO}):
+            counts = fields.setdefault(key, {})
+            counts[str(value)] = counts.get(str(value), 0) + 1
+    return {"n_files": len(paths), "seconds": seconds, "first": min(times, default=None),
+            "last": max(times, default=None), "fields": fields}
+
+
+def _flatten(obj: dict, prefix: str = "") -> list[tuple[str, object]]:
+    out = []
+    for key, value in obj.items():
+        if isinstance(value, dict):
+            out += _flatten(value, f"{prefix}{key}.")
+        else:
+            out.append((f"{prefix}{key}", value))
+    return out
+
+
+def render_site(out_dir: str | Path, tables: dict[str, tuple[dict, pd.DataFrame]], gain: pd.DataFrame,
+                provenance: dict, benchmarks: pd.DataFrame | None, config: dict) -> None:
+    """Write the site into out_dir (replaced as a whole): index, one page + PNG + CSV per table, gain, provenance."""
+    with atomic_path(out_dir) as site:
+        site.mkdir()
+        write_text(site / "index.html", _page("molebench", _index(tables, gain, config)))
+        for name, (spec, table) in tables.items():
+            write_text(site / f"{name}.csv", table.to_csv(index=False))
+            _bar_chart(spec, table, site / f"{name}.png")
+            write_text(site / f"{name}.html", _page(spec.get("title", name), _table_page(name, spec, table, gain,
+                                                                                          config)))
+        write_text(site / "lora_gain.csv", gain.to_csv(index=False))
+        write_text(site / "lora_gain.html", _page("Single-LoRA gain over zero-shot", _gain_page(gain)))
+        write_text(site / "provenance.html", _page("Provenance", _provenance_page(provenance, benchmarks)))
+
+
+def _page(title: str, body: str) -> str:
+    nav = '<nav><a href="index.html">index</a><a href="lora_gain.html">LoRA gain</a>' \
+          '<a href="provenance.html">provenance</a></nav>'
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
+            f"<style>{CSS}</style></head>\n<body>{nav}\n<h1>{esc(title)}</h1>\n{body}\n</body></html>\n")
+
+
+def _link(href: str, text: str) -> str:
+    return f'<a href="{esc(quote(href))}">{esc(text)}</a>'
+
+
+def _html_table(header: list[str], rows: list[list[str]], row_classes: list[str] | None = None) -> str:
+    """Cells are given as HTML (already escaped) so callers can bold or class them."""
+    head = "".join(f"<th>{h}</th>" for h in header)
+    body = "".join(f'<tr class="{cls}">{"".join(row)}</tr>'
+                   for row, cls in zip(rows, row_classes or [""] * len(rows)))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _setup_line(config: dict) -> str:
+    model = config.get("model", {})
+    model_text = ", ".join(f"{k}: {v}" for k, v in model.items()) if isinstance(model, dict) else model
+    return (f"scale <b>{esc(config.get('scale', '?'))}</b>, model <b>{esc(model_text)}</b>, "
+            f"seeds <b>{esc(', '.join(map(str, config.get('seeds', []))))}</b>")
+
+
+def _index(tables: dict, gain: pd.DataFrame, config: dict) -> str:
+    about = ("<p>molebench trains one LoRA per task on a small language model, composes each group's LoRAs with the "
+             "methods compared in the MoLE paper (MoLE, normalised linear arithmetic, ...) and scores every "
+             "composition on every task of the group. Each table page puts our numbers beside the numbers the paper "
+             "published.</p>")
+    parts = [about, f"<h2>What was run</h2><p>{_setup_line(config)}</p>"]
+    data = config.get("data", {})
+    if data:
+        parts.append(f"<p>{esc(data.get('n_train', '?'))} training and {esc(data.get('n_test', '?'))} test "
+                     f"examples per task (split seed {esc(data.get('split_seed', '?'))}).</p>")
+    group_rows = [[f'<td class="key">{esc(g)}</td>', f'<td class="key">{esc(", ".join(ts))}</td>']
+                  for g, ts in config.get("groups", {}).items()]
+    parts.append(_html_table(["group", "tasks"], group_rows))
+    variant_rows = [[f'<td class="key">{esc(v)}</td>', f'<td class="key">{esc(d.get("method", ""))}</td>',
+                     f'<td class="key">{esc(d.get("options", {}))}</td>', f'<td class="key">{esc(d.get("train", {}))}</td>']
+                    for v, d in config.get("variants", {}).items()]
+    parts.append(_html_table(["variant", "method", "options", "train"], variant_rows))
+    links = "".join(f"<li>{_link(f'{name}.html', spec.get('title', name))}</li>" for name, (spec, _) in tables.items())
+    n_valid = int(gain["valid"].sum()) if len(gain) else 0
+    parts.append(f"<h2>Pages</h2><ul>{links}"
+                 f"<li>{_link('lora_gain.html', 'Single-LoRA gain over zero-shot')}: "
+                 f"{n_valid} of {len(gain)} tasks pass</li>"
+                 f"<li>{_link('provenance.html', 'Provenance: code, config, versions, hardware, run times')}</li></ul>")
+    return "\n".join(parts)
+
+
+def _table_page(name: str, spec: dict, table: pd.DataFrame, gain: pd.DataFrame, config: dict) -> str:
+    variants = list(spec["variants"])
+    paper_cols = [c for c in table.columns if c.startswith("paper:")]
+    valid = {(r.group, r.task): r for r in gain.itertuples()}
+    header = ["group", "task", "paper row", "metric"]
+    header += [f"{esc(v)}<br>(n={esc(_n_seeds(table, v))})" for v in variants]
+    header += [f"paper<br>{esc(c.removeprefix('paper:'))}" for c in paper_cols]
+    rows, classes, flagged = [], [], []
+    for row in table.to_dict("records"):
+        check = valid.get((row["group"], row["task"]))
+        mark = ""
+        if row["kind"] == "task" and (check is None or not check.valid):
+            mark = " †"
+            flagged.append((row["task"], check.reason if check is not None else "not checked"))
+        means = [row[f"{v}:mean"] for v in variants]
+        best = max((m for m in means if not math.isnan(m)), default=None)
+        cells = [f'<td class="key">{esc(row["group"])}</td>', f'<td class="key">{esc(row["task"])}{mark}</td>',
+                 f'<td class="key">{esc(row["paper_task"])}</td>', f'<td class="key">{esc(row["metric"])}</td>']
+        for v, mean in zip(variants, means):
+            text = f"{fmt(mean)} ± {fmt(row[f'{v}:std'])}"
+            cells.append(f"<td><b>{text}</b></td>" if mean == best else f"<td>{text}</td>")
+        # str() keeps the paper's own precision (27.4 vs 80.32)
+        cells += [f'<td class="paper">{"–" if math.isnan(row[c]) else row[c]}</td>' for c in paper_cols]
+        rows.append(cells)
+        classes.append("average" if row["kind"] == "average" else ("invalid" if mark else ""))
+    legend = (f"<p>{_setup_line(config)}. Cells give the mean ± sample standard deviation over seeds (n per "
+              "column). The best mean of each row is in bold. Grey columns hold the paper's published numbers.</p>")
+    parts = [legend, _stand_in_note(table, paper_cols)]
+    if flagged:
+        items = "".join(f"<li>{esc(t)}: {esc(r)}</li>" for t, r in dict(flagged).items())
+        parts.append(f'<p class="note">† The comparison on these tasks may be noise: their single-task LoRA does not '
+                     f"clearly beat the base model zero-shot ({_link('lora_gain.html', 'details')}).</p><ul>{items}</ul>")
+    parts.append(_html_table(header, rows, classes))
+    parts.append(f'<p><img src="{esc(quote(name))}.png" alt="{esc(spec.get("title", name))}: group averages"></p>'
+                 f"<p>{_link(f'{name}.csv', 'This table as CSV')}"
+                 f" (columns: {{variant}}:mean, {{variant}}:std, {{variant}}:n_seeds, paper:{{method}}).</p>")
+    return "\n".join(parts)
+
+
+def _n_seeds(table: pd.DataFrame, variant: str) -> int:
+    return int(table[f"{variant}:n_seeds"].max())
+
+
+def _stand_in_note(table: pd.DataFrame, paper_cols: list[str]) -> str:
+    """Say plainly that our tasks and model stand in for the paper's, and which tasks have no paper row at all."""
+    note = ("The paper reports Flan-T5 with LoRAs trained on FLAN tasks. Our runs use the model named above, with "
+            "tasks that stand in for the paper's, and the 'paper row' column names the row each one stands in for. "
+            "Absolute numbers are not expected to agree, so compare how the methods rank. Our average rows average "
+            "over our tasks; the paper's average rows average over its own.")
+    task_rows = table[table.kind == "task"]
+    no_paper = task_rows[task_rows[paper_cols].isna().all(axis=1)] if paper_cols else task_rows
+    if len(no_paper):
+        pairs = dict.fromkeys(f"{t} ({m})" for t, m in zip(no_paper.task, no_paper.metric))
+        note += " The paper has no number for: " + ", ".join(pairs) + "."
+    return f'<p class="note">{esc(note)}</p>'
+
+
+def _bar_chart(spec: dict, table: pd.DataFrame, path: Path) -> None:
+    """Group averages per variant, with the std over seeds as error bars."""
+    variants = list(spec["variants"])
+    avg = table[table.kind == "average"]
+    fig = Figure(figsize=(6.4, 3.2))
+    ax = fig.add_subplot()
+    width = 0.8 / len(variants)
+    for i, v in enumerate(variants):
+        xs = [j + (i - (len(variants) - 1) / 2) * width for j in range(len(avg))]
+        ax.bar(xs, avg[f"{v}:mean"], width, yerr=avg[f"{v}:std"].fillna(0.0), capsize=2, label=v)
+    ax.set_xticks(range(len(avg)), avg.group)
+    ax.set_ylabel("group average (0-100)")
+    ax.set_title(spec.get("title", ""), fontsize=9)
+    ax.legend(fontsize=7, ncols=min(len(variants), 4))
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+
+
+def _gain_page(gain: pd.DataFrame) -> str:
+    intro = ("<p>A table compares methods on a task only if that task's single-task LoRA beats the base model "
+             "zero-shot by more than twice the sample standard deviation of the LoRA over at least 3 seeds. Where it "
+             "does not, the LoRAs being composed have learnt little, and the differences between methods are "
+             "noise. Scores are on the task's primary metric (its first).</p>")
+    header = ["group", "task", "metric", "zero-shot", "single mean", "single std", "n seeds", "gain", "valid",
+              "reason"]
+    rows, classes = [], []
+    for r in gain.itertuples():
+        rows.append([f'<td class="key">{esc(r.group)}</td>', f'<td class="key">{esc(r.task)}</td>',
+                     f'<td class="key">{esc(r.metric)}</td>', f"<td>{fmt(r.zero_shot)}</td>",
+                     f"<td>{fmt(r.single_mean)}</td>", f"<td>{fmt(r.single_std)}</td>", f"<td>{r.n_seeds}</td>",
+                     f"<td>{fmt(r.gain)}</td>", f"<td>{'yes' if r.valid else '<b>no</b>'}</td>",
+                     f'<td class="key">{esc(r.reason)}</td>'])
+        classes.append("" if r.valid else "invalid")
+    return intro + _html_table(header, rows, classes) + f"<p>{_link('lora_gain.csv', 'As CSV')}</p>"
+
+
+def _provenance_page(provenance: dict, benchmarks: pd.DataFrame | None) -> str:
+    fields = provenance.get("fields", {})
+    when = (f", written between {esc(provenance['first'])} and {esc(provenance['last'])}"
+            if provenance.get("first") else "")
+    summary = (f"<p>Summary of run_info from {esc(provenance.get('n_files', 0))} metric files{when}, with "
+               f"{fmt(provenance.get('seconds', 0.0) / 60)} minutes of evaluation in total. A field with more than "
+               "one value means the results come from different code, configs or machines.</p>")
+    parts = [summary]
+    order = ["git_commit", "git_dirty", "config_hash", "python"]
+    keys = [k for k in order if k in fields] + sorted(k for k in fields if k not in order)
+    rows, classes = [], []
+    for key in keys:
+        values = fields[key]
+        text = "<br>".join(f"{esc(v)} ({n} files)" if len(values) > 1 else esc(v) for v, n in values.items())
+        rows.append([f'<td class="key">{esc(key)}</td>', f'<td class="key">{text}</td>'])
+        classes.append("invalid" if len(values) > 1 else "")
+    parts.append(_html_table(["field", "value"], rows, classes))
+    if benchmarks is not None and len(benchmarks):
+        per_rule = benchmarks.groupby("rule", sort=True).agg(jobs=("s", "size"), total_s=("s", "sum"),
+                                                               max_s=("s", "max"), max_rss=("max_rss", "max"))
+        rule_rows = [[f'<td class="key">{esc(rule)}</td>', f"<td>{r.jobs}</td>", f"<td>{fmt(r.total_s)}</td>",
+                      f"<td>{fmt(r.max_s)}</td>", f"<td>{fmt(r.max_rss)}</td>"] for rule, r in per_rule.iterrows()]
+        job_rows = [[f'<td class="key">{esc(r.rule)}</td>', f'<td class="key">{esc(r.job)}</td>',
+                     f"<td>{fmt(r.s)}</td>", f"<td>{fmt(r.max_rss)}</td>"] for r in benchmarks.itertuples()]
+        parts.append("<h2>Wall time and memory per rule</h2><p>From Snakemake benchmark files; max RSS in MB.</p>"
+                     + _html_table(["rule", "jobs", "total s", "max s", "max RSS"], rule_rows)
+                     + "<details><summary>Per job</summary>"
+                     + _html_table(["rule", "job", "s", "max RSS"], job_rows) + "</details>")
+    return "\n".join(parts)

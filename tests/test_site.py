@@ -1,0 +1,72 @@
+"""site.py: the static site is complete, linked, escaped, and replaced as a whole."""
+
+import re
+
+from test_tables import GROUPS, SEEDS, SPEC, TASKS, VARIANT_SEEDS, write_metrics, write_paper
+
+from molebench.site import load_benchmarks, load_provenance, render_site
+from molebench.tables import build_table, load_metrics, lora_gain_table
+
+CONFIG = {"scale": "mini", "model": {"source": "smollm2-gguf"}, "seeds": SEEDS, "groups": GROUPS,
+          "data": {"n_train": 400, "n_test": 50, "split_seed": 0},
+          "variants": {"zero-shot": {"method": "zero-shot"}, "single": {"method": "single"},
+                       "mole": {"method": "mole", "train": {"steps": 40}}}}
+
+
+def make_site(tmp_path, title="Table <A> & co", benchmarks=None):
+    paths = write_metrics(tmp_path, variants=("single", "mole", "zero-shot"))
+    metrics = load_metrics(paths)
+    spec_a = {**SPEC, "title": title, "paper": write_paper(tmp_path / "paper.csv")}
+    spec_b = {**SPEC, "title": "Second table", "variants": ["mole"]}
+    tables = {"table3": (spec_a, build_table("table3", spec_a, metrics, TASKS, GROUPS, VARIANT_SEEDS)),
+              "table7": (spec_b, build_table("table7", spec_b, metrics, TASKS, GROUPS, VARIANT_SEEDS))}
+    out = tmp_path / "site"
+    render_site(out, tables, lora_gain_table(metrics, GROUPS, TASKS), load_provenance(paths), benchmarks, CONFIG)
+    return out
+
+
+def test_site_writes_index_linking_every_page(tmp_path):
+    out = make_site(tmp_path)
+    index = (out / "index.html").read_text()
+    links = set(re.findall(r'href="([^"]+)"', index))
+    assert {"table3.html", "table7.html", "lora_gain.html", "provenance.html"} <= links
+    for link in links:
+        assert (out / link).is_file(), link
+    for name in ("table3", "table7"):
+        assert (out / f"{name}.png").read_bytes().startswith(b"\x89PNG")
+        assert (out / f"{name}.csv").is_file()
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".site.")]  # no temp folder left behind
+
+
+def test_table_page_shows_ours_and_paper(tmp_path):
+    page = (make_site(tmp_path) / "table3.html").read_text()
+    assert "57.0 ± 1.0" in page  # mole, t_a rouge1: 50 + 5 + mean(1, 2, 3)
+    assert "<b>57.0 ± 1.0</b>" in page  # mole beats single on every row
+    assert "55.5</td>" in page and "77.7</td>" in page  # paper values for the matched row and the family average
+    assert "no number for: t_a (rougeL)" in page
+
+
+def test_html_escapes_text(tmp_path):
+    out = make_site(tmp_path, title="<script>alert(1)</script> & co")
+    for page in ("index.html", "table3.html"):
+        text = (out / page).read_text()
+        assert "<script>" not in text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co" in text
+
+
+def test_rerender_replaces_site(tmp_path):
+    out = make_site(tmp_path)
+    (out / "stale.html").write_text("old")
+    make_site(tmp_path)
+    assert not (out / "stale.html").exists()
+
+
+def test_provenance_and_benchmarks(tmp_path):
+    bench = tmp_path / "results/benchmarks/train/t_a/seed1.tsv"
+    bench.parent.mkdir(parents=True)
+    bench.write_text("s\th:m:s\tmax_rss\tmax_vms\n12.5\t0:00:12\t812.3\t900.0\n")
+    df = load_benchmarks([str(bench)])
+    assert df.to_dict("records") == [{"rule": "train", "job": "t_a/seed1", "s": 12.5, "max_rss": 812.3}]
+    page = (make_site(tmp_path, benchmarks=df) / "provenance.html").read_text()
+    for text in ("git_commit", "abc", "config_hash", "versions.torch", "hardware.cpu_count", "train", "812.3"):
+        assert text in page
