@@ -25,11 +25,11 @@ import re
 
 import torch
 import torch.nn.functional as F
+from molebench.methods import register_method
 from torch import nn
 
 from molebench.bank import inject
 from molebench.method import Method, MethodConfig
-from molebench.methods import register_method
 from molebench.models import current_prompt
 
 GRANULARITIES = ("matrix", "layer", "network")

@@ -10,8 +10,9 @@ Every result is labelled with its space through the variant name and the saved m
 
 import dataclasses
 
-from molebench.method import Method, MethodConfig
 from molebench.methods import register_method
+
+from molebench.method import Method, MethodConfig
 
 SPACES = ("output", "weight", "factor")
 

@@ -1,7 +1,8 @@
 """The task's own LoRA, applied through PEFT: the oracle a composition of LoRAs is compared against."""
 
-from molebench.method import Method
 from molebench.methods import register_method
+
+from molebench.method import Method
 
 
 @register_method("single")

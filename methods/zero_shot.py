@@ -1,7 +1,8 @@
 """The base model alone, no LoRA: the floor every composition must beat."""
 
-from molebench.method import Method
 from molebench.methods import register_method
+
+from molebench.method import Method
 
 
 @register_method("zero-shot")

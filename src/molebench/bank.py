@@ -11,7 +11,7 @@ the base model's modelling code is never rewritten.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -56,6 +56,10 @@ class BankedLinear(nn.Module):
     def __init__(self, name: str, base: nn.Linear, bank: LoraBank, mixer: Callable):
         super().__init__()
         self.name, self.base, self.bank, self.mixer = name, base, bank, mixer
+
+    @property
+    def weight(self) -> torch.Tensor:  # modelling code reads it (T5 checks wo.weight.dtype)
+        return self.base.weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.bank.low_rank(x)

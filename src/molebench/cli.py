@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -71,7 +70,7 @@ def cmd_bench(args) -> None:
     from molebench.data import build_splits, load_task
     from molebench.models import load_base
     from molebench.scoring import generate
-    from molebench.training import TrainConfig, Trainer, answer_logprobs, collate, encode_answer, encode_prompt
+    from molebench.training import TrainConfig, Trainer, answer_logprobs
 
     rows = []
     if not args.skip_smoke:

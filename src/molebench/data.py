@@ -15,8 +15,8 @@ import json
 import random
 import tarfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import yaml
 
@@ -78,13 +78,16 @@ def load_task(name: str, dirs: list[str] | None = None) -> TaskSpec:
 # `n` is how many examples are wanted (generators make exactly that many; file sources may return more).
 
 SOURCES: dict[str, Callable[..., list[dict]]] = {}
+ON_DEMAND: set[str] = set()  # sources that make as many examples as asked (generators), rather than reading a file
 
 
-def register_source(kind: str):
+def register_source(kind: str, on_demand: bool = False):
     def deco(fn):
         if kind in SOURCES:
             raise ValueError(f"source kind {kind!r} registered twice")
         SOURCES[kind] = fn
+        if on_demand:
+            ON_DEMAND.add(kind)
         return fn
     return deco
 
@@ -127,7 +130,7 @@ def _jsonl(args: dict, n: int, seed: int, raw_dir: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-@register_source("generator")
+@register_source("generator", on_demand=True)
 def _generator(args: dict, n: int, seed: int, raw_dir: Path) -> list[dict]:
     from molebench import generators
 
@@ -154,28 +157,57 @@ def _check(raw: dict, spec: TaskSpec) -> str | None:
 def build_splits(spec: TaskSpec, n_train: int, n_test: int, seed: int, raw_dir: str | Path) -> tuple[dict, dict]:
     """Fixed, seeded train/test splits. The split seed is per task and independent of the training seed.
 
+    Examples with the same input are merged into one (their references pooled), so that no test input is also a
+    training input (BIG-bench's struct-to-text tasks repeat each input once per reference). The test split does not
+    depend on n_train: file sources are shuffled once and cut, on-demand sources draw the test split from its own seed.
     Returns (splits, report): splits maps split name to records; report counts what was dropped and why.
     """
+    kind = spec.source["kind"]
+    if kind not in SOURCES:
+        raise KeyError(f"task {spec.name}: unknown source kind {kind!r}; known: {sorted(SOURCES)}")
     task_seed = zlib.crc32(spec.name.encode()) ^ seed
-    if spec.source["kind"] not in SOURCES:
-        raise KeyError(f"task {spec.name}: unknown source kind {spec.source['kind']!r}; known: {sorted(SOURCES)}")
-    raw = SOURCES[spec.source["kind"]](spec.source, n_train + n_test, task_seed, Path(raw_dir))
     dropped: dict[str, int] = {}
-    usable = []
+    if kind in ON_DEMAND:
+        test = _usable(SOURCES[kind](spec.source, n_test, 2 * task_seed, Path(raw_dir)), spec, dropped)
+        taken = {ex["input"] for ex in test}
+        train = [ex for ex in _usable(SOURCES[kind](spec.source, n_train + n_test, 2 * task_seed + 1, Path(raw_dir)),
+                                      spec, dropped) if ex["input"] not in taken]
+        raw_count = len(test) + len(train)
+    else:
+        raw = SOURCES[kind](spec.source, n_train + n_test, task_seed, Path(raw_dir))
+        raw_count = len(raw)
+        usable = _usable(raw, spec, dropped)
+        random.Random(task_seed).shuffle(usable)
+        test, train = usable[:n_test], usable[n_test:]
+    if len(test) < n_test or not train:
+        raise ValueError(f"task {spec.name}: only {len(test) + len(train)} usable examples, need more than "
+                         f"n_test={n_test}")
+    splits = {"test": [_render(spec, ex, i) for i, ex in enumerate(test)],
+              "train": [_render(spec, ex, n_test + i) for i, ex in enumerate(train[:n_train])]}
+    report = {"task": spec.name, "raw": raw_count, "usable": len(test) + len(train), "dropped": dropped,
+              **{f"n_{k}": len(v) for k, v in splits.items()}}
+    return splits, report
+
+
+def _usable(raw: list[dict], spec: TaskSpec, dropped: dict[str, int]) -> list[dict]:
+    """Drop (and count) broken examples; merge examples that share an input."""
+    merged: dict[str, dict] = {}
     for ex in raw:
         reason = _check(ex, spec)
+        if reason is None and ex["input"] in merged:
+            if spec.answer == "multiple_choice":
+                reason = "duplicate input"
+            else:
+                merged[ex["input"]]["references"] += [r for r in ex["references"]
+                                                      if r not in merged[ex["input"]]["references"]]
+                dropped["merged into an earlier example with the same input"] = \
+                    dropped.get("merged into an earlier example with the same input", 0) + 1
+                continue
         if reason:
             dropped[reason] = dropped.get(reason, 0) + 1
         else:
-            usable.append(ex)
-    random.Random(task_seed).shuffle(usable)
-    if len(usable) < n_test + 1:
-        raise ValueError(f"task {spec.name}: only {len(usable)} usable examples, need more than n_test={n_test}")
-    records = [_render(spec, ex, i) for i, ex in enumerate(usable[: n_test + n_train])]
-    splits = {"test": records[:n_test], "train": records[n_test:]}
-    report = {"task": spec.name, "raw": len(raw), "usable": len(usable), "dropped": dropped,
-              **{f"n_{k}": len(v) for k, v in splits.items()}}
-    return splits, report
+            merged[ex["input"]] = {**ex, "references": list(ex.get("references", []))}
+    return list(merged.values())
 
 
 def _render(spec: TaskSpec, ex: dict, i: int) -> dict:

@@ -15,9 +15,10 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 TRACKED_PACKAGES = ("molebench", "torch", "transformers", "peft", "datasets", "lm_eval", "sacrebleu", "rouge_score",
                     "snakemake", "safetensors")
@@ -77,7 +78,7 @@ def config_hash(cfg: Any) -> str:
 
 def _git(*args: str) -> str | None:
     try:
-        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
+        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10, check=False,
                              cwd=Path(__file__).resolve().parent)
     except (OSError, subprocess.TimeoutExpired):
         return None

