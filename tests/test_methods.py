@@ -184,3 +184,19 @@ def test_adapter_validation(tmp_path, lora_dirs):
                                          num_attention_heads=4, num_key_value_heads=2))
     with pytest.raises(AdapterError, match="another base model"):
         load_expert(lora_dirs[0], wider)
+
+
+def test_answer_logprobs_keeps_only_answer_logits_without_changing_them(inputs):
+    from molebench.training import answer_logprobs, collate
+
+    model = tiny_llama()
+    pairs = [([1, 5, 6, 7, 8], [9, 10, 2]), ([1, 5], [11, 2])]
+    batch = collate(CharTokenizer(), pairs, seq2seq=False)
+    got = answer_logprobs(model, batch)
+    with torch.no_grad():
+        full = torch.log_softmax(model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits,
+                                 -1)
+    for row, (prompt, answer) in enumerate(pairs):
+        want = [full[row, len(prompt) - 1 + i, tok].item() for i, tok in enumerate(answer)]
+        values = got[row][got[row] != 0].tolist()
+        assert values == pytest.approx(want, abs=1e-5)

@@ -96,20 +96,25 @@ def _pad(seqs: list[list[int]], value: int, left: bool) -> dict:
 
 
 def answer_logprobs(model, batch: dict) -> torch.Tensor:
-    """Per-token log-probabilities of the labelled tokens, (batch, positions), 0 where unlabelled."""
+    """Per-token log-probabilities of the labelled tokens, (batch, positions), 0 where unlabelled.
+
+    Causal models compute logits only from the first answer position of the batch on: the LM head over a 49k vocabulary
+    is a large share of a small model's compute and memory, and prompt positions need none of it.
+    """
     labels = batch["labels"]
     with prompt_positions(batch["prompt_mask"]):
         if is_seq2seq(model):
-            dec_in = model.prepare_decoder_input_ids_from_labels(labels.clamp(min=0))
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                           decoder_input_ids=dec_in).logits
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels).logits
             targets = labels
         else:
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
-            targets = labels[:, 1:]
-    logp = torch.log_softmax(logits.float(), dim=-1)
+            first = int((labels != -100).int().argmax(1).min())
+            keep = torch.arange(max(first - 1, 0), labels.shape[1] - 1)
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                           logits_to_keep=keep).logits
+            targets = labels[:, keep + 1]
     mask = targets != -100
-    picked = logp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    logits = logits.float()
+    picked = logits.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1) - logits.logsumexp(-1)
     return picked * mask
 
 
