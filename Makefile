@@ -22,11 +22,11 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 reproduce: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) reproduce
-	$(BIN)/snakemake --cores $(CORES) reproduce --report reports/report.zip
+	$(BIN)/snakemake reproduce --cores $(CORES)
+	$(BIN)/snakemake reproduce --cores $(CORES) --report reports/report.zip
 
 smoke: $(STAMP)
-	$(BIN)/snakemake --cores 2 --configfile config/smoke.yaml reproduce
+	$(BIN)/snakemake reproduce --cores 2 --configfile config/smoke.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -38,4 +38,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check src methods tests
 
 clean:
-	rm -rf results/* reports/* .snakemake
+	rm -rf results/*/ reports/*/ reports/report.zip .snakemake

@@ -30,7 +30,7 @@ def repo_copy(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def smoke_run(repo_copy) -> Path:
-    snakemake(repo_copy, "--cores", "2", "--configfile", "config/smoke.yaml", "reproduce")
+    snakemake(repo_copy, "reproduce", "--cores", "2", "--configfile", "config/smoke.yaml")
     return repo_copy
 
 
@@ -51,15 +51,15 @@ def test_smoke_dag_writes_tables_and_site(smoke_run):
 
 
 def test_finished_dag_has_nothing_to_do_and_report_embeds_site(smoke_run):
-    done = snakemake(smoke_run, "-n", "--configfile", "config/smoke.yaml", "reproduce")
+    done = snakemake(smoke_run, "reproduce", "-n", "--configfile", "config/smoke.yaml")
     assert "Nothing to be done" in done.stdout + done.stderr
-    snakemake(smoke_run, "--cores", "1", "--configfile", "config/smoke.yaml", "reproduce",
-              "--report", "reports/smoke/report.zip")
+    snakemake(smoke_run, "reproduce", "--cores", "1", "--report", "reports/smoke/report.zip", "--configfile",
+              "config/smoke.yaml")
     assert (smoke_run / "reports/smoke/report.zip").stat().st_size > 0
 
 
 def test_mini_dag_plans_offline(repo_copy):
-    done = snakemake(repo_copy, "-n", "reproduce")
+    done = snakemake(repo_copy, "reproduce", "-n")
     assert "train_lora" in done.stdout and "site" in done.stdout
 
 
@@ -76,6 +76,6 @@ def test_bad_config_fails_at_parse_time_with_a_readable_message(repo_copy, tmp_p
         config[key] = {**config[key], **value} if isinstance(value, dict) and key != "lora" else value
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(config))
-    done = snakemake(repo_copy, "-n", "--configfile", str(bad), "reproduce", check=False)
+    done = snakemake(repo_copy, "reproduce", "-n", "--configfile", str(bad), check=False)
     assert done.returncode != 0
     assert (message or "rank") in done.stdout + done.stderr
