@@ -4,6 +4,7 @@
     molebench tasks               every task spec in data/tasks
     molebench check [CONFIG]      validate a config as the DAG does at parse time
     molebench bench               smoke DAG wall time; one LoRA step and one scoring batch at the mini scale
+    molebench faults              fault injection: kill training and resume, corrupt adapters, break data
 """
 
 from __future__ import annotations
@@ -119,6 +120,18 @@ def cmd_bench(args) -> None:
                    "run_info": io.provenance({"config": args.config, "task": args.task, "threads": args.threads})})
 
 
+def cmd_faults(args) -> None:
+    from molebench import io
+    from molebench.faults import campaign
+
+    rows = campaign(kills=args.kills, seed=args.seed)
+    for row in rows:
+        print(f"[{'ok' if row['ok'] else 'FAILED'}] {row['fault']} x{row['tries']}: {row['observed']}")
+    io.write_json(Path(args.out), {"rows": rows, "run_info": io.provenance({"kills": args.kills}, args.seed)})
+    if not all(row["ok"] for row in rows):
+        sys.exit(1)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="molebench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -135,6 +148,11 @@ def main(argv: list[str] | None = None) -> None:
     bench.add_argument("--repeats", type=int, default=3)
     bench.add_argument("--skip-smoke", action="store_true")
     bench.set_defaults(fn=cmd_bench)
+    faults = sub.add_parser("faults", help="fault injection: SIGKILL and resume training, corrupt adapters, ...")
+    faults.add_argument("--kills", type=int, default=20)
+    faults.add_argument("--seed", type=int, default=0)
+    faults.add_argument("--out", default="results/faults.json")
+    faults.set_defaults(fn=cmd_faults)
     args = parser.parse_args(argv)
     try:
         args.fn(args)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -68,6 +69,13 @@ def task_data(task: str, data_cfg: dict, out_dir: str) -> None:
         io.write_json(tmp / "report.json", report)
 
 
+def checkpoint_dir(out_dir: str) -> Path:
+    """Checkpoints live beside an output, not in it: Snakemake deletes the outputs of a failed job, not their
+    checkpoints, so a re-run resumes. Removed once the output is complete."""
+    out = Path(out_dir)
+    return out.parent / f".{out.name}.checkpoint"
+
+
 def train_lora(base_dir: str, task: str, data_dir: str, lora_cfg: dict, train_cfg: dict, seed: int,
                out_dir: str) -> None:
     from molebench.models import load_base
@@ -78,9 +86,10 @@ def train_lora(base_dir: str, task: str, data_dir: str, lora_cfg: dict, train_cf
     records = io.read_jsonl(Path(data_dir) / "train.jsonl")
     with io.atomic_path(out_dir) as tmp:
         info = train(model, tokenizer, records, lora_cfg, TrainConfig.from_dict(train_cfg), seed, tmp,
-                     desc=f"lora {task} seed {seed}")
+                     desc=f"lora {task} seed {seed}", checkpoint_dir=checkpoint_dir(out_dir))
         io.write_json(tmp / "run.json", {"task": task, "train_info": info, "run_info": io.provenance(
             {"lora": lora_cfg, "train": train_cfg, "base": str(base_dir)}, seed)})
+    shutil.rmtree(checkpoint_dir(out_dir), ignore_errors=True)
 
 
 def _build(variant: dict, base_dir: str, adapter_dirs: list[str]):
@@ -108,7 +117,7 @@ def compose(variant_name: str, variant: dict, base_dir: str, adapter_dirs: list[
         if method.trainable:
             records = [r for d in data_dirs for r in io.read_jsonl(Path(d) / "train.jsonl")]
             trainer = Trainer(TrainConfig.from_dict({**train_cfg, **variant.get("train", {})}), seed,
-                              tmp / "train_log.jsonl", desc=f"{variant_name} seed {seed}")
+                              tmp / "train_log.jsonl", f"{variant_name} seed {seed}", checkpoint_dir(out_dir))
             info = method.fit(model, tokenizer, records, trainer)
         method.save(model, tmp)
         report = method.gate_report(model)
@@ -116,6 +125,7 @@ def compose(variant_name: str, variant: dict, base_dir: str, adapter_dirs: list[
             io.write_json(tmp / "gates.json", report)
         io.write_json(tmp / "run.json", {"variant": variant_name, "train_info": info, "run_info": io.provenance(
             {"variant": variant, "train": train_cfg, "adapters": adapter_dirs}, seed)})
+    shutil.rmtree(checkpoint_dir(out_dir), ignore_errors=True)
 
 
 def evaluate(variant_name: str, variant: dict, group: str, tasks: list[str], base_dir: str, adapter_dirs: list[str],

@@ -5,7 +5,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import random
+import signal
+import sys
 import time
 from pathlib import Path
 
@@ -26,6 +29,7 @@ class TrainConfig:
     max_input_tokens: int = 160
     max_target_tokens: int = 64
     autocast_bf16: bool = False  # bf16 autocast on CPU/GPU; parameters stay fp32
+    checkpoint_every: int = 10  # steps between resumable checkpoints (when the caller gives a checkpoint folder)
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
@@ -120,25 +124,71 @@ def answer_logprobs(model, batch: dict) -> torch.Tensor:
 
 # ---- the training loop ---------------------------------------------------------------------------------------
 
+KILL_AT_STEP = "MOLEBENCH_KILL_AT_STEP"  # fault injection: SIGKILL this process when it reaches that step
+
+
 class Trainer:
-    """Trains the given parameters of `model` on answer tokens (plus an optional extra loss), seeded and logged."""
+    """Trains the given parameters of `model` on answer tokens (plus an optional extra loss), seeded and logged.
 
-    def __init__(self, config: TrainConfig, seed: int, log_path: str | Path | None = None, desc: str = "train"):
+    With a checkpoint folder, the trained parameters, optimizer state, RNG state, step and loss curve are saved
+    atomically every `config.checkpoint_every` steps; a run that finds a matching checkpoint resumes from it and ends with the
+    same weights, bit for bit, as a run that was never interrupted (the data order is replayed from the seed).
+    """
+
+    def __init__(self, config: TrainConfig, seed: int, log_path: str | Path | None = None, desc: str = "train",
+                 checkpoint_dir: str | Path | None = None):
         self.config, self.seed, self.log_path, self.desc = config, seed, log_path, desc
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
 
-    def batches(self, tokenizer, records: list[dict], seq2seq: bool):
-        cfg = self.config
+    def batch_indices(self, n: int):
+        """Endless record-index batches: epochs shuffled by one seeded stream, so any step can be replayed."""
         rng = random.Random(self.seed)
-        encoded = [(encode_prompt(tokenizer, r["input"], cfg.max_input_tokens),
-                    encode_answer(tokenizer, r["references"][0], cfg.max_target_tokens)) for r in records]
         order: list[int] = []
         while True:
-            if len(order) < cfg.batch_size:
-                epoch = list(range(len(encoded)))
+            if len(order) < self.config.batch_size:
+                epoch = list(range(n))
                 rng.shuffle(epoch)
                 order += epoch
-            idx, order = order[: cfg.batch_size], order[cfg.batch_size:]
+            idx, order = order[: self.config.batch_size], order[self.config.batch_size:]
+            yield idx
+
+    def batches(self, tokenizer, records: list[dict], seq2seq: bool, skip: int = 0):
+        cfg = self.config
+        encoded = [(encode_prompt(tokenizer, r["input"], cfg.max_input_tokens),
+                    encode_answer(tokenizer, r["references"][0], cfg.max_target_tokens)) for r in records]
+        indices = self.batch_indices(len(encoded))
+        for _ in range(skip):
+            next(indices)
+        for idx in indices:
             yield idx, collate(tokenizer, [encoded[i] for i in idx], seq2seq)
+
+    def _fingerprint(self, records: list[dict], params: list[torch.nn.Parameter]) -> dict:
+        return {"config": dataclasses.asdict(self.config), "seed": self.seed, "records": len(records),
+                "shapes": [list(p.shape) for p in params]}
+
+    def _save(self, step: int, params, opt, curve: list[dict], fingerprint: dict) -> None:
+        from molebench.io import atomic_path
+
+        state = {"step": step, "params": [p.detach().clone() for p in params], "optimizer": opt.state_dict(),
+                 "torch_rng": torch.get_rng_state(), "curve": curve, "fingerprint": fingerprint}
+        with atomic_path(self.checkpoint_dir / "checkpoint.pt") as tmp:
+            torch.save(state, tmp)
+
+    def _resume(self, params, opt, fingerprint: dict) -> tuple[int, list[dict]]:
+        path = self.checkpoint_dir / "checkpoint.pt" if self.checkpoint_dir else None
+        if path is None or not path.is_file():
+            return 0, []
+        state = torch.load(path, weights_only=True)
+        if state["fingerprint"] != fingerprint:
+            print(f"{self.desc}: ignoring {path}: it was written for another config or data", file=sys.stderr)
+            return 0, []
+        with torch.no_grad():
+            for p, saved in zip(params, state["params"], strict=True):
+                p.copy_(saved)
+        opt.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        print(f"{self.desc}: resuming from step {state['step']} ({path})", file=sys.stderr)
+        return state["step"], state["curve"]
 
     def train(self, model, tokenizer, records: list[dict], params: list[torch.nn.Parameter], extra_loss=None) -> dict:
         """extra_loss: optional fn() -> scalar tensor, read after each forward (MoLE's balance loss)."""
@@ -146,11 +196,16 @@ class Trainer:
         if not records:
             raise ValueError("no training records")
         opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        batches = self.batches(tokenizer, records, is_seq2seq(model))
-        curve, start = [], time.time()
+        fingerprint = self._fingerprint(records, params)
+        first, curve = self._resume(params, opt, fingerprint)
+        batches = self.batches(tokenizer, records, is_seq2seq(model), skip=first)
+        kill_at = int(os.environ.get(KILL_AT_STEP, -1))
+        start = time.time()
         model.train()
-        bar = tqdm(range(cfg.steps), desc=self.desc, mininterval=5)
+        bar = tqdm(range(first, cfg.steps), desc=self.desc, mininterval=5)
         for step in bar:
+            if step == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
             idx, batch = next(batches)
             with autocast(cfg.autocast_bf16, model.device):
                 logp = answer_logprobs(model, batch)
@@ -168,16 +223,18 @@ class Trainer:
             curve.append({"step": step, "loss": round(loss.item(), 6), "task_loss": round(task_loss.item(), 6),
                           "extra_loss": round(extra.item(), 6)})
             bar.set_postfix(loss=f"{loss.item():.3f}")
+            if self.checkpoint_dir and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
+                self._save(step + 1, params, opt, curve, fingerprint)
         model.eval()
         if self.log_path:
             Path(self.log_path).write_text("".join(json.dumps(c) + "\n" for c in curve))
-        return {"steps": cfg.steps, "seconds": round(time.time() - start, 2),
+        return {"steps": cfg.steps, "resumed_from_step": first, "seconds": round(time.time() - start, 2),
                 "trainable_params": sum(p.numel() for p in params),
                 "first_loss": curve[0]["loss"], "final_loss": curve[-1]["loss"]}
 
 
 def train_lora(model, tokenizer, records: list[dict], lora: dict, config: TrainConfig, seed: int, out_dir: Path,
-               desc: str = "lora") -> dict:
+               desc: str = "lora", checkpoint_dir: Path | None = None) -> dict:
     """Train one LoRA with PEFT and save it as a standard adapter folder in `out_dir` (which must not exist yet)."""
     from peft import LoraConfig, TaskType, get_peft_model
 
@@ -186,6 +243,7 @@ def train_lora(model, tokenizer, records: list[dict], lora: dict, config: TrainC
     peft_model = get_peft_model(model, LoraConfig(task_type=task_type, **lora))
     params = [p for p in peft_model.parameters() if p.requires_grad]
     out_dir.mkdir(parents=True, exist_ok=True)
-    info = Trainer(config, seed, out_dir / "train_log.jsonl", desc).train(peft_model, tokenizer, records, params)
+    trainer = Trainer(config, seed, out_dir / "train_log.jsonl", desc, checkpoint_dir)
+    info = trainer.train(peft_model, tokenizer, records, params)
     peft_model.save_pretrained(out_dir)
     return info
