@@ -21,7 +21,9 @@ def make_site(tmp_path, title="Table <A> & co", benchmarks=None):
     tables = {"table3": (spec_a, build_table("table3", spec_a, metrics, TASKS, GROUPS, VARIANT_SEEDS)),
               "table7": (spec_b, build_table("table7", spec_b, metrics, TASKS, GROUPS, VARIANT_SEEDS))}
     out = tmp_path / "site"
-    render_site(out, tables, lora_gain_table(metrics, GROUPS, TASKS), load_provenance(paths), benchmarks, CONFIG)
+    faults = [{"fault": "kill <b>", "tries": 2, "expected": "resume", "observed": "2/2", "ok": True}]
+    render_site(out, tables, lora_gain_table(metrics, GROUPS, TASKS), load_provenance(paths), benchmarks, CONFIG,
+                faults)
     return out
 
 

@@ -121,15 +121,13 @@ def cmd_bench(args) -> None:
 
 
 def cmd_faults(args) -> None:
-    from molebench import io
-    from molebench.faults import campaign
+    from molebench import io, pipeline
 
-    rows = campaign(kills=args.kills, seed=args.seed)
-    for row in rows:
-        print(f"[{'ok' if row['ok'] else 'FAILED'}] {row['fault']} x{row['tries']}: {row['observed']}")
-    io.write_json(Path(args.out), {"rows": rows, "run_info": io.provenance({"kills": args.kills}, args.seed)})
-    if not all(row["ok"] for row in rows):
-        sys.exit(1)
+    try:
+        pipeline.faults(args.kills, args.out)
+    finally:
+        for row in io.read_json(args.out)["rows"] if Path(args.out).is_file() else []:
+            print(f"[{'ok' if row['ok'] else 'FAILED'}] {row['fault']} x{row['tries']}: {row['observed']}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -150,7 +148,6 @@ def main(argv: list[str] | None = None) -> None:
     bench.set_defaults(fn=cmd_bench)
     faults = sub.add_parser("faults", help="fault injection: SIGKILL and resume training, corrupt adapters, ...")
     faults.add_argument("--kills", type=int, default=20)
-    faults.add_argument("--seed", type=int, default=0)
     faults.add_argument("--out", default="results/faults.json")
     faults.set_defaults(fn=cmd_faults)
     args = parser.parse_args(argv)

@@ -196,7 +196,7 @@ def lora_gain(config: dict, evaluation_dirs: list[str], out_file: str) -> None:
 
 
 def site(config: dict, table_files: dict[str, str], gain_file: str, evaluation_dirs: list[str],
-         benchmark_files: list[str], out_dir: str) -> None:
+         benchmark_files: list[str], faults_file: str, out_dir: str) -> None:
     import pandas as pd
 
     from molebench import site as render
@@ -205,4 +205,14 @@ def site(config: dict, table_files: dict[str, str], gain_file: str, evaluation_d
               for name, path in table_files.items()}
     benchmarks = render.load_benchmarks(benchmark_files) if benchmark_files else None
     render.render_site(out_dir, tables, pd.read_csv(gain_file), render.load_provenance(metric_files(evaluation_dirs)),
-                       benchmarks, config)
+                       benchmarks, config, io.read_json(faults_file)["rows"])
+
+
+def faults(kills: int, out_file: str) -> None:
+    from molebench.faults import campaign
+
+    rows = campaign(kills=kills)
+    io.write_json(out_file, {"rows": rows, "run_info": io.provenance({"kills": kills})})
+    failed = [row["fault"] for row in rows if not row["ok"]]
+    if failed:
+        raise RuntimeError(f"faults not handled as designed: {failed} (see {out_file})")

@@ -86,7 +86,7 @@ def _flatten(obj: dict, prefix: str = "") -> list[tuple[str, object]]:
 
 
 def render_site(out_dir: str | Path, tables: dict[str, tuple[dict, pd.DataFrame]], gain: pd.DataFrame,
-                provenance: dict, benchmarks: pd.DataFrame | None, config: dict) -> None:
+                provenance: dict, benchmarks: pd.DataFrame | None, config: dict, faults: list[dict]) -> None:
     """Write the site into out_dir (replaced as a whole): index, one page + PNG + CSV per table, gain, provenance."""
     with atomic_path(out_dir) as site:
         site.mkdir()
@@ -99,11 +99,12 @@ def render_site(out_dir: str | Path, tables: dict[str, tuple[dict, pd.DataFrame]
         write_text(site / "lora_gain.csv", gain.to_csv(index=False))
         write_text(site / "lora_gain.html", _page("Single-LoRA gain over zero-shot", _gain_page(gain)))
         write_text(site / "provenance.html", _page("Provenance", _provenance_page(provenance, benchmarks)))
+        write_text(site / "reliability.html", _page("Reliability: fault injection", _faults_page(faults)))
 
 
 def _page(title: str, body: str) -> str:
     nav = '<nav><a href="index.html">index</a><a href="lora_gain.html">LoRA gain</a>' \
-          '<a href="provenance.html">provenance</a></nav>'
+          '<a href="provenance.html">provenance</a><a href="reliability.html">reliability</a></nav>'
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
             f"<style>{CSS}</style></head>\n<body>{nav}\n<h1>{esc(title)}</h1>\n{body}\n</body></html>\n")
 
@@ -149,7 +150,8 @@ def _index(tables: dict, gain: pd.DataFrame, config: dict) -> str:
     parts.append(f"<h2>Pages</h2><ul>{links}"
                  f"<li>{_link('lora_gain.html', 'Single-LoRA gain over zero-shot')}: "
                  f"{n_valid} of {len(gain)} tasks pass</li>"
-                 f"<li>{_link('provenance.html', 'Provenance: code, config, versions, hardware, run times')}</li></ul>")
+                 f"<li>{_link('provenance.html', 'Provenance: code, config, versions, hardware, run times')}</li>"
+                 f"<li>{_link('reliability.html', 'Reliability: fault injection')}</li></ul>")
     return "\n".join(parts)
 
 
@@ -245,6 +247,16 @@ def _gain_page(gain: pd.DataFrame) -> str:
                      f'<td class="key">{esc(r.reason)}</td>'])
         classes.append("" if r.valid else "invalid")
     return intro + _html_table(header, rows, classes) + f"<p>{_link('lora_gain.csv', 'As CSV')}</p>"
+
+
+def _faults_page(faults: list[dict]) -> str:
+    intro = ("<p>Each fault was injected by the DAG's <code>faults</code> rule (<code>molebench faults</code>) and "
+             "the observed behaviour compared with the designed one.</p>")
+    rows = [[f'<td class="key">{esc(r["fault"])}</td>', f"<td>{r['tries']}</td>", f'<td class="key">{esc(r["expected"])}</td>',
+             f'<td class="key">{esc(r["observed"])}</td>', f"<td>{'yes' if r['ok'] else '<b>no</b>'}</td>"]
+            for r in faults]
+    return intro + _html_table(["fault", "tries", "expected", "observed", "as designed"], rows,
+                               ["" if r["ok"] else "invalid" for r in faults])
 
 
 def _provenance_page(provenance: dict, benchmarks: pd.DataFrame | None) -> str:

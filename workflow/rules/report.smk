@@ -26,8 +26,21 @@ rule lora_gain:
         "../scripts/lora_gain.py"
 
 
+rule faults:
+    output:
+        RES + "/faults.json",
+    log:
+        RES + "/logs/faults.log",
+    params:
+        kills=config["faults"]["kills"],
+    threads: 1
+    script:
+        "../scripts/faults.py"
+
+
 rule site:
     input:
+        faults=RES + "/faults.json",
         tables=expand(RES + "/tables/{table}.csv", table=config["tables"]),
         gain=RES + "/tables/lora_gain.csv",
         evaluations=plan.all_evaluation_dirs(config),
