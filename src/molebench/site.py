@@ -252,9 +252,9 @@ def _gain_page(gain: pd.DataFrame) -> str:
 def _faults_page(faults: list[dict]) -> str:
     intro = ("<p>Each fault was injected by the DAG's <code>faults</code> rule (<code>molebench faults</code>) and "
              "the observed behaviour compared with the designed one.</p>")
-    rows = [[f'<td class="key">{esc(r["fault"])}</td>', f"<td>{r['tries']}</td>", f'<td class="key">{esc(r["expected"])}</td>',
-             f'<td class="key">{esc(r["observed"])}</td>', f"<td>{'yes' if r['ok'] else '<b>no</b>'}</td>"]
-            for r in faults]
+    rows = [[f'<td class="key">{esc(r["fault"])}</td>', f"<td>{r['tries']}</td>",
+             f'<td class="key">{esc(r["expected"])}</td>', f'<td class="key">{esc(r["observed"])}</td>',
+             f"<td>{'yes' if r['ok'] else '<b>no</b>'}</td>"] for r in faults]
     return intro + _html_table(["fault", "tries", "expected", "observed", "as designed"], rows,
                                ["" if r["ok"] else "invalid" for r in faults])
 

@@ -199,7 +199,7 @@ class Trainer:
         fingerprint = self._fingerprint(records, params)
         first, curve = self._resume(params, opt, fingerprint)
         batches = self.batches(tokenizer, records, is_seq2seq(model), skip=first)
-        kill_at = int(os.environ.get(KILL_AT_STEP, -1))
+        kill_at = int(os.environ.get(KILL_AT_STEP, "-1"))
         start = time.time()
         model.train()
         bar = tqdm(range(first, cfg.steps), desc=self.desc, mininterval=5)
