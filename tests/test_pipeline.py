@@ -41,6 +41,7 @@ def test_lora_folder_is_a_standard_peft_adapter(world):
     assert (folder / "adapter_config.json").is_file() and (folder / "adapter_model.safetensors").is_file()
     run = io.read_json(folder / "run.json")
     assert run["train_info"]["steps"] == TRAIN["steps"] and run["run_info"]["seed"] == 1
+    assert run["train_info"]["truncated_prompts"] == 0 and run["train_info"]["records"] == 16
     assert run["run_info"]["versions"]["peft"]
     assert len(io.read_jsonl(folder / "train_log.jsonl")) == TRAIN["steps"]
 
@@ -104,6 +105,13 @@ def test_scoring_batches_do_not_change_predictions(world):
     one = evaluate(model, tokenizer, spec, records, batch_size=1, max_input_tokens=48)
     many = evaluate(model, tokenizer, spec, records, batch_size=6, max_input_tokens=48)
     assert [p["prediction"] for p in one["predictions"]] == [p["prediction"] for p in many["predictions"]]
+
+
+def test_over_long_prompts_are_counted(world):
+    model, tokenizer = load_base(world / "base")
+    records = io.read_jsonl(world / "data" / "smoke_add" / "test.jsonl")
+    result = evaluate(model, tokenizer, load_task("smoke_add"), records, batch_size=4, max_input_tokens=3)
+    assert result["protocol"]["truncated_prompts"] == len(records)
 
 
 def test_scorers_on_known_answers():

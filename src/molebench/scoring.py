@@ -14,7 +14,8 @@ import torch
 
 from molebench.data import TaskSpec
 from molebench.models import prompt_positions
-from molebench.training import answer_logprobs, autocast, collate, encode_answer, encode_prompt, is_seq2seq
+from molebench.training import (answer_logprobs, autocast, collate, count_over_long, encode_answer, encode_prompt,
+                                is_seq2seq)
 
 # name -> fn(predictions, references: list[list[str]]) -> float in [0, 100]
 SCORERS: dict[str, Callable[[list[str], list[list[str]]], float]] = {}
@@ -133,6 +134,7 @@ def evaluate(model, tokenizer, spec: TaskSpec, records: list[dict], batch_size: 
         "n": len(records),
         "protocol": {"decoding": decoding, "template": spec.template, "task_version": spec.version,
                      "max_input_tokens": max_input_tokens, "bf16": bf16,
+                     "truncated_prompts": count_over_long(tokenizer, [r["input"] for r in records], max_input_tokens),
                      "metric_implementations": {m: SCORER_IMPL[m] for m in spec.metrics}},
         "predictions": [{"id": r["id"], "prediction": p, "references": r["references"]}
                         for r, p in zip(records, predictions)],

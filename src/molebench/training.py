@@ -61,6 +61,13 @@ def encode_prompt(tokenizer, prompt: str, max_tokens: int) -> list[int]:
     return ids[-max_tokens:]  # keep the end of an over-long prompt: the question sits there
 
 
+def count_over_long(tokenizer, texts: list[str], max_tokens: int, answer: bool = False) -> int:
+    """How many texts the encoders above cut short: reported with every training and scoring run, never silent."""
+    lengths = [len(encode_answer(tokenizer, t, 10**9, add_eos=False) if answer else tokenizer(t)["input_ids"])
+               for t in texts]
+    return sum(n > max_tokens for n in lengths)
+
+
 def encode_answer(tokenizer, answer: str, max_tokens: int, add_eos: bool = True) -> list[int]:
     # answers follow the prompt after one space, in training and in scoring alike
     ids = tokenizer(" " + answer, add_special_tokens=False)["input_ids"][:max_tokens]
@@ -229,6 +236,10 @@ class Trainer:
         if self.log_path:
             Path(self.log_path).write_text("".join(json.dumps(c) + "\n" for c in curve))
         return {"steps": cfg.steps, "resumed_from_step": first, "seconds": round(time.time() - start, 2),
+                "records": len(records),
+                "truncated_prompts": count_over_long(tokenizer, [r["input"] for r in records], cfg.max_input_tokens),
+                "truncated_answers": count_over_long(tokenizer, [r["references"][0] for r in records],
+                                                     cfg.max_target_tokens, answer=True),
                 "trainable_params": sum(p.numel() for p in params),
                 "first_loss": curve[0]["loss"], "final_loss": curve[-1]["loss"]}
 
