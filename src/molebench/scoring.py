@@ -14,8 +14,15 @@ import torch
 
 from molebench.data import TaskSpec
 from molebench.models import prompt_positions
-from molebench.training import (answer_logprobs, autocast, collate, count_over_long, encode_answer, encode_prompt,
-                                is_seq2seq)
+from molebench.training import (
+    answer_logprobs,
+    autocast,
+    collate,
+    count_over_long,
+    encode_answer,
+    encode_prompt,
+    is_seq2seq,
+)
 
 # name -> fn(predictions, references: list[list[str]]) -> float in [0, 100]
 SCORERS: dict[str, Callable[[list[str], list[list[str]]], float]] = {}
