@@ -14,11 +14,11 @@ rule base_model:
 
 rule bigbench_archive:
     output:
-        f"{config['data'].get('raw_dir', 'data/raw')}/bigbench-1.0.0.tar.gz",
+        f"{config['data']['raw_dir']}/bigbench-1.0.0.tar.gz",
     log:
         RES + "/logs/bigbench_archive.log",
     params:
-        raw_dir=config["data"].get("raw_dir", "data/raw"),
+        raw_dir=config["data"]["raw_dir"],
     localrule: True
     script:
         "../scripts/bigbench_archive.py"
@@ -40,7 +40,7 @@ rule task_data:
     log:
         RES + "/logs/task_data/{task}.log",
     params:
-        data={"raw_dir": "data/raw", "split_seed": 0, **config["data"]},
+        data=config["data"],
     localrule: True
     script:
         "../scripts/task_data.py"
