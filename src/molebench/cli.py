@@ -17,8 +17,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -37,19 +35,9 @@ def cmd_tasks(args) -> None:
         print(f"{name:28s} {spec.family:16s} {spec.answer:16s} {','.join(spec.metrics)}")
 
 
-def load_config(path: str) -> dict:
-    """The config as the Snakefile sees it: schema-validated with defaults filled, then checked."""
-    from snakemake.utils import validate
-
-    from molebench import plan
-
-    config = yaml.safe_load(Path(path).read_text())
-    validate(config, str(REPO / "workflow/schemas/config.schema.yaml"))
-    plan.check(config)
-    return config
-
-
 def cmd_check(args) -> None:
+    from molebench.plan import load_config
+
     load_config(args.config)
     print(f"{args.config}: ok")
 
@@ -70,6 +58,7 @@ def cmd_bench(args) -> None:
     from molebench import io, pipeline
     from molebench.data import build_splits, load_task
     from molebench.models import load_base
+    from molebench.plan import load_config
     from molebench.scoring import generate
     from molebench.training import TrainConfig, Trainer, answer_logprobs
 

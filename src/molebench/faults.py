@@ -41,7 +41,8 @@ def _same_weights(a: Path, b: Path) -> bool:
 
 def kill_and_resume(root: Path, kills: int, seed: int = 0) -> dict:
     """Train uninterrupted once; then train again and again, each run SIGKILLed at a random step until it completes.
-    Every killed run must leave no output; every final adapter must equal the uninterrupted one byte for byte."""
+    Every killed run must leave no output; every completed run must have resumed from the last checkpoint, equal the
+    uninterrupted adapter byte for byte, and leave neither temporary folders nor checkpoints behind."""
     rng = random.Random(seed)
     reference = root / "reference"
     assert _train_in_subprocess(root, str(reference), None) == 0
@@ -56,9 +57,12 @@ def kill_and_resume(root: Path, kills: int, seed: int = 0) -> dict:
             code = _train_in_subprocess(root, str(out), step)
             killed += code == -9
             clean += code == -9 and not out.exists()
+        # the re-run must also sweep the temporary folder that the killed writer left
+        leftovers = list(root.glob(f".{out.name}.*.tmp"))
         # the last kill at `step` leaves the checkpoint of the last multiple of `every` before it
         if (_train_in_subprocess(root, str(out), None) == 0 and _same_weights(out, reference)
-                and io.read_json(out / "run.json")["train_info"]["resumed_from_step"] == step // every * every):
+                and io.read_json(out / "run.json")["train_info"]["resumed_from_step"] == step // every * every
+                and not any(p.exists() for p in leftovers) and not pipeline.checkpoint_dir(str(out)).exists()):
             resumed_identical += 1
     return {"fault": f"SIGKILL during LoRA training at random steps (checkpoint every {every} steps)",
             "tries": killed, "expected": "no output left behind; the re-run resumes from the last checkpoint and ends "
@@ -113,6 +117,38 @@ def broken_records(root: Path) -> dict:
             "observed": f"{counted}/{len(bad)} counted: {report['dropped']}", "ok": counted == len(bad)}
 
 
+def bad_configs(root: Path) -> dict:
+    """Wrong values in a copy of the smoke config must fail before any job runs, with a message naming the key."""
+    import yaml
+
+    from molebench.plan import SCHEMA, load_config
+
+    base = yaml.safe_load((SCHEMA.parents[2] / "config" / "smoke.yaml").read_text())
+    cases = {
+        "unknown top-level key": ({"epochs": 3}, "epochs"),
+        "wrong type": ({"seeds": "1,2"}, "seeds"),
+        "unknown method": ({"variants": {**base["variants"], "x": {"method": "mixlorra"}}}, "mixlorra"),
+        "unknown task": ({"groups": {**base["groups"], "g": ["nope"]}}, "nope"),
+        "bad method option": ({"variants": {**base["variants"], "x": {"method": "nla", "options": {"space": "z"}}}},
+                              "space"),
+        "table with an unknown variant": ({"tables": {"t": {"title": "t", "groups": ["smoke_gen"],
+                                                           "variants": ["ghost"]}}}, "ghost"),
+        "invalid LoRA config": ({"lora": {**base["lora"], "rank": 4}}, "rank"),
+    }
+    named = []
+    for name, (change, word) in cases.items():
+        path = root / "bad.yaml"
+        path.write_text(yaml.safe_dump({**base, **change}))
+        try:
+            load_config(path)
+        except Exception as err:  # schema errors and ConfigError alike must name the offending key
+            if word in str(err):
+                named.append(name)
+    return {"fault": "wrong config values: " + ", ".join(cases), "tries": len(cases),
+            "expected": "rejected at parse time with a message naming the key", "observed":
+            f"{len(named)}/{len(cases)} rejected with the key named", "ok": len(named) == len(cases)}
+
+
 def missing_asset(root: Path) -> dict:
     from unittest import mock
 
@@ -136,4 +172,5 @@ def campaign(kills: int = 20, seed: int = 0) -> list[dict]:
         pipeline.base_model(BASE, str(root / "base"))
         pipeline.task_data("smoke_add", {"n_train": 32, "n_test": 4, "split_seed": 0, "raw_dir": str(root)},
                            str(root / "data"))
-        return [kill_and_resume(root, kills, seed), corrupt_adapters(root), broken_records(root), missing_asset(root)]
+        return [kill_and_resume(root, kills, seed), corrupt_adapters(root), broken_records(root), bad_configs(root),
+                missing_asset(root)]

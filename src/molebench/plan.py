@@ -6,12 +6,29 @@ cannot say (unknown methods, tasks, groups and variants; method options), with m
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import yaml
+
 from molebench import methods
 from molebench.data import list_tasks, load_task
 
 
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
 class ConfigError(ValueError):
     pass
+
+
+def load_config(path: str | Path) -> dict:
+    """The config as the Snakefile sees it: schema-validated with defaults filled, then checked."""
+    from snakemake.utils import validate
+
+    config = yaml.safe_load(Path(path).read_text())
+    validate(config, str(SCHEMA))
+    check(config)
+    return config
 
 
 def check(config: dict) -> None:
