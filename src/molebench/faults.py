@@ -120,8 +120,9 @@ def broken_records(root: Path) -> dict:
 def bad_configs(root: Path) -> dict:
     """Wrong values in a copy of the smoke config must fail before any job runs, with a message naming the key."""
     import yaml
+    from snakemake.exceptions import WorkflowError
 
-    from molebench.plan import SCHEMA, load_config
+    from molebench.plan import SCHEMA, ConfigError, load_config
 
     base = yaml.safe_load((SCHEMA.parents[2] / "config" / "smoke.yaml").read_text())
     cases = {
@@ -141,7 +142,7 @@ def bad_configs(root: Path) -> dict:
         path.write_text(yaml.safe_dump({**base, **change}))
         try:
             load_config(path)
-        except Exception as err:  # schema errors and ConfigError alike must name the offending key
+        except (WorkflowError, ConfigError) as err:  # schema errors and check errors alike must name the key
             if word in str(err):
                 named.append(name)
     return {"fault": "wrong config values: " + ", ".join(cases), "tries": len(cases),

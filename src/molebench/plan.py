@@ -13,7 +13,6 @@ import yaml
 from molebench import methods
 from molebench.data import list_tasks, load_task
 
-
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
