@@ -30,3 +30,10 @@ def trained_method(w):
 
 def evaluated_data(w):
     return [f"{RES}/data/{t}" for t in plan.evaluated_tasks(config, w.variant, w.group)]
+
+
+def task_sources(w):
+    """The bigbench archive, for tasks streamed from it."""
+    from molebench.data import load_task
+
+    return [f"{config['data']['raw_dir']}/bigbench-1.0.0.tar.gz"] if load_task(w.task).source["kind"] == "bigbench" else []

@@ -24,14 +24,6 @@ rule bigbench_archive:
         "../scripts/bigbench_archive.py"
 
 
-def task_sources(w):
-    from molebench.data import load_task
-
-    if load_task(w.task).source["kind"] == "bigbench":
-        return rules.bigbench_archive.output
-    return []
-
-
 rule task_data:
     input:
         task_sources,
