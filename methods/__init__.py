@@ -11,17 +11,15 @@ import pkgutil
 from importlib.metadata import entry_points
 
 from molebench.method import Method
+from molebench.registry import Registry
 
-REGISTRY: dict[str, type[Method]] = {}
+REGISTRY = Registry("method")
 
 
 def register_method(name: str):
     def deco(cls: type[Method]) -> type[Method]:
-        if name in REGISTRY and REGISTRY[name] is not cls:
-            raise ValueError(f"method {name!r} is registered twice ({REGISTRY[name].__module__}, {cls.__module__})")
         cls.name = name
-        REGISTRY[name] = cls
-        return cls
+        return REGISTRY.register(name)(cls)
     return deco
 
 
@@ -39,7 +37,5 @@ def available() -> dict[str, type[Method]]:
 
 
 def get(name: str) -> type[Method]:
-    methods = available()
-    if name not in methods:
-        raise KeyError(f"unknown method {name!r}; available: {', '.join(methods)} (see `molebench methods`)")
-    return methods[name]
+    available()
+    return REGISTRY[name]

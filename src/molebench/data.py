@@ -15,10 +15,11 @@ import json
 import random
 import tarfile
 import zlib
-from collections.abc import Callable
 from pathlib import Path
 
 import yaml
+
+from molebench.registry import Registry
 
 BIGBENCH_ARCHIVE = "bigbench-1.0.0.tar.gz"
 BIGBENCH_TASK_ROOT = "bigbench-1.0.0/bigbench/benchmark_tasks"
@@ -77,19 +78,9 @@ def load_task(name: str, dirs: list[str] | None = None) -> TaskSpec:
 #   {"input": str, "references": [str]}  or  {"input": str, "options": [str], "label": int}
 # `n` is how many examples are wanted (generators make exactly that many; file sources may return more).
 
-SOURCES: dict[str, Callable[..., list[dict]]] = {}
-ON_DEMAND: set[str] = set()  # sources that make as many examples as asked (generators), rather than reading a file
-
-
-def register_source(kind: str, on_demand: bool = False):
-    def deco(fn):
-        if kind in SOURCES:
-            raise ValueError(f"source kind {kind!r} registered twice")
-        SOURCES[kind] = fn
-        if on_demand:
-            ON_DEMAND.add(kind)
-        return fn
-    return deco
+SOURCES = Registry("task source kind")
+register_source = SOURCES.register
+ON_DEMAND = {"generator"}  # sources that make as many examples as asked, rather than reading a file
 
 
 @register_source("bigbench")
@@ -130,7 +121,7 @@ def _jsonl(args: dict, n: int, seed: int, raw_dir: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-@register_source("generator", on_demand=True)
+@register_source("generator")
 def _generator(args: dict, n: int, seed: int, raw_dir: Path) -> list[dict]:
     from molebench import generators
 
@@ -163,18 +154,17 @@ def build_splits(spec: TaskSpec, n_train: int, n_test: int, seed: int, raw_dir: 
     Returns (splits, report): splits maps split name to records; report counts what was dropped and why.
     """
     kind = spec.source["kind"]
-    if kind not in SOURCES:
-        raise KeyError(f"task {spec.name}: unknown source kind {kind!r}; known: {sorted(SOURCES)}")
+    source = SOURCES[kind]
     task_seed = zlib.crc32(spec.name.encode()) ^ seed
     dropped: dict[str, int] = {}
     if kind in ON_DEMAND:
-        test = _usable(SOURCES[kind](spec.source, n_test, 2 * task_seed, Path(raw_dir)), spec, dropped)
+        test = _usable(source(spec.source, n_test, 2 * task_seed, Path(raw_dir)), spec, dropped)
         taken = {ex["input"] for ex in test}
-        train = [ex for ex in _usable(SOURCES[kind](spec.source, n_train + n_test, 2 * task_seed + 1, Path(raw_dir)),
+        train = [ex for ex in _usable(source(spec.source, n_train + n_test, 2 * task_seed + 1, Path(raw_dir)),
                                       spec, dropped) if ex["input"] not in taken]
         raw_count = len(test) + len(train)
     else:
-        raw = SOURCES[kind](spec.source, n_train + n_test, task_seed, Path(raw_dir))
+        raw = source(spec.source, n_train + n_test, task_seed, Path(raw_dir))
         raw_count = len(raw)
         usable = _usable(raw, spec, dropped)
         random.Random(task_seed).shuffle(usable)

@@ -14,32 +14,24 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Callable
+
+from molebench.registry import Registry
 
 # name -> fn(rng: random.Random, **kwargs) -> one raw example
-GENERATORS: dict[str, Callable[..., dict]] = {}
-
-
-def register_generator(name: str):
-    def deco(fn):
-        if name in GENERATORS:
-            raise ValueError(f"generator {name!r} registered twice")
-        GENERATORS[name] = fn
-        return fn
-    return deco
+GENERATORS = Registry("generator")
+register_generator = GENERATORS.register
 
 
 def generate(name: str, n: int, seed: int, **kwargs) -> list[dict]:
     """Exactly `n` raw examples with distinct inputs, the same ones for the same seed and kwargs."""
-    if name not in GENERATORS:
-        raise KeyError(f"unknown generator {name!r}; known: {', '.join(sorted(GENERATORS))}")
+    generator = GENERATORS[name]
     rng = random.Random(seed)
     out, seen = [], set()
     # a generous bound, so that asking for more examples than the task's input space holds fails instead of hanging
     for _ in range(20 * n + 1000):
         if len(out) == n:
             break
-        ex = GENERATORS[name](rng, **kwargs)
+        ex = generator(rng, **kwargs)
         if ex["input"] not in seen:
             seen.add(ex["input"])
             out.append(ex)

@@ -10,21 +10,15 @@ import contextlib
 import contextvars
 import importlib.util
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
-MODEL_SOURCES: dict[str, Callable[[dict, Path], None]] = {}
+from molebench.registry import Registry
 
-
-def register_model_source(kind: str):
-    def deco(fn):
-        if kind in MODEL_SOURCES:
-            raise ValueError(f"model source {kind!r} registered twice")
-        MODEL_SOURCES[kind] = fn
-        return fn
-    return deco
+MODEL_SOURCES = Registry("model source")
+register_model_source = MODEL_SOURCES.register
 
 
 def set_offline() -> None:
@@ -138,11 +132,9 @@ def _tiny_random(args: dict, out_dir: Path) -> None:
 def materialise_base(args: dict, out_dir: str | Path) -> None:
     from molebench.io import atomic_path
 
-    kind = args.get("source")
-    if kind not in MODEL_SOURCES:
-        raise KeyError(f"unknown model source {kind!r}; known: {sorted(MODEL_SOURCES)}")
+    source = MODEL_SOURCES[args.get("source")]
     with atomic_path(out_dir) as tmp:
-        MODEL_SOURCES[kind](args, tmp)
+        source(args, tmp)
 
 
 def load_base(path: str | Path, dtype: str = "float32"):

@@ -7,13 +7,13 @@ its protocol (decoding, prompt, metric implementation and version).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from importlib.metadata import version
 
 import torch
 
 from molebench.data import TaskSpec
 from molebench.models import prompt_positions
+from molebench.registry import Registry
 from molebench.training import (
     answer_logprobs,
     autocast,
@@ -25,17 +25,13 @@ from molebench.training import (
 )
 
 # name -> fn(predictions, references: list[list[str]]) -> float in [0, 100]
-SCORERS: dict[str, Callable[[list[str], list[list[str]]], float]] = {}
-SCORER_IMPL: dict[str, str] = {}
+SCORERS = Registry("metric")
+SCORER_IMPL: dict[str, str] = {}  # name -> implementation and version, recorded in every score file
 
 
 def register_scorer(name: str, implementation: str):
-    def deco(fn):
-        if name in SCORERS:
-            raise ValueError(f"scorer {name!r} registered twice")
-        SCORERS[name], SCORER_IMPL[name] = fn, implementation
-        return fn
-    return deco
+    SCORER_IMPL[name] = implementation
+    return SCORERS.register(name)
 
 
 def normalise(text: str) -> str:
