@@ -62,6 +62,17 @@ def cmd_bench(args) -> None:
     from molebench.scoring import generate
     from molebench.training import TrainConfig, Trainer, answer_logprobs
 
+    if args.composition:
+        from molebench import bench_compose
+
+        config = load_config(args.config)
+        with pipeline.logged(None, threads=args.threads):
+            rows = bench_compose.run(Path(config["results_dir"]) / "base", repeats=args.repeats)
+        for row in rows:
+            print(f"{row['configuration']:62s} {row['median_s']:8.3f} s {row['ratio_to_base']:7.3f}x")
+        io.write_json(Path(config["results_dir"]) / "bench" / "composition.json",
+                      {"rows": rows, "run_info": io.provenance({"threads": args.threads, "repeats": args.repeats})})
+        return
     rows = []
     if not args.skip_smoke:
         with tempfile.TemporaryDirectory() as tmp:
@@ -134,6 +145,8 @@ def main(argv: list[str] | None = None) -> None:
     bench.add_argument("--threads", type=int, default=2)
     bench.add_argument("--repeats", type=int, default=3)
     bench.add_argument("--skip-smoke", action="store_true")
+    bench.add_argument("--composition", action="store_true",
+                       help="instead: LoRA bank against PEFT, 1 to 32 LoRAs dense and a mixed batch, at mini shapes")
     bench.set_defaults(fn=cmd_bench)
     faults = sub.add_parser("faults", help="fault injection: SIGKILL and resume training, corrupt adapters, ...")
     faults.add_argument("--kills", type=int, default=20)
