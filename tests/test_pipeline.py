@@ -199,3 +199,15 @@ def test_same_seed_same_numbers(world, tmp_path):
     gates = [load_file(tmp_path / run / "state.safetensors") for run in ("a", "b")]
     assert all(torch.equal(gates[0][k], gates[1][k]) for k in gates[0])
     assert results[0] == results[1]
+
+
+def test_composition_benchmark_runs_every_configuration(world):
+    from molebench import bench_compose
+
+    if "t5" in world.name:
+        pytest.skip("the benchmark uses LLaMA projection names")
+    rows = bench_compose.run(world / "base", sizes=(2,), batch=2, seq=8, repeats=1)
+    names = [r["configuration"] for r in rows]
+    assert names[0] == "base forward" and rows[0]["ratio_to_base"] == 1.0
+    assert any("PEFT" in n for n in names) and any("MoLE" in n for n in names) and any("mixed" in n for n in names)
+    assert all(r["median_s"] > 0 for r in rows)

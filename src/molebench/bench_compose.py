@@ -18,7 +18,7 @@ import torch
 
 from molebench.models import load_base, prompt_positions
 
-TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]  # LLaMA-family names
 
 
 def _random_loras(base_dir: Path, n: int, out: Path, r: int = 8) -> list[str]:
