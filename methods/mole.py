@@ -11,7 +11,7 @@ Per gate group (one per transformer layer by default) a gate turns the LoRAs' ou
 
 Base model and LoRAs stay frozen; only the gates (and tau) train.
 
-Departures, and why (docs/methods/mole.md repeats them for the report):
+Departures, and why (docs/methods.md repeats them):
 - The paper's gate reads the concatenated block outputs over a fixed sequence length L (N x L x d inputs), which needs
   every sequence padded to one length and re-gates at every generated token. Here the gate reads the LoRA outputs of
   the group's first wrapped matrix, mean-pooled over the prompt tokens (sequence-length independent), and its weights
