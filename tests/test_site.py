@@ -5,6 +5,7 @@ import re
 
 from test_tables import GROUPS, SEEDS, SPEC, TASKS, VARIANT_SEEDS, write_metrics, write_paper
 
+from molebench.claims import ledger
 from molebench.site import load_benchmarks, load_costs, load_provenance, render_site
 from molebench.tables import build_table, load_metrics, lora_gain_table
 
@@ -14,6 +15,8 @@ CONFIG = {"scale": "mini", "model": {"source": "smollm2-gguf"}, "seeds": SEEDS, 
                        "mole": {"method": "mole", "train": {"steps": 40}}}}
 
 
+CLAIM = {"id": "mole-wins", "paper": "MoLE", "source": "Table 3", "claim": "MoLE <beats> single",
+         "check": {"kind": "above", "table": "table3", "variant": "mole", "others": ["single"]}}
 CHAINS = [[("base_model", "base"), ("train", "t_a/seed1")]]  # base_model has no benchmark file here
 
 
@@ -26,8 +29,10 @@ def make_site(tmp_path, title="Table <A> & co", benchmarks=None, figures=None):
               "table7": (spec_b, build_table("table7", spec_b, metrics, TASKS, GROUPS, VARIANT_SEEDS))}
     out = tmp_path / "site"
     faults = [{"fault": "kill <b>", "tries": 2, "expected": "resume", "observed": "2/2", "ok": True}]
-    render_site(out, tables, figures or {}, lora_gain_table(metrics, GROUPS, TASKS), load_provenance(paths), benchmarks, CONFIG,
-                faults, load_costs(paths), CHAINS)
+    rows = {"g1": [(t, m) for t, spec in TASKS.items() for m in spec.metrics]}
+    claims = ledger([CLAIM], {"groups": GROUPS, "tables": {"table3": spec_a}}, metrics, rows, {})
+    render_site(out, tables, figures or {}, lora_gain_table(metrics, GROUPS, TASKS), claims, load_provenance(paths),
+                benchmarks, CONFIG, faults, load_costs(paths), CHAINS)
     return out
 
 
@@ -35,13 +40,22 @@ def test_site_writes_index_linking_every_page(tmp_path):
     out = make_site(tmp_path)
     index = (out / "index.html").read_text()
     links = set(re.findall(r'href="([^"]+)"', index))
-    assert {"table3.html", "table7.html", "lora_gain.html", "provenance.html"} <= links
+    assert {"table3.html", "table7.html", "claims.html", "lora_gain.html", "provenance.html"} <= links
     for link in links:
         assert (out / link).is_file(), link
     for name in ("table3", "table7"):
         assert (out / f"{name}.png").read_bytes().startswith(b"\x89PNG")
         assert (out / f"{name}.csv").is_file()
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".site.")]  # no temp folder left behind
+
+
+def test_index_shows_the_claims_ledger_and_its_page_the_comparisons(tmp_path):
+    out = make_site(tmp_path)
+    index = (out / "index.html").read_text()
+    assert "1 holds, 0 fails, 0 not enough evidence" in index
+    assert '<tr class="holds">' in index and "MoLE &lt;beats&gt; single" in index
+    page = (out / "claims.html").read_text()
+    assert "g1: mole &gt; single" in page and "3 of 3 seeds above" in page
 
 
 def test_table_page_shows_ours_and_paper(tmp_path):

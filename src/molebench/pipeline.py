@@ -223,8 +223,24 @@ def lora_gain(config: dict, evaluation_dirs: list[str], out_file: str) -> None:
     io.write_text(out_file, df.to_csv(index=False))
 
 
+def claims(config: dict, evaluation_dirs: list[str], figure_csvs: dict[str, str], out_ledger: str,
+           out_comparisons: str) -> None:
+    import pandas as pd
+
+    from molebench import claims as ledger
+
+    claimed = ledger.load_claims()
+    groups = list(dict.fromkeys(g for t in ledger.needed(claimed, config)[0] for g in config["tables"][t]["groups"]))
+    rows = {g: [(t, m) for t, spec in _tasks({g: config["groups"][g]}).items() for m in spec.metrics] for g in groups}
+    verdicts, comparisons = ledger.ledger(claimed, config, _metrics(config, evaluation_dirs, groups), rows,
+                                          {name: pd.read_csv(path) for name, path in figure_csvs.items()})
+    io.write_text(out_comparisons, comparisons.to_csv(index=False))
+    io.write_text(out_ledger, verdicts.to_csv(index=False))
+
+
 def site(config: dict, table_files: dict[str, str], figure_files: dict[str, str], gain_file: str,
-         evaluation_dirs: list[str], benchmark_files: list[str], faults_file: str, out_dir: str) -> None:
+         claims_files: tuple[str, str], evaluation_dirs: list[str], benchmark_files: list[str], faults_file: str,
+         out_dir: str) -> None:
     import pandas as pd
 
     from molebench import plan
@@ -235,8 +251,9 @@ def site(config: dict, table_files: dict[str, str], figure_files: dict[str, str]
     benchmarks = render.load_benchmarks(benchmark_files) if benchmark_files else None
     files = metric_files(evaluation_dirs)
     figures = {name: (config["figures"][name], Path(png)) for name, png in figure_files.items()}
-    render.render_site(out_dir, tables, figures, pd.read_csv(gain_file), render.load_provenance(files), benchmarks,
-                       config, io.read_json(faults_file)["rows"], render.load_costs(files), plan.job_chains(config))
+    render.render_site(out_dir, tables, figures, pd.read_csv(gain_file), tuple(map(pd.read_csv, claims_files)),
+                       render.load_provenance(files), benchmarks, config, io.read_json(faults_file)["rows"],
+                       render.load_costs(files), plan.job_chains(config))
 
 
 def faults(kills: int, out_file: str) -> None:

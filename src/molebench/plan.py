@@ -124,6 +124,15 @@ def figure_inputs(config: dict, figure: str) -> dict[str, list[str]]:
             for v in spec["variants"]}
 
 
+def claims_inputs(config: dict) -> tuple[list[str], list[str]]:
+    """The evaluation folders and figure CSVs the claims ledger reads (data/paper/claims.yaml)."""
+    from molebench.claims import load_claims, needed
+
+    tables, figures = needed(load_claims(), config)
+    return (list(dict.fromkeys(d for t in tables for d in table_inputs(config, t))),
+            [f"{config['results_dir']}/figures/{f}.csv" for f in figures])
+
+
 def used_groups(config: dict) -> list[str]:
     return list(dict.fromkeys(g for t in config["tables"].values() for g in t["groups"]))
 

@@ -14,6 +14,7 @@ from urllib.parse import quote
 import pandas as pd
 from matplotlib.figure import Figure
 
+from molebench.claims import FAILS, HOLDS, UNDECIDED
 from molebench.io import atomic_path, read_json, write_text
 
 CSS = """
@@ -23,9 +24,12 @@ th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
 th { background: #f0f0f0; } td.key { text-align: left; }
 tr.average td { border-top: 2px solid #888; font-style: italic; }
 td.paper { color: #666; background: #fafafa; } tr.invalid td { background: #fff3f3; }
+tr.holds td { background: #eefaee; } tr.fails td { background: #fdeaea; } tr.undecided td { background: #f6f6f6; }
+pre { white-space: pre-wrap; font-size: 0.85em; }
 .note { background: #fffbe6; border-left: 4px solid #e0c000; padding: 0.5em 1em; }
 nav a { margin-right: 1em; }
 """
+VERDICT_CLASS = {HOLDS: "holds", FAILS: "fails", UNDECIDED: "undecided"}  # row colours
 # Fields of run_info that are not shown: the config is stood for by config_hash, and seed and time vary per run.
 SKIPPED_RUN_INFO = {"config", "seed", "time_utc"}
 
@@ -125,14 +129,19 @@ def _flatten(obj: dict, prefix: str = "") -> list[tuple[str, object]]:
 
 
 def render_site(out_dir: str | Path, tables: dict[str, tuple[dict, pd.DataFrame]],
-                figures: dict[str, tuple[dict, Path]], gain: pd.DataFrame,
+                figures: dict[str, tuple[dict, Path]], gain: pd.DataFrame, claims: tuple[pd.DataFrame, pd.DataFrame],
                 provenance: dict, benchmarks: pd.DataFrame | None, config: dict, faults: list[dict],
                 costs: pd.DataFrame, chains: list[list[tuple[str, str]]]) -> None:
     """Write the site into out_dir (replaced as a whole): index, one page + PNG + CSV per table and per figure
-    (figures: name -> (spec, PNG with its CSV beside it)), gain, provenance."""
+    (figures: name -> (spec, PNG with its CSV beside it)), gain, the claims ledger (molebench.claims: verdicts and
+    the comparisons behind them), provenance."""
     with atomic_path(out_dir) as site:
         site.mkdir()
-        write_text(site / "index.html", _page("molebench", _index(tables, figures, gain, config)))
+        ledger, comparisons = claims
+        write_text(site / "index.html", _page("molebench", _index(tables, figures, gain, ledger, config)))
+        write_text(site / "claims.html", _page("Claims ledger", _claims_page(ledger, comparisons, config)))
+        for name, frame in (("claims", ledger), ("claims_comparisons", comparisons)):
+            write_text(site / f"{name}.csv", frame.to_csv(index=False))
         for name, (spec, png) in figures.items():
             for path in (png, png.with_suffix(".csv")):
                 (site / f"{name}{path.suffix}").write_bytes(path.read_bytes())
@@ -149,7 +158,7 @@ def render_site(out_dir: str | Path, tables: dict[str, tuple[dict, pd.DataFrame]
 
 
 def _page(title: str, body: str) -> str:
-    nav = '<nav><a href="index.html">index</a><a href="lora_gain.html">LoRA gain</a>' \
+    nav = '<nav><a href="index.html">index</a><a href="claims.html">claims</a><a href="lora_gain.html">LoRA gain</a>' \
           '<a href="provenance.html">provenance</a><a href="reliability.html">reliability</a></nav>'
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
             f"<style>{CSS}</style></head>\n<body>{nav}\n<h1>{esc(title)}</h1>\n{body}\n</body></html>\n")
@@ -174,12 +183,16 @@ def _setup_line(config: dict) -> str:
             f"seeds <b>{esc(', '.join(map(str, config.get('seeds', []))))}</b>")
 
 
-def _index(tables: dict, figures: dict, gain: pd.DataFrame, config: dict) -> str:
+def _index(tables: dict, figures: dict, gain: pd.DataFrame, ledger: pd.DataFrame, config: dict) -> str:
     about = ("<p>molebench trains one LoRA per task on a small language model, composes each group's LoRAs with the "
              "methods compared in the MoLE paper (MoLE, normalised linear arithmetic, ...) and scores every "
              "composition on every task of the group. Each table page puts our numbers beside the numbers the paper "
              "published.</p>")
-    parts = [about, f"<h2>What was run</h2><p>{_setup_line(config)}</p>"]
+    counts = ledger.verdict.value_counts()
+    glance = ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICT_CLASS)
+    parts = [about, f"<h2>The papers' claims at this scale</h2><p>{esc(glance)} "
+                    f"({_link('claims.html', 'the rule and the comparisons')}).</p>", _ledger_table(ledger),
+             f"<h2>What was run</h2><p>{_setup_line(config)}</p>"]
     data = config.get("data", {})
     if data:
         parts.append(f"<p>{esc(data.get('n_train', '?'))} training and {esc(data.get('n_test', '?'))} test "
@@ -200,6 +213,28 @@ def _index(tables: dict, figures: dict, gain: pd.DataFrame, config: dict) -> str
                  f"<li>{_link('provenance.html', 'Provenance: code, config, versions, hardware, run times')}</li>"
                  f"<li>{_link('reliability.html', 'Reliability: fault injection')}</li></ul>")
     return "\n".join(parts)
+
+
+def _ledger_table(ledger: pd.DataFrame) -> str:
+    rows = [[f'<td class="key">{esc(r.paper)}</td>', f'<td class="key">{esc(r.source)}</td>',
+             f'<td class="key">{esc(r.claim)}</td>', f'<td class="key"><b>{esc(r.verdict)}</b></td>',
+             f'<td class="key">{esc(r.evidence)}</td>'] for r in ledger.itertuples()]
+    return _html_table(["paper", "source", "claim", "verdict", "evidence"], rows,
+                       [VERDICT_CLASS[v] for v in ledger.verdict])
+
+
+def _claims_page(ledger: pd.DataFrame, comparisons: pd.DataFrame, config: dict) -> str:
+    from molebench.claims import __doc__ as rule
+
+    intro = (f"<p>{_setup_line(config)}. Each claim of the papers is checked against this run's results. "
+             f"How (from molebench.claims):</p><pre>{esc(rule)}</pre>")
+    rows = [[f'<td class="key">{esc(r.id)}</td>', f'<td class="key">{esc(r.comparison)}</td>',
+             f'<td class="key">{esc(r.verdict)}</td>', f'<td class="key">{esc(r.evidence)}</td>']
+            for r in comparisons.itertuples()]
+    return (intro + _ledger_table(ledger) + "<h2>Comparisons</h2>"
+            + _html_table(["claim", "comparison", "verdict", "evidence"], rows,
+                          [VERDICT_CLASS[v] for v in comparisons.verdict])
+            + f"<p>{_link('claims.csv', 'Ledger as CSV')}, {_link('claims_comparisons.csv', 'comparisons as CSV')}</p>")
 
 
 def _table_page(name: str, spec: dict, table: pd.DataFrame, gain: pd.DataFrame, config: dict,

@@ -43,6 +43,21 @@ rule lora_gain:
         "../scripts/lora_gain.py"
 
 
+rule claims:
+    input:
+        evaluations=plan.claims_inputs(config)[0],
+        figures=plan.claims_inputs(config)[1],
+        claims="data/paper/claims.yaml",
+    output:
+        ledger=RES + "/tables/claims.csv",
+        comparisons=RES + "/tables/claims_comparisons.csv",
+    log:
+        RES + "/logs/table/claims.log",
+    localrule: True
+    script:
+        "../scripts/claims.py"
+
+
 rule faults:
     output:
         RES + "/faults.json",
@@ -61,6 +76,8 @@ rule site:
         tables=expand(RES + "/tables/{table}.csv", table=config["tables"]),
         figures=expand(RES + "/figures/{figure}.png", figure=config["figures"]),
         gain=RES + "/tables/lora_gain.csv",
+        claims=rules.claims.output.ledger,
+        comparisons=rules.claims.output.comparisons,
         evaluations=plan.all_evaluation_dirs(config),
     output:
         report(directory(REP + "/site"), htmlindex="index.html", caption="../report/site.rst", category="molebench"),

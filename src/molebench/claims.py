@@ -1,0 +1,150 @@
+"""The claims ledger: each qualitative claim of the papers as a check over our results, with a verdict.
+
+Claims are data (data/paper/claims.yaml): an id, the paper and its source (table or figure), the claim in words, and a
+`check` naming a table or figure of the config and the variants it compares. Every check reduces to comparisons
+"A is above B", each decided across seeds by one rule:
+
+    Pair A's and B's scores seed by seed (a method that cannot depend on the seed ran once, and its one value pairs
+    with every seed of the other). With fewer than 3 pairs there is not enough evidence. Otherwise the comparison
+    holds when A is above B in every pair, fails when A is at or below B in every pair, and has not enough evidence
+    when the seeds disagree.
+
+A claim holds when all its comparisons hold, fails when any fails, and otherwise has not enough evidence. A claim
+whose table or figure is not part of the config has not enough evidence at that scale, and says so.
+
+Check kinds (scores are a group's average over its tasks and metrics, as in the tables' average rows):
+    above        `variant` above each of `others`, in every group of `table`
+    decreasing   `variants` in falling order: each above the next, in every group of `table`
+    middle_best  of `variants` ordered from finest to coarsest, an intermediate one is above both ends, in every
+                 group of `table`; it fails when an end is above every intermediate one
+    figure_above for `figure` (kind gate_entropy): `variant`'s mean `column` over the second half of training above
+                 each of `others`'
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from molebench.tables import MIN_SEEDS
+
+HOLDS, FAILS, UNDECIDED = "holds", "fails", "not enough evidence"
+CLAIMS_FILE = Path(__file__).resolve().parents[2] / "data" / "paper" / "claims.yaml"
+CHECK_KINDS = {"above": "table", "decreasing": "table", "middle_best": "table", "figure_above": "figure"}
+LEDGER_COLUMNS = ["id", "paper", "source", "claim", "verdict", "evidence"]
+
+
+def load_claims(path: str | Path = CLAIMS_FILE) -> list[dict]:
+    claims = yaml.safe_load(Path(path).read_text())
+    for claim in claims:
+        missing = {"id", "paper", "source", "claim", "check"} - set(claim)
+        if missing:
+            raise ValueError(f"{path}: claim {claim.get('id', '?')!r} lacks {sorted(missing)}")
+        kind = claim["check"].get("kind")
+        if kind not in CHECK_KINDS:
+            raise ValueError(f"{path}: claim {claim['id']!r} has check kind {kind!r}; kinds: {', '.join(CHECK_KINDS)}")
+    return claims
+
+
+def needed(claims: list[dict], config: dict) -> tuple[list[str], list[str]]:
+    """The config's tables and figures the claims read (the others make their claims undecided)."""
+    tables = [c["check"]["table"] for c in claims if CHECK_KINDS[c["check"]["kind"]] == "table"]
+    figures = [c["check"]["figure"] for c in claims if CHECK_KINDS[c["check"]["kind"]] == "figure"]
+    return ([t for t in dict.fromkeys(tables) if t in config["tables"]],
+            [f for f in dict.fromkeys(figures) if f in config.get("figures", {})])
+
+
+def compare(above: pd.Series, below: pd.Series) -> tuple[str, str]:
+    """The module's rule for "above is above below"; both are indexed by seed. Returns (verdict, evidence)."""
+    if len(above) == 1 and len(below) > 1:
+        above = pd.Series(above.iloc[0], index=below.index)
+    if len(below) == 1 and len(above) > 1:
+        below = pd.Series(below.iloc[0], index=above.index)
+    diff = (above - below).dropna()
+    text = f"{above.mean():.1f} vs {below.mean():.1f}, {int((diff > 0).sum())} of {len(diff)} seeds above"
+    if len(diff) < MIN_SEEDS:
+        return UNDECIDED, text + f" (fewer than {MIN_SEEDS} seeds)"
+    if (diff > 0).all():
+        return HOLDS, text
+    if (diff <= 0).all():
+        return FAILS, text
+    return UNDECIDED, text
+
+
+def combine(verdicts: list[str]) -> str:
+    if verdicts and all(v == HOLDS for v in verdicts):
+        return HOLDS
+    return FAILS if FAILS in verdicts else UNDECIDED
+
+
+def group_averages(metrics: pd.DataFrame, rows: dict[str, list[tuple[str, str]]]) -> pd.DataFrame:
+    """Per (variant, group, seed): the mean over the group's (task, metric) rows, as in the tables' average rows.
+    `rows` maps a group to its (task, metric) pairs."""
+    keys = pd.DataFrame([(g, t, m) for g, pairs in rows.items() for t, m in pairs], columns=["group", "task", "metric"])
+    return metrics.merge(keys).groupby(["variant", "group", "seed"], as_index=False)["value"].mean()
+
+
+def _series(scores: pd.DataFrame, variant: str, group: str) -> pd.Series:
+    mine = scores[(scores.variant == variant) & (scores.group == group)]
+    if mine.empty:
+        raise ValueError(f"no scores for variant {variant!r} in group {group!r}")
+    return mine.set_index("seed")["value"]
+
+
+def _table_comparisons(check: dict, scores: pd.DataFrame, groups: list[str]) -> list[tuple[str, str, str]]:
+    """(label, verdict, evidence) per comparison the check makes."""
+    out = []
+    for group in groups:
+        def pair(a: str, b: str) -> tuple[str, str, str]:
+            return (f"{group}: {a} > {b}", *compare(_series(scores, a, group), _series(scores, b, group)))
+
+        if check["kind"] == "above":
+            out += [pair(check["variant"], other) for other in check["others"]]
+        elif check["kind"] == "decreasing":
+            out += [pair(a, b) for a, b in zip(check["variants"], check["variants"][1:])]
+        else:  # middle_best
+            ends, middle = [check["variants"][0], check["variants"][-1]], check["variants"][1:-1]
+            means = {v: _series(scores, v, group).mean() for v in middle}
+            best = max(middle, key=means.get)
+            best_vs_ends = [pair(best, end) for end in ends]
+            verdict = combine([v for _, v, _ in best_vs_ends])
+            if verdict != HOLDS:  # it fails only when an end is clearly above every intermediate variant
+                end_wins = [combine([v for _, v, _ in (pair(end, m) for m in middle)]) for end in ends]
+                verdict = FAILS if HOLDS in end_wins else UNDECIDED
+            evidence = "; ".join(f"{label.split(': ')[1]}: {ev}" for label, _, ev in best_vs_ends)
+            out.append((f"{group}: best intermediate {best} above both ends", verdict, evidence))
+    return out
+
+
+def _figure_comparisons(check: dict, data: pd.DataFrame) -> list[tuple[str, str, str]]:
+    late = data[data.step >= data.step.max() / 2]
+    per_seed = late.groupby(["variant", "seed"])[check["column"]].mean()
+    return [(f"{check['column']}: {check['variant']} > {other}",
+             *compare(per_seed[check["variant"]], per_seed[other])) for other in check["others"]]
+
+
+def ledger(claims: list[dict], config: dict, metrics: pd.DataFrame, rows: dict[str, list[tuple[str, str]]],
+           figure_data: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(ledger, comparisons): one row per claim with its verdict, and one row per comparison behind the verdicts.
+
+    `metrics` are tidy metric rows (molebench.tables.load_metrics) covering the tables the claims read, `rows` the
+    (task, metric) rows of each group, `figure_data` a figure name -> its CSV's data."""
+    scores = group_averages(metrics, rows)
+    rows, details = [], []
+    for claim in claims:
+        check = claim["check"]
+        source = check.get("table") or check.get("figure")
+        if source not in config["tables"] and source not in config.get("figures", {}):
+            verdict, evidence, comparisons = UNDECIDED, f"{source} is not run at this scale", []
+        else:
+            comparisons = (_figure_comparisons(check, figure_data[source]) if check["kind"] == "figure_above"
+                           else _table_comparisons(check, scores, config["tables"][source]["groups"]))
+            verdict = combine([v for _, v, _ in comparisons])
+            evidence = f"{sum(v == HOLDS for _, v, _ in comparisons)} of {len(comparisons)} comparisons hold"
+        rows.append({**{k: claim[k] for k in LEDGER_COLUMNS[:4]}, "verdict": verdict, "evidence": evidence})
+        details += [{"id": claim["id"], "comparison": label, "verdict": v, "evidence": ev}
+                    for label, v, ev in comparisons]
+    return (pd.DataFrame(rows, columns=LEDGER_COLUMNS),
+            pd.DataFrame(details, columns=["id", "comparison", "verdict", "evidence"]))

@@ -1,0 +1,85 @@
+"""claims.py: the verdict rule on hand-made scores, every check kind, and the ledger file itself."""
+
+import pandas as pd
+import pytest
+
+from molebench.claims import FAILS, HOLDS, UNDECIDED, combine, compare, ledger, load_claims
+
+S = [1, 2, 3]
+
+
+def seeds(*values):
+    return pd.Series(values, index=S[:len(values)], dtype=float)
+
+
+@pytest.mark.parametrize("above,below,verdict", [
+    (seeds(5, 6, 7), seeds(4, 5, 6), HOLDS),
+    (seeds(4, 5, 6), seeds(5, 6, 7), FAILS),
+    (seeds(4, 5, 6), seeds(4, 5, 6), FAILS),        # a tie is not "above"
+    (seeds(5, 4, 7), seeds(4, 5, 6), UNDECIDED),    # the seeds disagree
+    (seeds(5, 6), seeds(4, 5), UNDECIDED),          # too few seeds
+    (pd.Series([3.0], index=[1]), seeds(1, 2, 2.5), HOLDS),  # an unseeded method pairs with every seed
+])
+def test_compare_applies_the_stated_rule(above, below, verdict):
+    assert compare(above, below)[0] == verdict
+
+
+def test_one_failure_fails_the_claim_and_all_must_hold():
+    assert combine([HOLDS, HOLDS]) == HOLDS
+    assert combine([HOLDS, UNDECIDED]) == UNDECIDED
+    assert combine([HOLDS, UNDECIDED, FAILS]) == FAILS
+    assert combine([]) == UNDECIDED
+
+
+# per variant: its per-seed offsets on every (task, metric) row of group g
+SCORES = {"mole": (10, 11, 12), "nla": (5, 6, 7), "noisy": (12, 5, 13), "m": (1, 2, 3), "l": (8, 9, 10),
+          "b": (4, 5, 6), "n": (0, 1, 2)}
+ROWS = {"g": [("t1", "accuracy"), ("t2", "rouge1")]}
+
+
+def metrics():
+    return pd.DataFrame([{"variant": v, "group": "g", "task": t, "metric": m, "seed": s, "value": x + (t == "t2")}
+                         for v, xs in SCORES.items() for t, m in ROWS["g"] for s, x in zip(S, xs)])
+
+
+CONFIG = {"groups": {"g": ["t1", "t2"]}, "figures": {"fig5": {}},
+          "tables": {"t3": {"groups": ["g"]}, "t9": {"groups": ["g"]}}}
+
+
+def claim(id_, check):
+    return {"id": id_, "paper": "MoLE", "source": "Table", "claim": id_, "check": check}
+
+
+def test_ledger_verdict_per_check_kind():
+    entropy = pd.DataFrame([{"variant": v, "seed": s, "step": step, "gate_entropy": e - step * (v == "nobal")}
+                            for v, e in (("bal", 1.0), ("nobal", 1.0)) for s in S for step in range(4)])
+    claims = [claim("above", {"kind": "above", "table": "t3", "variant": "mole", "others": ["nla"]}),
+              claim("undecided", {"kind": "above", "table": "t3", "variant": "mole", "others": ["nla", "noisy"]}),
+              claim("falls", {"kind": "decreasing", "table": "t3", "variants": ["nla", "mole"]}),
+              claim("middle", {"kind": "middle_best", "table": "t9", "variants": ["m", "l", "b", "n"]}),
+              claim("end", {"kind": "middle_best", "table": "t9", "variants": ["mole", "l", "b", "n"]}),
+              claim("entropy", {"kind": "figure_above", "figure": "fig5", "column": "gate_entropy",
+                                "variant": "bal", "others": ["nobal"]}),
+              claim("absent", {"kind": "above", "table": "t6", "variant": "mole", "others": ["nla"]})]
+    verdicts, comparisons = ledger(claims, CONFIG, metrics(), ROWS, {"fig5": entropy})
+    got = dict(zip(verdicts.id, verdicts.verdict))
+    assert got == {"above": HOLDS, "undecided": UNDECIDED, "falls": FAILS, "middle": HOLDS, "end": FAILS,
+                   "entropy": HOLDS, "absent": UNDECIDED}
+    assert verdicts.set_index("id").evidence["absent"] == "t6 is not run at this scale"
+    assert "11.5 vs 6.5" in comparisons[comparisons.id == "above"].evidence.item()  # group averages, over seeds
+
+
+def test_the_ledger_file_names_only_known_kinds_and_the_configs_variants():
+    import yaml
+
+    claims = load_claims()
+    assert len({c["id"] for c in claims}) == len(claims)
+    config = yaml.safe_load(open("config/config.yaml"))
+    for c in claims:
+        check = c["check"]
+        source = check.get("table") or check.get("figure")
+        spec = {**config["tables"], **config["figures"]}.get(source)
+        if spec is None:
+            continue
+        named = [check.get("variant"), *check.get("others", []), *check.get("variants", [])]
+        assert set(filter(None, named)) <= set(spec["variants"]), c["id"]
