@@ -72,9 +72,11 @@ def test_ledger_verdict_per_check_kind():
 def test_the_ledger_file_names_only_known_kinds_and_the_configs_variants():
     import yaml
 
+    from molebench.plan import SCHEMA
+
     claims = load_claims()
     assert len({c["id"] for c in claims}) == len(claims)
-    config = yaml.safe_load(open("config/config.yaml"))
+    config = yaml.safe_load((SCHEMA.parents[2] / "config" / "config.yaml").read_text())
     for c in claims:
         check = c["check"]
         source = check.get("table") or check.get("figure")

@@ -97,7 +97,7 @@ def _table_comparisons(check: dict, scores: pd.DataFrame, groups: list[str]) -> 
     """(label, verdict, evidence) per comparison the check makes."""
     out = []
     for group in groups:
-        def pair(a: str, b: str) -> tuple[str, str, str]:
+        def pair(a: str, b: str, group: str = group) -> tuple[str, str, str]:
             return (f"{group}: {a} > {b}", *compare(_series(scores, a, group), _series(scores, b, group)))
 
         if check["kind"] == "above":

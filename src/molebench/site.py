@@ -190,9 +190,9 @@ def _index(tables: dict, figures: dict, gain: pd.DataFrame, ledger: pd.DataFrame
              "published.</p>")
     counts = ledger.verdict.value_counts()
     glance = ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICT_CLASS)
-    parts = [about, f"<h2>The papers' claims at this scale</h2><p>{esc(glance)} "
-                    f"({_link('claims.html', 'the rule and the comparisons')}).</p>", _ledger_table(ledger),
-             f"<h2>What was run</h2><p>{_setup_line(config)}</p>"]
+    claims = (f"<h2>The papers' claims at this scale</h2><p>{esc(glance)} "
+              f"({_link('claims.html', 'the rule and the comparisons')}).</p>")
+    parts = [about, claims, _ledger_table(ledger), f"<h2>What was run</h2><p>{_setup_line(config)}</p>"]
     data = config.get("data", {})
     if data:
         parts.append(f"<p>{esc(data.get('n_train', '?'))} training and {esc(data.get('n_test', '?'))} test "
