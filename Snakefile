@@ -27,6 +27,7 @@ wildcard_constraints:
     task=r"[A-Za-z0-9_\-]+",
     group=r"[A-Za-z0-9_\-]+",
     variant=r"[A-Za-z0-9_\-]+",
+    lora=r"[A-Za-z0-9_\-]+",
 
 
 include: "workflow/rules/common.smk"

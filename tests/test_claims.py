@@ -42,8 +42,9 @@ def metrics():
                          for v, xs in SCORES.items() for t, m in ROWS["g"] for s, x in zip(S, xs)])
 
 
-CONFIG = {"groups": {"g": ["t1", "t2"]}, "figures": {"fig5": {}},
-          "tables": {"t3": {"groups": ["g"]}, "t9": {"groups": ["g"]}}}
+CONFIG = {"groups": {"g": ["t1", "t2"]}, "figures": {"fig5": {"variants": ["bal", "nobal"]}},
+          "tables": {"t3": {"groups": ["g"], "variants": ["mole", "nla", "noisy"]},
+                     "t9": {"groups": ["g"], "variants": ["m", "l", "b", "n", "mole"]}}}
 
 
 def claim(id_, check):
@@ -60,12 +61,14 @@ def test_ledger_verdict_per_check_kind():
               claim("end", {"kind": "middle_best", "table": "t9", "variants": ["mole", "l", "b", "n"]}),
               claim("entropy", {"kind": "figure_above", "figure": "fig5", "column": "gate_entropy",
                                 "variant": "bal", "others": ["nobal"]}),
-              claim("absent", {"kind": "above", "table": "t6", "variant": "mole", "others": ["nla"]})]
+              claim("absent", {"kind": "above", "table": "t6", "variant": "mole", "others": ["nla"]}),
+              claim("no-variant", {"kind": "above", "table": "t3", "variant": "mole", "others": ["tau9"]})]
     verdicts, comparisons = ledger(claims, CONFIG, metrics(), ROWS, {"fig5": entropy})
     got = dict(zip(verdicts.id, verdicts.verdict))
     assert got == {"above": HOLDS, "undecided": UNDECIDED, "falls": FAILS, "middle": HOLDS, "end": FAILS,
-                   "entropy": HOLDS, "absent": UNDECIDED}
-    assert verdicts.set_index("id").evidence["absent"] == "t6 is not run at this scale"
+                   "entropy": HOLDS, "absent": UNDECIDED, "no-variant": UNDECIDED}
+    assert verdicts.set_index("id").evidence["absent"] == "not run at this scale: t6"
+    assert verdicts.set_index("id").evidence["no-variant"] == "not run at this scale: tau9 in t3"
     assert "11.5 vs 6.5" in comparisons[comparisons.id == "above"].evidence.item()  # group averages, over seeds
 
 

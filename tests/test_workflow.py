@@ -44,10 +44,16 @@ def test_smoke_dag_writes_tables_and_site(smoke_run):
         assert set(table[table.kind == "task"].task) == tasks
     site = smoke_run / "reports/smoke/site"
     index = (site / "index.html").read_text()
-    for page in [*config["tables"], *config["figures"], "lora_gain", "provenance"]:
+    for page in [*config["tables"], *config["figures"], "masking", "claims", "lora_gain", "provenance"]:
         assert f'href="{page}.html"' in index and (site / f"{page}.html").is_file()
     for figure in config["figures"]:
         assert (site / f"{figure}.png").read_bytes().startswith(b"\x89PNG")
+    masking = pd.read_csv(smoke_run / "results/smoke/tables/masking.csv")
+    dropped = [f"drop-{t}" for t in config["groups"][config["masking"]["group"]]]
+    assert list(dict.fromkeys(masking.group)) == dropped
+    assert masking[[f"{v}:mean" for v in config["masking"]["variants"]]].notna().all().all()
+    claims = pd.read_csv(smoke_run / "results/smoke/tables/claims.csv")
+    assert set(claims.verdict) <= {"holds", "fails", "not enough evidence"} and len(claims) > 0
     gain = pd.read_csv(smoke_run / "results/smoke/tables/lora_gain.csv")
     assert set(gain.task) == {t for g in config["groups"].values() for t in g}
 
@@ -70,6 +76,7 @@ def test_mini_dag_plans_offline(repo_copy):
     ({"groups": {"smoke_gen": ["smoke_add", "no_such_task"]}}, "unknown task 'no_such_task'"),
     ({"variants": {"mole": {"method": "mole", "options": {"granularity": "token"}}}}, "granularity must be one of"),
     ({"seeds": "one"}, "seeds"),
+    ({"compose_from": {"no_such_group": ["smoke_add"]}}, "compose_from.no_such_group: not a group"),
     ({"lora": {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj"], "rank": 3}}, None),
 ])
 def test_bad_config_fails_at_parse_time_with_a_readable_message(repo_copy, tmp_path, change, message):

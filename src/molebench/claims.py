@@ -10,7 +10,7 @@ Claims are data (data/paper/claims.yaml): an id, the paper and its source (table
     when the seeds disagree.
 
 A claim holds when all its comparisons hold, fails when any fails, and otherwise has not enough evidence. A claim
-whose table or figure is not part of the config has not enough evidence at that scale, and says so.
+whose table, figure or variants are not part of the config has not enough evidence at that scale, and says so.
 
 Check kinds (scores are a group's average over its tasks and metrics, as in the tables' average rows):
     above        `variant` above each of `others`, in every group of `table`
@@ -125,6 +125,10 @@ def _figure_comparisons(check: dict, data: pd.DataFrame) -> list[tuple[str, str,
              *compare(per_seed[check["variant"]], per_seed[other])) for other in check["others"]]
 
 
+def _named(check: dict) -> list[str]:
+    return [v for v in [check.get("variant"), *check.get("others", []), *check.get("variants", [])] if v]
+
+
 def ledger(claims: list[dict], config: dict, metrics: pd.DataFrame, rows: dict[str, list[tuple[str, str]]],
            figure_data: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(ledger, comparisons): one row per claim with its verdict, and one row per comparison behind the verdicts.
@@ -136,8 +140,11 @@ def ledger(claims: list[dict], config: dict, metrics: pd.DataFrame, rows: dict[s
     for claim in claims:
         check = claim["check"]
         source = check.get("table") or check.get("figure")
-        if source not in config["tables"] and source not in config.get("figures", {}):
-            verdict, evidence, comparisons = UNDECIDED, f"{source} is not run at this scale", []
+        spec = {**config["tables"], **config.get("figures", {})}.get(source)
+        absent = [v for v in _named(check) if spec is not None and v not in spec["variants"]]
+        if spec is None or absent:
+            missing = f"{', '.join(absent)} in {source}" if spec is not None else source
+            verdict, evidence, comparisons = UNDECIDED, f"not run at this scale: {missing}", []
         else:
             comparisons = (_figure_comparisons(check, figure_data[source]) if check["kind"] == "figure_above"
                            else _table_comparisons(check, scores, config["tables"][source]["groups"]))

@@ -151,14 +151,10 @@ def cmd_mask(args) -> None:
     if not method_dir.is_dir():
         raise FileNotFoundError(f"{method_dir} does not exist: run `snakemake {method_dir} --configfile {args.config}`")
     drop = [int(d) if d.isdigit() else d for d in args.drop]
-    masked = {**variant, "options": {**variant.get("options", {}), "mask": drop}}
-    tasks = plan.evaluated_tasks(config, args.variant, args.group)
     out = Path(f"{res}/masked/{args.variant}/{args.group}/seed{seed}/drop-{'+'.join(map(str, args.drop))}")
     with pipeline.logged(None, threads=args.threads, offline=config["offline"]):
-        pipeline.evaluate(args.variant, masked, args.group, tasks, f"{res}/base",
-                          [f"{res}/adapters/{t}/seed{seed}" for t in plan.group_tasks(config, args.variant, args.group)],
-                          str(method_dir), [f"{res}/data/{t}" for t in tasks], config["eval"], seed, str(out))
-    for task in tasks:
+        pipeline.masked_evaluate(config, args.variant, args.group, drop, seed, str(out))
+    for task in plan.evaluated_tasks(config, args.variant, args.group):
         print(f"{task:28s} {io.read_json(out / f'{task}.json')['metrics']}")
     print(f"written to {out}")
 

@@ -166,6 +166,39 @@ def evaluate(variant_name: str, variant: dict, group: str, tasks: list[str], bas
 GATES_SUFFIX = ".gates.json"
 
 
+def masked_evaluate(config: dict, variant_name: str, group: str, drop: list[str | int], seed: int,
+                    out_dir: str) -> None:
+    """Score a composition of `group` without the LoRAs in `drop` (MoLE Figure 8), into metric files whose group is
+    `drop-{names}`. A method with a `mask` option (MoLE) keeps its trained state and masks them at inference; an
+    untrained one (NLA) is composed from the remaining LoRAs. Nothing is retrained."""
+    from molebench import plan
+
+    res, variant, cls = config["results_dir"], config["variants"][variant_name], plan.method_of(config, variant_name)
+    loras = plan.group_tasks(config, variant_name, group)
+    if "mask" in cls.config_class.help():
+        variant = {**variant, "options": {**variant.get("options", {}), "mask": drop}}
+    elif cls.trainable:
+        raise ValueError(f"{variant_name}: a trained method without a `mask` option cannot drop LoRAs unretrained")
+    else:
+        loras = [t for i, t in enumerate(loras) if t not in drop and i not in drop]
+    tasks = plan.evaluated_tasks(config, variant_name, group)
+    evaluate(variant_name, variant, f"drop-{'+'.join(map(str, drop))}", tasks, f"{res}/base",
+             [f"{res}/adapters/{t}/seed{seed}" for t in loras],
+             f"{res}/methods/{variant_name}/{group}/seed{seed}" if cls.trainable else None,
+             [f"{res}/data/{t}" for t in tasks], config["eval"], seed, out_dir)
+
+
+def masking_table(config: dict, evaluation_dirs: list[str], out_file: str) -> None:
+    """The masking table in the tables' layout: one row block per masked LoRA (group `drop-{lora}`)."""
+    from molebench import plan, tables
+
+    spec = plan.masking_spec(config)
+    groups = {g: config["groups"][config["masking"]["group"]] for g in spec["groups"]}
+    df = tables.build_table("masking", spec, tables.load_metrics(metric_files(evaluation_dirs)), _tasks(groups),
+                            groups, {v: plan.seeds_of(config, v) for v in spec["variants"]})
+    io.write_text(out_file, df.to_csv(index=False))
+
+
 def metric_files(evaluation_dirs: list[str]) -> list[str]:
     return [str(p) for d in evaluation_dirs for p in sorted(Path(d).glob("*.json"))
             if not p.name.endswith(GATES_SUFFIX)]
@@ -246,8 +279,8 @@ def site(config: dict, table_files: dict[str, str], figure_files: dict[str, str]
     from molebench import plan
     from molebench import site as render
 
-    tables = {name: (config["tables"][name], pd.read_csv(path).fillna({"paper_task": ""}))
-              for name, path in table_files.items()}
+    specs = {**config["tables"], **({"masking": plan.masking_spec(config)} if "masking" in config else {})}
+    tables = {name: (specs[name], pd.read_csv(path).fillna({"paper_task": ""})) for name, path in table_files.items()}
     benchmarks = render.load_benchmarks(benchmark_files) if benchmark_files else None
     files = metric_files(evaluation_dirs)
     figures = {name: (config["figures"][name], Path(png)) for name, png in figure_files.items()}

@@ -44,6 +44,12 @@ def check(config: dict) -> None:
                 raise ConfigError(f"groups.{group}: unknown task {task!r}; add data/tasks/{task}.yaml or use one of: "
                                   f"{', '.join(sorted(known_tasks))}")
             load_task(task)  # parse it now, so a broken task file fails before any job starts
+    for group, tasks in config.get("compose_from", {}).items():
+        if group not in config["groups"]:
+            raise ConfigError(f"compose_from.{group}: not a group; groups: {', '.join(config['groups'])}")
+        for task in tasks:
+            if task not in known_tasks:
+                raise ConfigError(f"compose_from.{group}: unknown task {task!r}; add data/tasks/{task}.yaml")
     for name, variant in config["variants"].items():
         try:
             cls = methods.get(variant["method"])
@@ -73,6 +79,17 @@ def check(config: dict) -> None:
         for variant in figure["variants"]:
             if variant not in config["variants"] or not method_of(config, variant).trainable:
                 raise ConfigError(f"figures.{name}: {variant!r} is not a variant of a trained method (MoLE)")
+    masking = config.get("masking")
+    if masking:
+        if masking["group"] not in config["groups"]:
+            raise ConfigError(f"masking: unknown group {masking['group']!r}; groups: {', '.join(config['groups'])}")
+        for variant in masking["variants"]:
+            if variant not in config["variants"]:
+                raise ConfigError(f"masking: unknown variant {variant!r}")
+            cls = method_of(config, variant)
+            if cls.per_task or (cls.trainable and "mask" not in cls.config_class.help()):
+                raise ConfigError(f"masking: {variant!r} can neither mask LoRAs (MoLE) nor be recomposed from the "
+                                  "remaining LoRAs without training (NLA)")
     for required in ("zero-shot", "single"):
         if not any(v["method"] == required for v in config["variants"].values()):
             raise ConfigError(f"variants: a variant with method {required!r} is needed for the LoRA gain check")
@@ -97,11 +114,16 @@ def evaluated_tasks(config: dict, variant: str, group: str) -> list[str]:
 
 
 def group_tasks(config: dict, variant: str, group: str) -> list[str]:
-    """Tasks whose LoRAs (and training data) a composition uses."""
+    """Tasks whose LoRAs (and training data) a composition uses: the group's own, or those the config's
+    `compose_from` names for it (a composition trained on one family and scored on another, MoLE Table 8)."""
     cls = method_of(config, variant)
     if not cls.uses_experts and not cls.trainable:
         return []
-    return [group] if cls.per_task else config["groups"][group]
+    return [group] if cls.per_task else lora_tasks(config, group)
+
+
+def lora_tasks(config: dict, group: str) -> list[str]:
+    return config.get("compose_from", {}).get(group, config["groups"][group])
 
 
 def evaluation_dirs(config: dict, variant: str, groups: list[str]) -> list[str]:
@@ -131,6 +153,20 @@ def claims_inputs(config: dict) -> tuple[list[str], list[str]]:
     tables, figures = needed(load_claims(), config)
     return (list(dict.fromkeys(d for t in tables for d in table_inputs(config, t))),
             [f"{config['results_dir']}/figures/{f}.csv" for f in figures])
+
+
+def masking_spec(config: dict) -> dict:
+    """The config's `masking` entry as a table spec: one group `drop-{lora}` per LoRA of its group."""
+    spec = config["masking"]
+    return {**spec, "groups": [f"drop-{t}" for t in lora_tasks(config, spec["group"])]}
+
+
+def masking_inputs(config: dict) -> list[str]:
+    spec = config.get("masking")
+    if not spec:
+        return []
+    return [f"{config['results_dir']}/masked/{v}/{spec['group']}/seed{s}/{g}"
+            for v in spec["variants"] for s in seeds_of(config, v) for g in masking_spec(config)["groups"]]
 
 
 def used_groups(config: dict) -> list[str]:

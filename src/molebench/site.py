@@ -241,13 +241,13 @@ def _table_page(name: str, spec: dict, table: pd.DataFrame, gain: pd.DataFrame, 
                 costs: pd.DataFrame) -> str:
     variants = list(spec["variants"])
     paper_cols = [c for c in table.columns if c.startswith("paper:")]
-    valid = {(r.group, r.task): r for r in gain.itertuples()}
+    valid = {r.task: r for r in gain.itertuples()}  # a task's single LoRA and zero-shot score are the same in every group
     header = ["group", "task", "paper row", "metric"]
     header += [f"{esc(v)}<br>(n={esc(_n_seeds(table, v))})" for v in variants]
     header += [f"paper<br>{esc(c.removeprefix('paper:'))}" for c in paper_cols]
     rows, classes, flagged = [], [], []
     for row in table.to_dict("records"):
-        check = valid.get((row["group"], row["task"]))
+        check = valid.get(row["task"])
         mark = ""
         if row["kind"] == "task" and (check is None or not check.valid):
             mark = " †"

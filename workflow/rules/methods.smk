@@ -39,3 +39,22 @@ rule evaluate:
         gpu=config["gpus_per_job"],
     script:
         "../scripts/evaluate.py"
+
+
+rule masked_evaluate:
+    input:
+        base=RES + "/base",
+        adapters=composition_adapters,
+        method=trained_method,
+        data=evaluated_data,
+    output:
+        directory(RES + "/masked/{variant}/{group}/seed{seed}/drop-{lora}"),
+    log:
+        RES + "/logs/masked_evaluate/{variant}-{group}-seed{seed}-drop-{lora}.log",
+    benchmark:
+        RES + "/benchmarks/masked_evaluate/{variant}-{group}-seed{seed}-drop-{lora}.tsv"
+    threads: THREADS
+    resources:
+        gpu=config["gpus_per_job"],
+    script:
+        "../scripts/masked_evaluate.py"

@@ -31,6 +31,20 @@ rule figure:
         "../scripts/figure.py"
 
 
+rule masking_table:
+    input:
+        plan.masking_inputs(config),
+    output:
+        RES + "/tables/masking.csv",
+    log:
+        RES + "/logs/table/masking.log",
+    params:
+        spec=config.get("masking"),  # an edited masking definition rebuilds the table
+    localrule: True
+    script:
+        "../scripts/masking_table.py"
+
+
 rule lora_gain:
     input:
         plan.gain_inputs(config),
@@ -74,6 +88,7 @@ rule site:
     input:
         faults=RES + "/faults.json",
         tables=expand(RES + "/tables/{table}.csv", table=config["tables"]),
+        masking=rules.masking_table.output if "masking" in config else [],
         figures=expand(RES + "/figures/{figure}.png", figure=config["figures"]),
         gain=RES + "/tables/lora_gain.csv",
         claims=rules.claims.output.ledger,
