@@ -82,18 +82,23 @@ def method_of(config: dict, variant: str):
     return methods.get(config["variants"][variant]["method"])
 
 
+def per_task(config: dict, variant: str) -> bool:
+    """One composition per task (the single-task setting): the variant's `per_task`, else the method's default."""
+    return config["variants"][variant].get("per_task", method_of(config, variant).per_task)
+
+
 def seeds_of(config: dict, variant: str) -> list[int]:
     return config["seeds"] if method_of(config, variant).seeded else config["seeds"][:1]
 
 
 def compositions(config: dict, variant: str, groups: list[str]) -> list[tuple[str, str]]:
     """(group, task) pairs a variant is scored on: a per-task method's group is the task itself."""
-    per_task = method_of(config, variant).per_task
-    return [(task, task) if per_task else (group, task) for group in groups for task in config["groups"][group]]
+    single = per_task(config, variant)
+    return [(task, task) if single else (group, task) for group in groups for task in config["groups"][group]]
 
 
 def evaluated_tasks(config: dict, variant: str, group: str) -> list[str]:
-    return [group] if method_of(config, variant).per_task else config["groups"][group]
+    return [group] if per_task(config, variant) else config["groups"][group]
 
 
 def group_tasks(config: dict, variant: str, group: str) -> list[str]:
@@ -101,7 +106,7 @@ def group_tasks(config: dict, variant: str, group: str) -> list[str]:
     cls = method_of(config, variant)
     if not cls.uses_experts and not cls.trainable:
         return []
-    return [group] if cls.per_task else config["groups"][group]
+    return [group] if per_task(config, variant) else config["groups"][group]
 
 
 def evaluation_dirs(config: dict, variant: str, groups: list[str]) -> list[str]:
