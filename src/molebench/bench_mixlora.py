@@ -26,7 +26,7 @@ SHAPES = {"SmolLM2-135M": (576, 1536, 8, 128), "Llama-2-7B": (4096, 11008, 2, 12
 OPTIONS = {"num_experts": 8, "top_k": 2, "r": 16, "lora_alpha": 32, "lora_dropout": 0.0}
 
 
-def block(d: int, ffn: int, execution: str, device: str):
+def block(d: int, ffn: int, execution: str, device: str, options: dict):
     """A MixLoRA FFN over a random frozen LLaMA FFN, LoRA B random too (the cost does not depend on values)."""
     from transformers import LlamaConfig
     from transformers.models.llama.modeling_llama import LlamaMLP
@@ -35,7 +35,8 @@ def block(d: int, ffn: int, execution: str, device: str):
 
     torch.manual_seed(0)
     mlp = LlamaMLP(LlamaConfig(hidden_size=d, intermediate_size=ffn, hidden_act="silu")).to(device).requires_grad_(False)
-    wrapper = MixLoRAFFN(mlp, LAYOUTS["llama"], MixLoRAConfig(**OPTIONS, execution=execution), Routing(), "")
+    config = MixLoRAConfig.from_dict({**options, "execution": execution, "lora_dropout": 0.0})
+    wrapper = MixLoRAFFN(mlp, LAYOUTS["llama"], config, Routing(), "")
     with torch.no_grad():
         for b in wrapper.lora_B.values():
             b.normal_(0, 0.02)
@@ -77,15 +78,16 @@ def peak_bytes(fn, device: str) -> int:
     return peak
 
 
-def run(repeats: int = 3, shapes: list[str] | None = None, device: str | None = None) -> list[dict]:
-    """One row per (shape, mode, path): median seconds per token, peak MB, and optimised / plain ratios."""
+def run(repeats: int = 3, shapes: dict[str, tuple[int, int, int, int]] = SHAPES, options: dict = OPTIONS,
+        device: str | None = None) -> list[dict]:
+    """One row per (shape, mode, path): median microseconds per token, peak MB, and the optimised path's change.
+    shapes: name -> (d, FFN width, batch, sequence); options: MixLoRA options (experts, top-k, rank)."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     rows = []
-    for shape in shapes or list(SHAPES):
-        d, ffn, batch, seq = SHAPES[shape]
+    for shape, (d, ffn, batch, seq) in shapes.items():
         torch.manual_seed(1)
         x = torch.randn(batch, seq, d, device=device)
-        blocks = {path: block(d, ffn, path, device) for path in ("plain", "optimised")}
+        blocks = {path: block(d, ffn, path, device, options) for path in ("plain", "optimised")}
         for mode in ("inference", "training"):
             training = mode == "training"
             inputs = x.clone().requires_grad_(training)

@@ -72,7 +72,7 @@ def check(config: dict) -> None:
             raise ConfigError(f"figures.{name}: unknown group {figure['group']!r}; groups: {', '.join(config['groups'])}")
         for variant in figure["variants"]:
             if variant not in config["variants"] or not method_of(config, variant).trainable:
-                raise ConfigError(f"figures.{name}: {variant!r} is not a variant of a trained method (MoLE)")
+                raise ConfigError(f"figures.{name}: {variant!r} is not a variant of a trained method (MoLE, MixLoRA)")
     for required in ("zero-shot", "single"):
         if not any(v["method"] == required for v in config["variants"].values()):
             raise ConfigError(f"variants: a variant with method {required!r} is needed for the LoRA gain check")
@@ -88,7 +88,10 @@ def per_task(config: dict, variant: str) -> bool:
 
 
 def seeds_of(config: dict, variant: str) -> list[int]:
-    return config["seeds"] if method_of(config, variant).seeded else config["seeds"][:1]
+    """The variant's own `seeds` if it sets them (to bound an expensive variant's cost), else the config's; an
+    unseeded method runs once."""
+    seeds = config["variants"][variant].get("seeds", config["seeds"])
+    return seeds if method_of(config, variant).seeded else seeds[:1]
 
 
 def compositions(config: dict, variant: str, groups: list[str]) -> list[tuple[str, str]]:
@@ -123,9 +126,13 @@ def table_inputs(config: dict, table: str) -> list[str]:
 
 def figure_inputs(config: dict, figure: str) -> dict[str, list[str]]:
     """variant -> the folders a figure reads: compose outputs (training logs) or evaluate outputs (gate weights)."""
+    from molebench.figures import FROM_TRAINING
+
     spec = config["figures"][figure]
-    stage = "methods" if spec["kind"] == "gate_entropy" else "metrics"
-    return {v: [f"{config['results_dir']}/{stage}/{v}/{spec['group']}/seed{s}" for s in seeds_of(config, v)]
+    stage = "methods" if spec["kind"] in FROM_TRAINING else "metrics"
+    return {v: [f"{config['results_dir']}/{stage}/{v}/{group}/seed{s}"
+                for group in dict.fromkeys(g for g, _ in compositions(config, v, [spec["group"]]))
+                for s in seeds_of(config, v)]
             for v in spec["variants"]}
 
 
