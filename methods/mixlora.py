@@ -209,6 +209,13 @@ class MixLoRAFFN(nn.Module):
             out.index_add_(0, token, ye * weights[token, slot, None].to(ye.dtype))
         return out.reshape(x.shape)
 
+    def extra_flops_per_token(self) -> int:
+        """Over the base FFN, for the optimised path: the router, top_k LoRA deltas on each matrix, and top_k - 1
+        more W2 products (the plain path also repeats W1 and W3). Counted by molebench.accounting."""
+        d, f = self.linear("gate").in_features, self.linear("gate").out_features
+        r = self.lora_A["gate"].shape[1]
+        return 2 * d * self.num_experts + self.top_k * 2 * r * 3 * (d + f) + (self.top_k - 1) * 2 * d * f
+
     def record(self, logits: torch.Tensor, chosen: torch.Tensor, valid: torch.Tensor | None) -> None:
         if valid is not None:
             logits, chosen = logits[valid], chosen[valid]

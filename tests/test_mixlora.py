@@ -254,3 +254,16 @@ def test_baselines_are_peft_adapters_on_attention_and_ffn(name, dora, inputs, tm
     assert any("lora_magnitude_vector" in n for n, _ in model.named_parameters()) is dora
     method.save(model, tmp_path)
     assert (tmp_path / "adapter_config.json").is_file()  # a standard PEFT folder
+
+
+def test_cost_counts_router_expert_and_attention_lora_flops():
+    """Per token over the base: attention LoRAs 2 r (d_in + d_out) each; per FFN the router 2 d E, top_k experts'
+    LoRA deltas on three matrices, and top_k - 1 more W2 products."""
+    from molebench.accounting import cost
+
+    method, model = build({"num_experts": 4, "top_k": 2, "r": 2})
+    base_params = sum(p.numel() for p in tiny_llama().parameters())
+    d, f, r, layers = 32, 64, 2, 2
+    attention = 2 * r * ((32 + 32) + (32 + 16) + (32 + 16) + (32 + 32))  # q, k, v (2 KV heads of 8), o
+    ffn = 2 * d * 4 + 2 * 2 * r * 3 * (d + f) + 2 * d * f
+    assert cost(model, base_params, 0)["extra_flops_per_token"] == layers * (attention + ffn)
