@@ -191,7 +191,8 @@ class MixLoRAFFN(nn.Module):
         if self.training and self.jitter > 0:
             x = x * torch.empty_like(x).uniform_(1.0 - self.jitter, 1.0 + self.jitter)
         h = x.reshape(-1, x.shape[-1])
-        logits = self.router(h.float())
+        with torch.autocast(h.device.type, enabled=False):  # the router stays fp32 under bf16 autocast
+            logits = self.router(h.float())
         weights, chosen = logits.softmax(-1).topk(self.top_k, dim=-1)
         weights = weights / weights.sum(-1, keepdim=True)
         self.record(logits, chosen, self.valid_tokens(x.shape))
@@ -206,7 +207,7 @@ class MixLoRAFFN(nn.Module):
                         for role in ("gate", "up"))
             product = self.ffn_dropout(self.act(gate) * up)
             ye = self.linear("down")(product) + self.delta("down", e, product)
-            out.index_add_(0, token, ye * weights[token, slot, None].to(ye.dtype))
+            out.index_add_(0, token, (ye * weights[token, slot, None].to(ye.dtype)).to(out.dtype))
         return out.reshape(x.shape)
 
     def extra_flops_per_token(self) -> int:

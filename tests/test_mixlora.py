@@ -267,3 +267,13 @@ def test_cost_counts_router_expert_and_attention_lora_flops():
     attention = 2 * r * ((32 + 32) + (32 + 16) + (32 + 16) + (32 + 32))  # q, k, v (2 KV heads of 8), o
     ffn = 2 * d * 4 + 2 * 2 * r * 3 * (d + f) + 2 * d * f
     assert cost(model, base_params, 0)["extra_flops_per_token"] == layers * (attention + ffn)
+
+
+def test_router_stays_fp32_under_bf16_autocast(inputs):
+    method, model = build()
+    randomise(model)
+    seen = []
+    next(iter(method.ffns.values())).router.register_forward_hook(lambda m, a, out: seen.append(out.dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = logits(model, *inputs)
+    assert seen == [torch.float32] and torch.isfinite(out).all()
