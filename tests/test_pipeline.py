@@ -57,7 +57,11 @@ def test_lora_folder_is_a_standard_peft_adapter(world):
                                      {"method": "lorahub", "options": {"steps": 3, "n_examples": 4}},
                                      {"method": "pems", "options": {"n_validation": 4}},
                                      {"method": "few-shot", "options": {"shots": 2}, "eval": {"max_input_tokens": 96}},
-                                     {"method": "multitask", "train": {"steps": 2}}])
+                                     {"method": "multitask", "train": {"steps": 2}},
+                                     {"method": "mixlora", "options": {"num_experts": 3, "r": 2},
+                                      "train": {"steps": 2}},
+                                     {"method": "lora", "options": {"r": 2}, "train": {"steps": 2}},
+                                     {"method": "dora", "options": {"r": 2}, "train": {"steps": 2}}])
 def test_every_method_composes_and_scores(world, variant, tmp_path):
     from molebench import methods
 
@@ -80,7 +84,8 @@ def test_every_method_composes_and_scores(world, variant, tmp_path):
         assert result["n"] == 6 and result["run_info"]["config_hash"]
         assert len(io.read_jsonl(tmp_path / "metrics" / f"{task}.predictions.jsonl")) == 6
         gates = tmp_path / "metrics" / f"{task}.gates.json"
-        assert gates.is_file() == variant["method"].endswith("mole")  # MoLE's gate weights on this task
+        # MoLE's gate weights, MixLoRA's expert utilisation on this task
+        assert gates.is_file() == (variant["method"].endswith("mole") or variant["method"] == "mixlora")
         assert result["cost"]["trainable_params"] == (io.read_json(tmp_path / "method" / "run.json")["train_info"]
                                                       ["trainable_params"] if cls.trainable else 0)
 
@@ -222,3 +227,26 @@ def test_composition_benchmark_runs_every_configuration(world):
     assert names[0] == "base forward" and rows[0]["ratio_to_base"] == 1.0
     assert any("PEFT" in n for n in names) and any("MoLE" in n for n in names) and any("mixed" in n for n in names)
     assert all(r["median_s"] > 0 for r in rows)
+
+
+def test_label_logit_protocol_batched_equals_one_prompt_at_a_time(world):
+    """The official MixLoRA protocol: the logit of each option's first token at the prompt's last position (the first
+    decoder position for T5), the same whatever the batch's padding; options sharing a first token are refused."""
+    from molebench.scoring import label_logits
+    from molebench.training import encode_answer, encode_prompt
+
+    model, tokenizer = load_base(world / "base")
+    firsts = [encode_answer(tokenizer, o, 1, add_eos=False)[0] for o in ("even", "odd")]
+    assert firsts[0] != firsts[1]
+    records = [{"id": str(i), "input": "x " * (i + 1) + "number", "options": ["even", "odd"]} for i in range(3)]
+    batched = label_logits(model, tokenizer, records, 48, batch_size=3)
+    for record, got in zip(records, batched):
+        ids = torch.tensor([encode_prompt(tokenizer, record["input"], 48)])
+        with torch.no_grad():
+            if model.config.is_encoder_decoder:
+                out = model(input_ids=ids, decoder_input_ids=torch.tensor([[model.config.decoder_start_token_id]]))
+            else:
+                out = model(input_ids=ids)
+        torch.testing.assert_close(torch.tensor(got), out.logits[0, -1, firsts], rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="share a first token"):
+        label_logits(model, tokenizer, [{"id": "0", "input": "a", "options": ["even", "even odd"]}], 48, 2)

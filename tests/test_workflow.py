@@ -58,6 +58,23 @@ def test_smoke_dag_writes_tables_and_site(smoke_run):
     assert set(gain.task) == {t for g in config["groups"].values() for t in g}
 
 
+def test_smoke_dag_runs_mixlora_single_and_multi_task(smoke_run):
+    """MixLoRA's outputs: the official-format folder, utilisation shares per layer summing to one on every task of
+    the group, the efficiency rows of both paths, and the label-logit protocol recorded where a variant asks for it."""
+    results = smoke_run / "results/smoke"
+    official = results / "methods/mixlora-mt/smoke_mc/seed1/official"
+    assert (official / "adapter_config.json").is_file() and (official / "adapter_model.bin").is_file()
+    shares = pd.read_csv(results / "figures/mixlora_utilisation.csv")
+    assert set(shares.task) == {"smoke_parity_mc", "smoke_add"} and set(shares.variant) == {"mixlora-st", "mixlora-mt"}
+    sums = shares.groupby(["variant", "task", "seed", "layer"]).share.sum()
+    assert ((sums - 1).abs() < 1e-4).all()
+    efficiency = pd.read_csv(results / "figures/mixlora_efficiency.csv")
+    assert set(zip(efficiency["mode"], efficiency.path)) == {(m, p) for m in ("inference", "training")
+                                                             for p in ("plain", "optimised")}
+    scored = yaml.safe_load((results / "metrics/dora-mt/smoke_mc/seed1/smoke_parity_mc.json").read_text())
+    assert scored["protocol"]["mc_scoring"] == "label_logit"
+
+
 def test_finished_dag_has_nothing_to_do_and_report_embeds_site(smoke_run):
     done = snakemake(smoke_run, "reproduce", "-n", "--configfile", "config/smoke.yaml")
     assert "Nothing to be done" in done.stdout + done.stderr
@@ -78,6 +95,8 @@ def test_mini_dag_plans_offline(repo_copy):
     ({"seeds": "one"}, "seeds"),
     ({"compose_from": {"no_such_group": ["smoke_add"]}}, "compose_from.no_such_group: not a group"),
     ({"lora": {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj"], "rank": 3}}, None),
+    ({"variants": {"mixlora-mt": {"method": "mixlora", "options": {"num_experts": 2, "top_k": 3}}}},
+     "top_k must be between 1 and num_experts"),
 ])
 def test_bad_config_fails_at_parse_time_with_a_readable_message(repo_copy, tmp_path, change, message):
     config = yaml.safe_load((repo_copy / "config/smoke.yaml").read_text())

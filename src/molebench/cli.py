@@ -6,6 +6,7 @@
     molebench bench               smoke DAG wall time; one LoRA step and one scoring batch at the mini scale
     molebench bench --lorahub     one LoraHub search step: our evaluation against PEFT's (merge per step)
     molebench bench --gates       MoLE gate-training step time and memory for 8 to 128 LoRAs
+    molebench bench --mixlora     MixLoRA's plain and optimised paths: per-token latency and peak memory
     molebench mask V G --drop L   score a trained MoLE composition with LoRAs masked out (paper Figure 8)
     molebench faults              fault injection: kill training and resume, corrupt adapters, break data
 """
@@ -77,6 +78,22 @@ def cmd_bench(args) -> None:
                   f"{row['peak_rss_mb']:7d} MB")
         io.write_json(Path(config["results_dir"]) / "bench" / "gates.json", {"rows": rows, "run_info": io.provenance(
             {"threads": args.threads, "repeats": args.repeats, "layers": args.layers})})
+        return
+    if args.mixlora:
+        from molebench import bench_mixlora
+
+        config = load_config(args.config)
+        with pipeline.logged(None, threads=args.threads):
+            rows = bench_mixlora.run(repeats=args.repeats)
+        print(f"{'shapes':13s} {'mode':9s} {'path':9s} {'tokens':>6s} {'us/token':>9s} {'peak MB':>8s}  optimised vs plain")
+        for row in rows:
+            change = (f"  latency {row['latency_vs_plain']:+.0%}, memory {row['memory_vs_plain']:+.0%}"
+                      if "latency_vs_plain" in row else "")
+            print(f"{row['shape']:13s} {row['mode']:9s} {row['path']:9s} {row['tokens']:6d} {row['us_per_token']:9.1f} "
+                  f"{row['peak_mb']:8.1f}{change}")
+        io.write_json(Path(config["results_dir"]) / "bench" / "mixlora.json", {"rows": rows, "run_info": io.provenance(
+            {"threads": args.threads, "repeats": args.repeats, "options": bench_mixlora.OPTIONS,
+             "shapes": bench_mixlora.SHAPES})})
         return
     if args.composition or args.lorahub:  # configurations timed side by side on the mini base model
         from molebench import bench_compose, bench_lorahub
@@ -191,6 +208,9 @@ def main(argv: list[str] | None = None) -> None:
     bench.add_argument("--gates", action="store_true",
                        help="instead: MoLE gate-training step time and peak memory for 8, 24, 48, 128 LoRAs at "
                             "SmolLM2-135M shapes (random weights)")
+    bench.add_argument("--mixlora", action="store_true",
+                       help="instead: MixLoRA's plain and optimised FFN paths, per-token latency and peak memory, "
+                            "inference and training, at SmolLM2-135M and Llama-2-7B FFN shapes (random weights)")
     bench.add_argument("--layers", type=int, default=4, help="--gates: transformer blocks of the random model")
     bench.set_defaults(fn=cmd_bench)
     mask = sub.add_parser("mask", help="score a trained MoLE composition with some LoRAs masked out (Figure 8)")

@@ -160,6 +160,8 @@ def field_value(row: dict, path: str):
 def hub_example(row: dict, args: dict) -> dict:
     """One dataset row as a raw example, by the field mapping of a `hub` source (see `_hub`)."""
     text = _RowFormatter(args.get("join", ", ")).format(args["input"], **row)
+    if "choices" in args:  # multiple choice scored by option likelihood (answer: multiple_choice tasks)
+        return {"input": text, **hub_choices(row, args)}
     if "options" in args:  # multiple choice answered by generating the option's text (FLAN style)
         options = [str(o) for o in field_value(row, args["options"])]
         keys = [str(k) for k in field_value(row, args["option_keys"])]
@@ -178,6 +180,27 @@ def hub_example(row: dict, args: dict) -> dict:
     return {"input": text, "references": references}
 
 
+def hub_choices(row: dict, args: dict) -> dict:
+    """{"options", "label"} of a multiple-choice row. `choices`: a field holding the option texts, a list of fields
+    (one per option), or a literal list {"texts": [...]} (BoolQ's no/yes); `answer_key`: the field with the answer,
+    found in the `choice_keys` field (ARC's "A".."E") or read as an index counted from `label_base` (SIQA's "1"..."3").
+    An answer that names no option (unlabelled test rows) leaves label None, so the row is dropped and counted."""
+    choices = args["choices"]
+    if isinstance(choices, dict):
+        options = [str(o) for o in choices["texts"]]
+    elif isinstance(choices, list):
+        options = [str(field_value(row, path)) for path in choices]
+    else:
+        options = [str(o) for o in field_value(row, choices)]
+    answer = field_value(row, args["answer_key"])
+    if "choice_keys" in args:
+        keys = [str(k) for k in field_value(row, args["choice_keys"])]
+        label = keys.index(str(answer)) if str(answer) in keys else None
+    else:
+        label = int(answer) - args.get("label_base", 0) if str(answer).strip() not in ("", "-1") else None
+    return {"options": options, "label": label}
+
+
 @register_source("hub")
 def _hub(args: dict, n: int, seed: int, raw_dir: Path) -> list[dict]:
     """A dataset from the Hugging Face hub, through `datasets.load_dataset(path, name, split=..., revision=...)`.
@@ -185,8 +208,9 @@ def _hub(args: dict, n: int, seed: int, raw_dir: Path) -> list[dict]:
     args: path, name (optional), revision (optional), train_split and test_split (split expressions such as
     "train[:50000]" or "test[:50%]"), input (a str.format template over the row's fields, dotted paths for nested
     fields, lists joined by `join`), and the answer: `target` (a field, or a list of fields, holding a string or a
-    list of strings), `target` plus `labels` (a class id and the answer text of each id), or `options`, `option_keys`
-    and `answer_key` (multiple choice answered by the option's text).
+    list of strings), `target` plus `labels` (a class id and the answer text of each id), `options`, `option_keys`
+    and `answer_key` (multiple choice answered by generating the option's text), or `choices` and `answer_key`
+    (multiple choice scored by option likelihood, see `hub_choices`).
     Needs network or a filled HF datasets cache; only the data jobs call it, never the DAG's planning.
     """
     import datasets

@@ -6,6 +6,12 @@ A figure is declared in the config (`figures:`) with a `kind`, a `group` and `va
                    read from the compose jobs' train_log.jsonl (MoLE logs both every step)
     gate_heatmap   MoLE Figure 7: mean gate weight per gate (x) and LoRA (y) on each task at inference; read from the
                    evaluate jobs' {task}.gates.json
+    expert_utilisation
+                   MixLoRA: each expert's share of the routed tokens per FFN layer and task at inference; read from
+                   the evaluate jobs' {task}.gates.json (MixLoRA's gate report)
+    mixlora_efficiency
+                   MixLoRA's plain and optimised execution paths, timed in the figure job at the base model's FFN
+                   shapes with the variant's options (molebench.bench_mixlora); the efficiency table as a figure
 Each function takes {variant: [folders, one per seed]}; its docstring is the figure's caption on the site. Every value
 is averaged over the seeds found; the CSV keeps the seeds apart.
 """
@@ -16,11 +22,13 @@ from pathlib import Path
 
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from molebench.io import read_json, read_jsonl
 from molebench.registry import Registry
 
 FIGURE_KINDS = Registry("figure kind")
+FROM_TRAINING = {"gate_entropy", "mixlora_efficiency"}  # kinds that read compose outputs; the rest read evaluate's
 
 
 def _seed(path: Path) -> int:
@@ -83,5 +91,69 @@ def gate_heatmap(dirs: dict[str, list[str]]) -> tuple[pd.DataFrame, Figure]:
         ax.set_xlabel(f"gate ({len(grid.columns)}, in model order)")
         ax.set_title(f"{variant} on {task}: mean gate weight")
         fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    return data, fig
+
+
+@FIGURE_KINDS.register("expert_utilisation")
+def expert_utilisation(dirs: dict[str, list[str]]) -> tuple[pd.DataFrame, Figure]:
+    """MixLoRA expert utilisation: the share of routed (token, slot) assignments each expert (rows) receives at each
+    FFN layer (columns, in model order) over a task's test inputs at inference; 1 / (number of experts) everywhere is
+    a perfect balance, which the load-balance loss pushes towards. Panel titles give the largest share. From the
+    evaluate jobs' utilisation reports."""
+    rows = []
+    for variant, folders in dirs.items():
+        for folder in map(Path, folders):
+            for path in sorted(folder.glob("*.gates.json")):
+                report = read_json(path)
+                if report.get("kind") != "expert_utilisation":
+                    raise ValueError(f"{path} is not a MixLoRA expert utilisation report")
+                rows += [{"variant": variant, "task": path.name.removesuffix(".gates.json"), "seed": _seed(folder),
+                          "layer": i, "module": name, "expert": e, "share": share}
+                         for i, name in enumerate(report["order"])
+                         for e, share in enumerate(report["layers"][name]["share"])]
+    data = pd.DataFrame(rows)
+    if data.empty:
+        raise ValueError(f"no .gates.json in {dirs}: the variants must be MixLoRA variants that were scored")
+    panels = list(data.groupby(["variant", "task"], sort=False))
+    fig = Figure(figsize=(10, 2.4 * len(panels)))
+    for ax, ((variant, task), part) in zip(fig.subplots(len(panels), 1, squeeze=False)[:, 0], panels):
+        grid = part.groupby(["expert", "layer"]).share.mean().unstack("layer")
+        image = ax.imshow(grid.values, aspect="auto", cmap="viridis", vmin=0)
+        ax.set(xlabel=f"FFN layer ({grid.shape[1]})", ylabel="expert")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(f"{variant} on {task}: share of routed tokens (uniform {1 / grid.shape[0]:.3f}, "
+                     f"largest {grid.values.max():.3f})")
+        fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    return data, fig
+
+
+@FIGURE_KINDS.register("mixlora_efficiency")
+def mixlora_efficiency(dirs: dict[str, list[str]]) -> tuple[pd.DataFrame, Figure]:
+    """MixLoRA's execution paths, measured in this job on this machine: per-token latency and peak memory of one
+    MixLoRA FFN block (random weights, the base model's FFN shapes, the variant's experts, top-k and rank, batch 8 x
+    128 tokens) run plainly (the whole FFN per expert) or optimised (W1 x and W3 x once for all tokens), for
+    inference and for a training step. Only the FFN block is timed; `molebench bench --mixlora` also measures
+    Llama-2-7B shapes (docs/performance.md)."""
+    from molebench import bench_mixlora
+
+    rows = []
+    for variant, folders in dirs.items():
+        folder = Path(folders[0])  # the measurement does not depend on the seed
+        options = read_json(folder / "method.json")["config"]
+        base = read_json(folder.parents[3] / "base" / "config.json")
+        d = base.get("hidden_size", base.get("d_model"))
+        ffn = base.get("intermediate_size", base.get("d_ff"))
+        shapes = {f"{base['model_type']} d {d}, FFN {ffn}": (d, ffn, 8, 128)}
+        rows += [{"variant": variant, **row} for row in bench_mixlora.run(repeats=3, shapes=shapes, options=options)]
+    data = pd.DataFrame(rows)
+    fig = Figure(figsize=(10, 3.6))
+    for ax, (column, label) in zip(fig.subplots(1, 2), (("us_per_token", "microseconds per token"),
+                                                       ("peak_mb", "peak memory (MB)"))):
+        table = data.pivot_table(index=["variant", "mode"], columns="path", values=column, sort=False)
+        table[["plain", "optimised"]].plot.bar(ax=ax, rot=0)
+        ax.set(ylabel=label, xlabel="", title=label)
     fig.tight_layout()
     return data, fig

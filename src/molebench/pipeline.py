@@ -152,7 +152,7 @@ def evaluate(variant_name: str, variant: dict, group: str, tasks: list[str], bas
             records = method.prompts(io.read_jsonl(Path(data_dir) / "test.jsonl"),
                                      io.read_jsonl(Path(data_dir) / "train.jsonl"), seed)
             result = score(model, tokenizer, spec, records, eval_cfg["batch_size"], eval_cfg["max_input_tokens"],
-                           eval_cfg.get("bf16", False))
+                           eval_cfg.get("bf16", False), eval_cfg.get("mc_scoring", "loglikelihood"))
             io.write_jsonl(tmp / f"{task}.predictions.jsonl", result.pop("predictions"))
             report = method.gate_report(model)
             if report is not None:  # gate weights at inference on this task (MoLE Figure 7)
@@ -215,7 +215,7 @@ def _metrics(config: dict, evaluation_dirs: list[str], groups: list[str]):
     from molebench import plan, tables
 
     metrics = tables.load_metrics(metric_files(evaluation_dirs))
-    per_task = metrics.variant.map(lambda v: plan.method_of(config, v).per_task)
+    per_task = metrics.variant.map(lambda v: plan.per_task(config, v))
     parts = [metrics[~per_task]]
     for group in groups:
         rows = metrics[per_task & metrics.task.isin(config["groups"][group])].copy()

@@ -78,7 +78,7 @@ def check(config: dict) -> None:
             raise ConfigError(f"figures.{name}: unknown group {figure['group']!r}; groups: {', '.join(config['groups'])}")
         for variant in figure["variants"]:
             if variant not in config["variants"] or not method_of(config, variant).trainable:
-                raise ConfigError(f"figures.{name}: {variant!r} is not a variant of a trained method (MoLE)")
+                raise ConfigError(f"figures.{name}: {variant!r} is not a variant of a trained method (MoLE, MixLoRA)")
     masking = config.get("masking")
     if masking:
         if masking["group"] not in config["groups"]:
@@ -87,7 +87,7 @@ def check(config: dict) -> None:
             if variant not in config["variants"]:
                 raise ConfigError(f"masking: unknown variant {variant!r}")
             cls = method_of(config, variant)
-            if cls.per_task or (cls.trainable and "mask" not in cls.config_class.help()):
+            if per_task(config, variant) or (cls.trainable and "mask" not in cls.config_class.help()):
                 raise ConfigError(f"masking: {variant!r} can neither mask LoRAs (MoLE) nor be recomposed from the "
                                   "remaining LoRAs without training (NLA)")
     for required in ("zero-shot", "single"):
@@ -99,18 +99,26 @@ def method_of(config: dict, variant: str):
     return methods.get(config["variants"][variant]["method"])
 
 
+def per_task(config: dict, variant: str) -> bool:
+    """One composition per task (the single-task setting): the variant's `per_task`, else the method's default."""
+    return config["variants"][variant].get("per_task", method_of(config, variant).per_task)
+
+
 def seeds_of(config: dict, variant: str) -> list[int]:
-    return config["seeds"] if method_of(config, variant).seeded else config["seeds"][:1]
+    """The variant's own `seeds` if it sets them (to bound an expensive variant's cost), else the config's; an
+    unseeded method runs once."""
+    seeds = config["variants"][variant].get("seeds", config["seeds"])
+    return seeds if method_of(config, variant).seeded else seeds[:1]
 
 
 def compositions(config: dict, variant: str, groups: list[str]) -> list[tuple[str, str]]:
     """(group, task) pairs a variant is scored on: a per-task method's group is the task itself."""
-    per_task = method_of(config, variant).per_task
-    return [(task, task) if per_task else (group, task) for group in groups for task in config["groups"][group]]
+    single = per_task(config, variant)
+    return [(task, task) if single else (group, task) for group in groups for task in config["groups"][group]]
 
 
 def evaluated_tasks(config: dict, variant: str, group: str) -> list[str]:
-    return [group] if method_of(config, variant).per_task else config["groups"][group]
+    return [group] if per_task(config, variant) else config["groups"][group]
 
 
 def group_tasks(config: dict, variant: str, group: str) -> list[str]:
@@ -119,7 +127,7 @@ def group_tasks(config: dict, variant: str, group: str) -> list[str]:
     cls = method_of(config, variant)
     if not cls.uses_experts and not cls.trainable:
         return []
-    return [group] if cls.per_task else lora_tasks(config, group)
+    return [group] if per_task(config, variant) else lora_tasks(config, group)
 
 
 def lora_tasks(config: dict, group: str) -> list[str]:
@@ -140,9 +148,13 @@ def table_inputs(config: dict, table: str) -> list[str]:
 
 def figure_inputs(config: dict, figure: str) -> dict[str, list[str]]:
     """variant -> the folders a figure reads: compose outputs (training logs) or evaluate outputs (gate weights)."""
+    from molebench.figures import FROM_TRAINING
+
     spec = config["figures"][figure]
-    stage = "methods" if spec["kind"] == "gate_entropy" else "metrics"
-    return {v: [f"{config['results_dir']}/{stage}/{v}/{spec['group']}/seed{s}" for s in seeds_of(config, v)]
+    stage = "methods" if spec["kind"] in FROM_TRAINING else "metrics"
+    return {v: [f"{config['results_dir']}/{stage}/{v}/{group}/seed{s}"
+                for group in dict.fromkeys(g for g, _ in compositions(config, v, [spec["group"]]))
+                for s in seeds_of(config, v)]
             for v in spec["variants"]}
 
 

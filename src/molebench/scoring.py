@@ -118,16 +118,52 @@ def option_loglikelihoods(model, tokenizer, records: list[dict], max_input_token
     return out
 
 
+@torch.no_grad()
+def label_logits(model, tokenizer, records: list[dict], max_input_tokens: int, batch_size: int,
+                 bf16: bool = False) -> list[list[float]]:
+    """The official MixLoRA protocol: the logits at the prompt's last position (the first answer position of a
+    seq2seq decoder), read at each option's first token. Options of a record must start with different tokens."""
+    firsts = []
+    for r in records:
+        ids = [encode_answer(tokenizer, o, 1, add_eos=False)[0] for o in r["options"]]
+        if len(set(ids)) < len(ids):
+            raise ValueError(f"record {r['id']}: options {r['options']} share a first token, so the label-logit "
+                             f"protocol cannot tell them apart; score this task with mc_scoring: loglikelihood")
+        firsts.append(ids)
+    seq2seq = is_seq2seq(model)
+    out = []
+    for start in range(0, len(records), batch_size):
+        chunk = records[start:start + batch_size]
+        pairs = [(encode_prompt(tokenizer, r["input"], max_input_tokens), [firsts[start + i][0]] if seq2seq else [])
+                 for i, r in enumerate(chunk)]
+        batch = {k: v.to(model.device) for k, v in collate(tokenizer, pairs, seq2seq, pad_left=not seq2seq).items()}
+        with prompt_positions(batch["prompt_mask"]), autocast(bf16, model.device):
+            if seq2seq:  # one decoder position: the label is only there to make the decoder's input
+                last = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                             labels=batch["labels"]).logits[:, 0]
+            else:  # left padded: the last position is every prompt's last token
+                last = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                             logits_to_keep=1).logits[:, -1]
+        out += [last[i, firsts[start + i]].float().tolist() for i in range(len(chunk))]
+    return out
+
+
+MC_SCORING = {"loglikelihood": (option_loglikelihoods, "option log-likelihood (sum), no generation"),
+              "label_logit": (label_logits, "last-token logit of each option's first token (official MixLoRA), "
+                                            "no generation")}
+
+
 def evaluate(model, tokenizer, spec: TaskSpec, records: list[dict], batch_size: int = 8, max_input_tokens: int = 160,
-             bf16: bool = False) -> dict:
-    """Score `model` on `records` of task `spec` with every metric the task names."""
+             bf16: bool = False, mc_scoring: str = "loglikelihood") -> dict:
+    """Score `model` on `records` of task `spec` with every metric the task names; multiple choice by `mc_scoring`
+    (a key of MC_SCORING)."""
     unknown = [m for m in spec.metrics if m not in SCORERS]
     if unknown:
         raise KeyError(f"task {spec.name}: unknown metric(s) {unknown}; known: {sorted(SCORERS)}")
     if spec.answer == "multiple_choice":
-        scores = option_loglikelihoods(model, tokenizer, records, max_input_tokens, batch_size, bf16)
+        score_options, decoding = MC_SCORING[mc_scoring]
+        scores = score_options(model, tokenizer, records, max_input_tokens, batch_size, bf16)
         predictions = [r["options"][max(range(len(s)), key=s.__getitem__)] for r, s in zip(records, scores)]
-        decoding = "option log-likelihood (sum), no generation"
     else:
         predictions = generate(model, tokenizer, [r["input"] for r in records], spec.max_new_tokens,
                                max_input_tokens, batch_size, bf16)
@@ -136,7 +172,8 @@ def evaluate(model, tokenizer, spec: TaskSpec, records: list[dict], batch_size: 
     return {
         "metrics": {m: round(SCORERS[m](predictions, references), 4) for m in spec.metrics},
         "n": len(records),
-        "protocol": {"decoding": decoding, "template": spec.template, "task_version": spec.version,
+        "protocol": {"decoding": decoding, "mc_scoring": mc_scoring if spec.answer == "multiple_choice" else None,
+                     "template": spec.template, "task_version": spec.version,
                      "max_input_tokens": max_input_tokens, "bf16": bf16,
                      "truncated_prompts": count_over_long(tokenizer, [r["input"] for r in records], max_input_tokens),
                      "metric_implementations": {m: SCORER_IMPL[m] for m in spec.metrics}},
