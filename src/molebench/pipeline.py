@@ -59,7 +59,11 @@ def logged(log_file: str | None, threads: int = 1, offline: bool = True):
 
 
 def task_data(task: str, data_cfg: dict, out_dir: str) -> None:
-    spec = load_task(task)
+    write_splits(load_task(task), data_cfg, out_dir)
+
+
+def write_splits(spec, data_cfg: dict, out_dir: str) -> None:
+    """A task's fixed splits and their report into out_dir (train.jsonl, test.jsonl, report.json)."""
     splits, report = build_splits(spec, data_cfg["n_train"], data_cfg["n_test"], data_cfg["split_seed"],
                                   data_cfg["raw_dir"])
     with io.atomic_path(out_dir) as tmp:
