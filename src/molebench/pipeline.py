@@ -228,7 +228,9 @@ def lora_gain(config: dict, evaluation_dirs: list[str], out_file: str) -> None:
 
 
 def site(config: dict, table_files: dict[str, str], figure_files: dict[str, str], gain_file: str,
-         evaluation_dirs: list[str], benchmark_files: list[str], faults_file: str, out_dir: str) -> None:
+         evaluation_dirs: list[str], benchmark_files: list[str], faults_file: str, out_dir: str,
+         extra_tables: dict[str, str] | None = None) -> None:
+    """extra_tables: name -> CSV of tables built outside `tables:` (RAMoLE's), shown as they are."""
     import pandas as pd
 
     from molebench import plan
@@ -240,7 +242,8 @@ def site(config: dict, table_files: dict[str, str], figure_files: dict[str, str]
     files = metric_files(evaluation_dirs)
     figures = {name: (config["figures"][name], Path(png)) for name, png in figure_files.items()}
     render.render_site(out_dir, tables, figures, pd.read_csv(gain_file), render.load_provenance(files), benchmarks,
-                       config, io.read_json(faults_file)["rows"], render.load_costs(files), plan.job_chains(config))
+                       config, io.read_json(faults_file)["rows"], render.load_costs(files), plan.job_chains(config),
+                       {name: pd.read_csv(path) for name, path in (extra_tables or {}).items()})
 
 
 def faults(kills: int, out_file: str) -> None:

@@ -25,11 +25,24 @@ from molebench import io
 from molebench.data import TaskSpec, pool_tasks
 
 SETTINGS = ("iid", "ood")
+MIXED_METRICS = ("exact_match", "rougeL")
 EMBEDDERS = ("pretrained", "finetuned")
 TABLE_TITLES = {
     "ramole_retrieval": "RAMoLE: LoraRetriever accuracy, IID and OOD, before and after instruction fine-tuning",
     "ramole_mixed_iid": "RAMoLE: mixed-task evaluation, IID (every task's own LoRA is in the pool)",
     "ramole_mixed_ood": "RAMoLE: mixed-task evaluation, OOD (each query's own LoRA removed from the pool)",
+}
+TABLE_NOTES = {
+    "ramole_retrieval": "Share of test queries (%) whose retrieved LoRAs are right. IID: the query's own LoRA is the "
+                        "top-1 / among the top-k of the whole pool. OOD: the query's own LoRA is removed, and a LoRA of "
+                        "the query's domain counts as right. Rows split the queries by whether their task was among "
+                        "the retriever's fine-tuning tasks (40% of the pool).",
+    "ramole_mixed_iid": "Mixed-task test set (every pool task's first test samples, shuffled together; each batch "
+                        "mixes tasks and every sample composes its own retrieved LoRAs in one forward). Columns: "
+                        "{method}:{metric}, exact match and ROUGE-L F1 in %. Domain and overall averages are over "
+                        "tasks. oracle = each sample's own task LoRA.",
+    "ramole_mixed_ood": "As the IID table, but each query's own LoRA is removed from the pool before retrieval, so "
+                        "every LoRA a sample composes belongs to another task; the oracle does not apply.",
 }
 
 
@@ -114,12 +127,19 @@ def embed(name: str, data_dir: str, finetuned_dir: str, cfg: dict, out_file: str
         torch.save({**vectors, "samples": torch.tensor(len(samples))}, tmp)
 
 
-def retrieve(embedder_key: str, embedder_source: str, embedding_files: dict[str, str], data_dirs: dict[str, str],
-             cfg: dict, out_file: str) -> None:
-    """Top-k LoRAs for every test query (IID and OOD) and every router training record (IID), plus accuracy.
+def retrieve(embedding_files: dict[str, str], data_dirs: dict[str, str], finetuned_dir: str, cfg: dict,
+             out_file: str) -> None:
+    """Top-k LoRAs of every test query (IID and OOD) and of every router training record, with each embedder."""
+    rcfg = cfg["retriever"]
+    sources = dict(zip(EMBEDDERS, (rcfg["embedder"], finetuned_dir)))
+    io.write_json(out_file, {key: _retrieve(key, source, embedding_files, data_dirs, cfg) for key, source in
+                             sources.items()} | {"run_info": io.provenance({"retriever": rcfg})})
 
-    Accuracy: IID, the query's own LoRA is among the top 1 / top k; OOD (own LoRA removed), a LoRA of the query's
-    domain is among them. Split by whether the query's task was in the retriever's fine-tuning set."""
+
+def _retrieve(embedder_key: str, embedder_source: str, embedding_files: dict[str, str], data_dirs: dict[str, str],
+              cfg: dict) -> dict:
+    """Accuracy: IID, the query's own LoRA is among the top 1 / top k; OOD (own LoRA removed), a LoRA of the query's
+    domain is. Split by whether the query's task was in the retriever's fine-tuning set."""
     from molebench.retrieval import Embedder, Index
 
     specs = pool_tasks(cfg["pool"])
@@ -141,14 +161,14 @@ def retrieve(embedder_key: str, embedder_source: str, embedding_files: dict[str,
     own = [queries[i]["task"] for i in ids]
     iid = index.top_k(vectors, k)
     ood = index.top_k(vectors, k, exclude=own)
-    rows = []
+    rows, out = [], {}
     for i, qid in enumerate(ids):
-        q = queries.pop(qid)
-        queries[qid] = {"task": q["task"], "split": q["split"], "iid": iid[i], "ood": ood[i]}
-        if q["split"] == "test":
-            domain = specs[q["task"]].family
-            rows.append({"tasks": "fine-tuning tasks" if q["task"] in seen else "held-out tasks",
-                         "iid_top1": iid[i][0] == q["task"], f"iid_top{k}": q["task"] in iid[i],
+        task, split = queries[qid]["task"], queries[qid]["split"]
+        out[qid] = {"task": task, "split": split, "iid": iid[i], "ood": ood[i]}
+        if split == "test":
+            domain = specs[task].family
+            rows.append({"tasks": "fine-tuning tasks" if task in seen else "held-out tasks",
+                         "iid_top1": iid[i][0] == task, f"iid_top{k}": task in iid[i],
                          "ood_top1": specs[ood[i][0]].family == domain,
                          f"ood_top{k}": any(specs[n].family == domain for n in ood[i])})
     accuracy = {}
@@ -157,8 +177,7 @@ def retrieve(embedder_key: str, embedder_source: str, embedding_files: dict[str,
         if chosen:
             accuracy[part] = {key: round(100 * sum(r[key] for r in chosen) / len(chosen), 2)
                               for key in chosen[0] if key != "tasks"} | {"queries": len(chosen)}
-    io.write_json(out_file, {"embedder": embedder_key, "k": k, "pool": index.names, "accuracy": accuracy,
-                             "queries": queries, "run_info": io.provenance({"retriever": rcfg})})
+    return {"k": k, "pool": index.names, "accuracy": accuracy, "queries": out}
 
 
 # ---- RouterLoRA and evaluation ----------------------------------------------------------------------------------
@@ -183,7 +202,7 @@ def train_router(base_dir: str, adapter_dirs: dict[str, str], data_dirs: dict[st
     seed_everything(seed)
     entry = cfg["methods"]["ramole"] or {}
     method, model, tokenizer = _build("ramole", entry.get("options", {}), base_dir, adapter_dirs)
-    retrieved = io.read_json(retrieval_file)["queries"]
+    retrieved = io.read_json(retrieval_file)["finetuned"]["queries"]
     names = list(adapter_dirs)
     records = []
     for task in cfg["retriever"]["finetune_tasks"]:
@@ -208,45 +227,75 @@ def mixed_test_set(data_dirs: dict[str, str], per_task: int, seed: int) -> list[
     return records
 
 
-def evaluate(method_name: str, setting: str, base_dir: str, adapter_dirs: dict[str, str], data_dirs: dict[str, str],
-             retrieval_file: str, router_dir: str | None, cfg: dict, seed: int, out_dir: str) -> None:
-    from molebench.scoring import SCORERS, generate
+def evaluate(method_name: str, settings: list[str], base_dir: str, adapter_dirs: dict[str, str],
+             data_dirs: dict[str, str], retrieval_file: str, router_dir: str | None, cfg: dict, seed: int,
+             out_dir: str) -> None:
+    """Score one method on the mixed-task test set in each setting: out_dir/{setting}.metrics.json (+ predictions)."""
     from molebench.training import seed_everything
 
     seed_everything(seed)
-    ecfg = cfg["eval"]
     method, model, tokenizer = _build(method_name, (cfg["methods"][method_name] or {}).get("options", {}), base_dir,
                                       adapter_dirs)
     if router_dir:
         method.load(model, router_dir)
-    names = list(adapter_dirs)
-    retrieved = io.read_json(retrieval_file)["queries"]
-    records = mixed_test_set(data_dirs, ecfg["per_task"], seed)
+    retrieved = io.read_json(retrieval_file)["finetuned"]["queries"]
+    records = mixed_test_set(data_dirs, cfg["eval"]["per_task"], seed)
+    with io.atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        for setting in settings:
+            metrics, predictions = _score_mixed(method, model, tokenizer, list(adapter_dirs), records, retrieved,
+                                                setting, cfg)
+            io.write_jsonl(tmp / f"{setting}.predictions.jsonl", predictions)
+            io.write_json(tmp / f"{setting}.metrics.json", {**metrics, "method": method_name, "run_info": io.provenance(
+                {"method": cfg["methods"][method_name], "eval": cfg["eval"], "setting": setting}, seed)})
+
+
+def _score_mixed(method, model, tokenizer, names: list[str], records: list[dict], retrieved: dict, setting: str,
+                 cfg: dict) -> tuple[dict, list[dict]]:
+    from molebench.scoring import SCORERS, generate
+
+    ecfg = cfg["eval"]
     start = time.time()
-    predictions = []
+    loras = [[r["task"]] if method.own_lora else retrieved[r["id"]][setting] for r in records]
+    outputs = []
     for b in range(0, len(records), ecfg["batch_size"]):
         batch = records[b:b + ecfg["batch_size"]]
-        method.route([[names.index(r["task"])] if method.own_lora else
-                      [names.index(n) for n in retrieved[r["id"]][setting]] for r in batch])
-        predictions += generate(model, tokenizer, [r["input"] for r in batch], ecfg["max_new_tokens"],
-                                ecfg["max_input_tokens"], len(batch), ecfg.get("bf16", False))
+        method.route([[names.index(n) for n in chosen] for chosen in loras[b:b + ecfg["batch_size"]]])
+        outputs += generate(model, tokenizer, [r["input"] for r in batch], ecfg["max_new_tokens"],
+                            ecfg["max_input_tokens"], len(batch), ecfg.get("bf16", False))
     specs = pool_tasks(cfg["pool"])
     tasks = {}
     for task in names:
-        mine = [(r, p) for r, p in zip(records, predictions) if r["task"] == task]
+        mine = [(r, p) for r, p in zip(records, outputs) if r["task"] == task]
         refs, preds = [r["references"] for r, _ in mine], [p for _, p in mine]
         tasks[task] = {"domain": specs[task].family, "n": len(mine),
-                       "metrics": {m: round(SCORERS[m](preds, refs), 4) for m in ("exact_match", "rougeL")}}
-    with io.atomic_path(out_dir) as tmp:
-        tmp.mkdir()
-        io.write_jsonl(tmp / "predictions.jsonl", [
-            {"id": r["id"], "task": r["task"], "loras": retrieved[r["id"]][setting] if not method.own_lora
-             else [r["task"]], "prediction": p, "references": r["references"]} for r, p in zip(records, predictions)])
-        io.write_json(tmp / "metrics.json", {
-            "method": method_name, "setting": setting, "tasks": tasks, "n": len(records),
-            "seconds": round(time.time() - start, 2),
-            "protocol": {"decoding": f"greedy, max_new_tokens={ecfg['max_new_tokens']}, cut at first newline",
-                         "batches": "mixed tasks, one forward per batch, per-sample LoRA sets",
-                         "metrics": "exact match (lower-cased, whitespace squeezed) and ROUGE-L"},
-            "run_info": io.provenance({"method": cfg["methods"][method_name], "eval": ecfg, "setting": setting},
-                                      seed)})
+                       "metrics": {m: round(SCORERS[m](preds, refs), 4) for m in MIXED_METRICS}}
+    metrics = {"setting": setting, "tasks": tasks, "n": len(records), "seconds": round(time.time() - start, 2),
+               "protocol": {"decoding": f"greedy, max_new_tokens={ecfg['max_new_tokens']}, cut at first newline",
+                            "batches": f"{ecfg['batch_size']} samples of mixed tasks per forward, each with its own "
+                                       f"LoRA set", "metrics": "exact match (lower-cased, whitespace squeezed), "
+                                                              "ROUGE-L F1"}}
+    predictions = [{"id": r["id"], "task": r["task"], "loras": chosen, "prediction": p, "references": r["references"]}
+                   for r, chosen, p in zip(records, loras, outputs)]
+    return metrics, predictions
+
+
+def pool_data(spec: TaskSpec, data_cfg: dict, out_dir: str) -> None:
+    from molebench.pipeline import write_splits
+
+    write_splits(spec, data_cfg, out_dir)
+
+
+def tables(retrieval_file: str, evaluation_dirs: dict[str, str], out_files: dict[str, str]) -> None:
+    """The retrieval table and the mixed-task IID and OOD tables (CSV), paper numbers beside ours where published."""
+    from molebench.tables import ramole_mixed_table, ramole_retrieval_table
+
+    retrieval = io.read_json(retrieval_file)
+    io.write_text(out_files["ramole_retrieval"], ramole_retrieval_table(
+        {key: retrieval[key]["accuracy"] for key in EMBEDDERS}).to_csv(index=False))
+    paper = Path(__file__).resolve().parents[2] / "data" / "paper"
+    for setting in SETTINGS:
+        results = {m: io.read_json(Path(d) / f"{setting}.metrics.json") for m, d in evaluation_dirs.items()
+                   if (Path(d) / f"{setting}.metrics.json").is_file()}
+        io.write_text(out_files[f"ramole_mixed_{setting}"], ramole_mixed_table(
+            results, paper / f"ramole_mixed_{setting}.csv").to_csv(index=False))

@@ -62,6 +62,7 @@ rule site:
         figures=expand(RES + "/figures/{figure}.png", figure=config["figures"]),
         gain=RES + "/tables/lora_gain.csv",
         evaluations=plan.all_evaluation_dirs(config),
+        ramole=RAMOLE_TABLES,  # RAMoLE (issue 6): empty without a `ramole:` config block
     output:
         report(directory(REP + "/site"), htmlindex="index.html", caption="../report/site.rst", category="molebench"),
     log:
