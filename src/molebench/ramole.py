@@ -57,9 +57,15 @@ def pool(config: dict) -> dict[str, TaskSpec]:
 
 def check(config: dict) -> None:
     """What the schema cannot say about the `ramole:` block, with messages that name the fix."""
+    from peft import LoraConfig
+
     from molebench import methods
 
     cfg = config["ramole"]
+    try:
+        LoraConfig(**cfg["lora"])
+    except (TypeError, ValueError) as err:
+        raise RAMoLEConfigError(f"ramole.lora: not a valid PEFT LoraConfig: {err}") from None
     try:
         specs = pool(config)
     except (KeyError, ValueError) as err:
