@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from molebench.retrieval import Embedder, Index, RetrievalError, lora_samples
-from tests.conftest import CharTokenizer, build, logits, make_lora, manual_sum, tiny_llama
+from tests.conftest import CharTokenizer, build, logits, make_lora, manual_sum
 
 POOL = 5
 

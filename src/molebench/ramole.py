@@ -23,6 +23,7 @@ import torch
 
 from molebench import io
 from molebench.data import TaskSpec, pool_tasks
+from molebench.plan import ConfigError
 
 SETTINGS = ("iid", "ood")
 MIXED_METRICS = ("exact_match", "rougeL")
@@ -46,10 +47,6 @@ TABLE_NOTES = {
 }
 
 
-class RAMoLEConfigError(ValueError):
-    pass
-
-
 def pool(config: dict) -> dict[str, TaskSpec]:
     cfg = config["ramole"]
     return pool_tasks(cfg["pool"], cfg["eval"]["max_new_tokens"])
@@ -65,32 +62,32 @@ def check(config: dict) -> None:
     try:
         LoraConfig(**cfg["lora"])
     except (TypeError, ValueError) as err:
-        raise RAMoLEConfigError(f"ramole.lora: not a valid PEFT LoraConfig: {err}") from None
+        raise ConfigError(f"ramole.lora: not a valid PEFT LoraConfig: {err}") from None
     try:
         specs = pool(config)
     except (KeyError, ValueError) as err:
-        raise RAMoLEConfigError(f"ramole.pool: {err}") from None
+        raise ConfigError(f"ramole.pool: {err}") from None
     if not specs:
-        raise RAMoLEConfigError("ramole.pool is empty: the retriever needs at least k + 1 LoRAs")
+        raise ConfigError("ramole.pool is empty: the retriever needs at least k + 1 LoRAs")
     k = cfg["retriever"]["top_k"]
     if len(specs) < k + 1:
-        raise RAMoLEConfigError(f"ramole.pool has {len(specs)} LoRAs; OOD top-{k} retrieval needs at least {k + 1}")
+        raise ConfigError(f"ramole.pool has {len(specs)} LoRAs; OOD top-{k} retrieval needs at least {k + 1}")
     unknown = [t for t in cfg["retriever"]["finetune_tasks"] if t not in specs]
     if unknown:
-        raise RAMoLEConfigError(f"ramole.retriever.finetune_tasks: {unknown} are not LoRAs of ramole.pool "
+        raise ConfigError(f"ramole.retriever.finetune_tasks: {unknown} are not LoRAs of ramole.pool "
                                 f"({', '.join(specs)})")
     for name, entry in cfg["methods"].items():
         try:
             cls = methods.get(name)
         except KeyError as err:
-            raise RAMoLEConfigError(f"ramole.methods: {err.args[0]}") from None
+            raise ConfigError(f"ramole.methods: {err.args[0]}") from None
         if not hasattr(cls, "route"):
-            raise RAMoLEConfigError(f"ramole.methods: {name!r} does not compose retrieved LoRAs; use ramole, "
+            raise ConfigError(f"ramole.methods: {name!r} does not compose retrieved LoRAs; use ramole, "
                                     f"mixture, fusion, selection or oracle")
         try:
             cls.config_class.from_dict((entry or {}).get("options", {}))
         except (TypeError, ValueError) as err:
-            raise RAMoLEConfigError(f"ramole.methods.{name}.options: {err}") from None
+            raise ConfigError(f"ramole.methods.{name}.options: {err}") from None
 
 
 def evaluations(config: dict) -> list[tuple[str, str]]:

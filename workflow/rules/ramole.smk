@@ -5,8 +5,7 @@ from molebench import ramole
 
 RAMOLE_TABLES = []
 
-if "ramole" in config:
-    ramole.check(config)
+if "ramole" in config:  # checked at parse time by plan.check (common.smk)
     RAM = config["ramole"]
     RDIR = RES + "/ramole"
     POOL = ramole.pool(config)  # LoRA name -> task spec, in pool order
