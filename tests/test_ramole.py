@@ -2,6 +2,8 @@
 alone, the baselines against hand-written references, RouterLoRA (unseen LoRAs, LoRA dropout, training), the
 retriever's errors, and the tables."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -209,3 +211,25 @@ def test_mixed_table_has_domain_and_overall_averages(tmp_path):
     assert overall["ramole:exact_match"] == pytest.approx(30.0)
     assert overall["paper:RAMoLE:exact_match"] == 63.5
     assert table[table.kind == "task"]["paper:RAMoLE:exact_match"].isna().all()
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"pool": {}}, "pool"),
+    ({"retriever": {"finetune_tasks": ["smoke_add", "not_in_pool"]}}, "are not LoRAs of ramole.pool"),
+    ({"methods": {"mole": None}}, "does not compose retrieved LoRAs"),
+    ({"methods": {"ramole": {"options": {"lora_dropout": 1.5}}}}, "lora_dropout must be in"),
+    ({"lora": {"r": 2, "lora_alpha": 4, "target_modules": ["q_proj"], "rank": 3}}, "not a valid PEFT LoraConfig"),
+])
+def test_bad_ramole_config_fails_with_a_readable_message(tmp_path, change, message):
+    """The check the Snakefile runs at parse time (schema, then plan.check)."""
+    import yaml
+
+    from molebench.plan import load_config
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config/smoke.yaml").read_text())
+    for key, value in change.items():
+        config["ramole"][key] = {**config["ramole"][key], **value} if key == "retriever" else value
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config, sort_keys=False))
+    with pytest.raises(Exception, match=message):
+        load_config(bad)

@@ -150,19 +150,3 @@ def test_adding_a_lora_to_the_pool_embeds_only_that_lora(smoke_run, tmp_path):
     assert counts["ramole_data"] == counts["ramole_lora"] == counts["ramole_embed"] == 1, counts
     assert "ramole_retriever" not in counts  # the retriever's fine-tuning tasks are fixed
     assert "results/smoke/ramole/embeddings/dyck_languages.pt" in done.stdout
-
-
-@pytest.mark.parametrize("change,message", [
-    ({"pool": {}}, "pool"),
-    ({"retriever": {"finetune_tasks": ["smoke_add", "not_in_pool"]}}, "are not LoRAs of ramole.pool"),
-    ({"methods": {"mole": None}}, "does not compose retrieved LoRAs"),
-])
-def test_bad_ramole_config_fails_at_parse_time(repo_copy, tmp_path, change, message):
-    config = yaml.safe_load((repo_copy / "config/smoke.yaml").read_text())
-    for key, value in change.items():
-        old = config["ramole"][key]
-        config["ramole"][key] = {**old, **value} if key == "retriever" else value
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump(config))
-    done = snakemake(repo_copy, "reproduce", "-n", "--configfile", str(bad), check=False)
-    assert done.returncode != 0 and message in done.stdout + done.stderr
