@@ -57,6 +57,7 @@ def check(config: dict) -> None:
     from peft import LoraConfig
 
     from molebench import methods
+    from molebench.methods.ramole import Retrieved
 
     cfg = config["ramole"]
     try:
@@ -75,15 +76,15 @@ def check(config: dict) -> None:
     unknown = [t for t in cfg["retriever"]["finetune_tasks"] if t not in specs]
     if unknown:
         raise ConfigError(f"ramole.retriever.finetune_tasks: {unknown} are not LoRAs of ramole.pool "
-                                f"({', '.join(specs)})")
+                          f"({', '.join(specs)})")
     for name, entry in cfg["methods"].items():
         try:
             cls = methods.get(name)
         except KeyError as err:
             raise ConfigError(f"ramole.methods: {err.args[0]}") from None
-        if not hasattr(cls, "route"):
-            raise ConfigError(f"ramole.methods: {name!r} does not compose retrieved LoRAs; use ramole, "
-                                    f"mixture, fusion, selection or oracle")
+        if not issubclass(cls, Retrieved):
+            raise ConfigError(f"ramole.methods: {name!r} does not compose retrieved LoRAs; use ramole, mixture, "
+                              f"fusion, selection or oracle")
         try:
             cls.config_class.from_dict((entry or {}).get("options", {}))
         except (TypeError, ValueError) as err:
