@@ -34,6 +34,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/adapters.smk"
 include: "workflow/rules/methods.smk"
+include: "workflow/rules/ramole.smk"  # RAMoLE (issue 6); before report.smk, whose site reads its tables
 include: "workflow/rules/report.smk"
 
 

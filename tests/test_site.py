@@ -107,3 +107,19 @@ def test_critical_path_is_the_longest_chain():
     assert critical_path(bench, chains) == [("base", "b", 1.0), ("train", "y", 7.0), ("eval", "e", 2.0)]
     untimed = critical_path(bench, [[("base_model", "base"), ("train", "x")]])
     assert untimed[1] == ("train", "x", 5.0) and math.isnan(untimed[0][2])
+
+
+def test_ramole_tables_get_a_linked_page_each(tmp_path):
+    import pandas as pd
+
+    paths = write_metrics(tmp_path, variants=("single", "mole", "zero-shot"))
+    metrics = load_metrics(paths)
+    mixed = pd.DataFrame([{"kind": "task", "domain": "qa", "task": "t<1>", "ramole:exact_match": 12.5},
+                          {"kind": "average", "domain": "all", "task": "average", "ramole:exact_match": 12.5}])
+    out = tmp_path / "site"
+    render_site(out, {}, {}, lora_gain_table(metrics, GROUPS, TASKS), load_provenance(paths), None, CONFIG, [],
+                load_costs(paths), CHAINS, {"ramole_mixed_iid": mixed})
+    assert 'href="ramole_mixed_iid.html"' in (out / "index.html").read_text()
+    page = (out / "ramole_mixed_iid.html").read_text()
+    assert "mixed-task evaluation, IID" in page and "t&lt;1&gt;" in page and "<td>12.5</td>" in page
+    assert '<tr class="average">' in page and (out / "ramole_mixed_iid.csv").is_file()

@@ -132,3 +132,47 @@ def test_mask_cli_scores_trained_gates_with_a_lora_dropped(smoke_run):
                           "smoke_parity_mc", "--config", "config/smoke.yaml"], cwd=smoke_run, capture_output=True,
                          text=True, check=False)
     assert bad.returncode != 0 and "drops every LoRA" in bad.stderr
+
+
+# ---- RAMoLE (issue 6) --------------------------------------------------------------------------------------------
+
+def job_counts(dry_run_output: str) -> dict[str, int]:
+    """The 'Job stats' table of `snakemake -n`: rule -> number of jobs."""
+    counts = {}
+    for line in dry_run_output.split("Job stats:")[-1].splitlines()[3:]:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def test_smoke_dag_renders_ramole_tables(smoke_run):
+    config = yaml.safe_load((smoke_run / "config/smoke.yaml").read_text())["ramole"]
+    pool = [t for tasks in config["pool"].values() for t in tasks]
+    retrieval = pd.read_csv(smoke_run / "results/smoke/tables/ramole_retrieval.csv")
+    assert set(retrieval.embedder) == {"pretrained", "finetuned"}
+    assert {"iid_top1", "iid_top3", "ood_top1", "ood_top3"} <= set(retrieval.columns)
+    for setting in ("iid", "ood"):
+        table = pd.read_csv(smoke_run / f"results/smoke/tables/ramole_mixed_{setting}.csv")
+        assert set(table[table.kind == "task"].task) == set(pool)
+        assert set(table[table.kind == "domain average"].domain) == set(config["pool"])
+        methods = [m for m in config["methods"] if not (setting == "ood" and m == "oracle")]
+        assert [c.split(":")[0] for c in table.columns[3::2]] == methods
+    predictions = (smoke_run / "results/smoke/ramole/eval/ramole/ood.predictions.jsonl").read_text().splitlines()
+    for line in map(yaml.safe_load, predictions):  # OOD: a sample never composes its own task's LoRA
+        assert line["task"] not in line["loras"] and len(line["loras"]) == config["retriever"]["top_k"]
+    index = (smoke_run / "reports/smoke/site/index.html").read_text()
+    assert all(f'href="{name}.html"' in index for name in ("ramole_retrieval", "ramole_mixed_iid", "ramole_mixed_ood"))
+
+
+def test_adding_a_lora_to_the_pool_embeds_only_that_lora(smoke_run, tmp_path):
+    config = yaml.safe_load((smoke_run / "config/smoke.yaml").read_text())
+    config["ramole"]["pool"]["bbh"].append("dyck_languages")
+    grown = tmp_path / "grown.yaml"
+    grown.write_text(yaml.safe_dump(config, sort_keys=False))  # key order is part of rule params
+    done = snakemake(smoke_run, "reproduce", "-n", "--configfile", str(grown))
+    counts = job_counts(done.stdout)
+    assert counts["ramole_data"] == counts["ramole_lora"] == counts["ramole_embed"] == 1, counts
+    assert "ramole_retriever" not in counts  # the retriever's fine-tuning tasks are fixed
+    assert "results/smoke/ramole/embeddings/dyck_languages.pt" in done.stdout

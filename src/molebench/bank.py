@@ -7,6 +7,10 @@ Weights w (per sample or shared) are applied on the low-rank side, which is exac
 its own h_i. Mixed ranks are zero-padded to the largest (exact: padded rows of A and columns of B are zero).
 Methods that mix LoRA outputs (NLA in output space, MoLE) wrap target linears in a `BankedLinear` through `inject`;
 the base model's modelling code is never rewritten.
+
+Routed batches (RAMoLE, LoraRetriever): every sample has its own set of k LoRAs, given as indices (batch, k) into the
+stack, the index form of the papers' per-sample mapping matrix (batch x N, k ones per row). The `routed_*` methods
+gather each sample's own A and B, so a batch costs k LoRAs per sample whatever N is, in one batched matmul per factor.
 """
 
 from __future__ import annotations
@@ -48,6 +52,30 @@ class LoraBank(nn.Module):
             weights = weights.view(weights.shape[0], *([1] * (h.dim() - 3)), self.n)
         scaled = h * weights.unsqueeze(-1).to(h.dtype)
         return scaled.flatten(-2) @ self.b.permute(0, 2, 1).reshape(self.n * self.r, -1)
+
+    def routed_low_rank(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """(batch, seq, d_in), indices (batch, k) -> (batch, seq, k, r): each sample's own LoRAs' A only."""
+        a = self.a.view(self.n, self.r, -1)[idx]  # (batch, k, r, d_in)
+        return torch.bmm(x, a.flatten(1, 2).transpose(1, 2)).unflatten(-1, (idx.shape[1], self.r))
+
+    def routed_b(self, idx: torch.Tensor) -> torch.Tensor:
+        """(batch, k) -> (batch, k, d_out, r): each sample's own LoRAs' B (scaling folded in)."""
+        return self.b[idx]
+
+    def routed_mix(self, h: torch.Tensor, idx: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """sum_j w_j B_{idx_j} h_j per sample. h: (batch, seq, k, r); weights (batch, k) or per token (batch, seq, k)."""
+        if weights.dim() == 2:
+            weights = weights[:, None]
+        scaled = (h * weights.unsqueeze(-1).to(h.dtype)).flatten(2)  # (batch, seq, k*r)
+        return torch.bmm(scaled, self.routed_b(idx).permute(0, 1, 3, 2).flatten(1, 2))
+
+    def routed_factor_mix(self, x: torch.Tensor, idx: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Per sample, one LoRA with the weighted mean factors (sum_j w_j B_j)(sum_j w_j A_j) x (LoraRetriever's
+        fusion: parameter averaging). weights: (batch, k)."""
+        w = weights.to(self.a.dtype)
+        a = torch.einsum("bk,bkri->bri", w, self.a.view(self.n, self.r, -1)[idx])
+        b = torch.einsum("bk,bkor->bor", w, self.routed_b(idx))
+        return torch.bmm(torch.bmm(x, a.transpose(1, 2)), b.transpose(1, 2))
 
     def factor_sum(self, weights_a: torch.Tensor, weights_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(sum_j wa_j A_j, sum_i wb_i B_i): one rank-r LoRA (LoraHub, PEMs; cross terms B_i A_j included)."""

@@ -1,6 +1,8 @@
 """Composition cost, measured side by side in one run: the LoRA bank against PEFT's equivalent.
 
     molebench bench --composition        results/bench/composition.json
+    molebench bench --mixed              results/bench/mixed.json: a batch of 8 samples with 8 different LoRA sets
+                                         (RAMoLE's batched heterogeneous inference)
 
 Every configuration is timed in interleaved repetitions (one forward of each per round) and reported as the median
 over rounds divided by the base model's median forward. LoRAs are random (r 8 on all 7 projections of the mini base
@@ -88,14 +90,58 @@ def run(base_dir: str | Path, sizes: tuple[int, ...] = (3, 8, 32), batch: int = 
         one_hot = torch.eye(mixed)[torch.arange(batch) % mixed]
         configs[f"mixed batch, {mixed} different LoRAs: bank, per-sample weights"] = (
             _bank(base_dir, dirs[:mixed], one_hot), {})
-        times: dict[str, list[float]] = {name: [] for name in configs}
-        with torch.no_grad():
-            for _ in range(repeats + 1):  # the first round warms up and is dropped
-                for name, (model, kwargs) in configs.items():
-                    with prompt_positions(mask):  # a fresh context per forward: MoLE recomputes its gates
-                        start = time.perf_counter()
-                        model(input_ids=ids, attention_mask=mask, **kwargs)
-                        times[name].append(time.perf_counter() - start)
+        return _time(configs, ids, mask, repeats)
+
+
+def _routed(name: str, base_dir: Path, dirs: list[str], routes: torch.Tensor):
+    """A RAMoLE-family method over the pool `dirs`, each sample routed to its own LoRAs."""
+    from molebench import methods
+    from molebench.adapters import load_expert
+
+    model, _ = load_base(base_dir)
+    method = methods.get(name)()
+    model = method.build(model, [load_expert(d, model) for d in dirs])
+    method.route(routes)
+    return model
+
+
+def run_mixed(base_dir: str | Path, batch: int = 8, seq: int = 128, k: int = 3, repeats: int = 3) -> list[dict]:
+    """Batched heterogeneous inference: `batch` samples, each with its own LoRA (or its own k LoRAs), one forward."""
+    base_dir = Path(base_dir)
+    base, _ = load_base(base_dir)
+    torch.manual_seed(0)
+    ids = torch.randint(3, base.config.vocab_size, (batch, seq))
+    mask = torch.ones_like(ids)
+    own = torch.arange(batch)[:, None]                            # sample i uses LoRA i
+    sets = (own + torch.arange(k)[None]) % batch                  # sample i uses LoRAs i..i+k-1: 8 different sets
+    with tempfile.TemporaryDirectory() as tmp:
+        dirs = _random_loras(base_dir, batch, Path(tmp))
+        configs = {
+            "base forward": (base, {}),
+            f"1 LoRA per sample ({batch} different): PEFT adapter_names": (
+                _peft(base_dir, dirs), {"adapter_names": [f"e{i}" for i in range(batch)]}),
+            f"1 LoRA per sample ({batch} different): ours, routed (selection)": (
+                _routed("selection", base_dir, dirs, own), {}),
+            f"1 LoRA per sample ({batch} different): ours, dense mapping matrix (every LoRA's A)": (
+                _bank(base_dir, dirs, torch.eye(batch)), {}),
+            f"{k} LoRAs per sample ({batch} different sets): ours, routed mixture": (
+                _routed("mixture", base_dir, dirs, sets), {}),
+            f"{k} LoRAs per sample ({batch} different sets): ours, RAMoLE RouterLoRA": (
+                _routed("ramole", base_dir, dirs, sets), {}),
+        }
+        return _time(configs, ids, mask, repeats)
+
+
+def _time(configs: dict, ids: torch.Tensor, mask: torch.Tensor, repeats: int) -> list[dict]:
+    """Median forward time of each configuration over interleaved rounds, and its ratio to the base forward."""
+    times: dict[str, list[float]] = {name: [] for name in configs}
+    with torch.no_grad():
+        for _ in range(repeats + 1):  # the first round warms up and is dropped
+            for name, (model, kwargs) in configs.items():
+                with prompt_positions(mask):  # a fresh context per forward: MoLE recomputes its gates
+                    start = time.perf_counter()
+                    model(input_ids=ids, attention_mask=mask, **kwargs)
+                    times[name].append(time.perf_counter() - start)
     base = statistics.median(times["base forward"][1:])
     return [{"configuration": name, "median_s": round(statistics.median(t[1:]), 4),
              "ratio_to_base": round(statistics.median(t[1:]) / base, 3)} for name, t in times.items()]

@@ -7,6 +7,7 @@
     molebench bench --lorahub     one LoraHub search step: our evaluation against PEFT's (merge per step)
     molebench bench --gates       MoLE gate-training step time and memory for 8 to 128 LoRAs
     molebench bench --mixlora     MixLoRA's plain and optimised paths: per-token latency and peak memory
+    molebench bench --mixed       8 samples with 8 different LoRA sets in one forward: ours, PEFT adapter_names, base
     molebench mask V G --drop L   score a trained MoLE composition with LoRAs masked out (paper Figure 8)
     molebench faults              fault injection: kill training and resume, corrupt adapters, break data
 """
@@ -95,16 +96,18 @@ def cmd_bench(args) -> None:
             {"threads": args.threads, "repeats": args.repeats, "options": bench_mixlora.OPTIONS,
              "shapes": bench_mixlora.SHAPES})})
         return
-    if args.composition or args.lorahub:  # configurations timed side by side on the mini base model
+    if args.composition or args.lorahub or args.mixed:  # configurations timed side by side on the mini base model
         from molebench import bench_compose, bench_lorahub
 
-        bench, name = (bench_compose, "composition") if args.composition else (bench_lorahub, "lorahub")
+        run, name = {"composition": (bench_compose.run, "composition"), "lorahub": (bench_lorahub.run, "lorahub"),
+                     "mixed": (bench_compose.run_mixed, "mixed")}[
+            next(n for n in ("composition", "lorahub", "mixed") if getattr(args, n))]
         config = load_config(args.config)
         with pipeline.logged(None, threads=args.threads):
-            rows = bench.run(Path(config["results_dir"]) / "base", repeats=args.repeats)
+            rows = run(Path(config["results_dir"]) / "base", repeats=args.repeats)
         ratio = next(k for k in rows[0] if k.startswith("ratio_to_"))
         for row in rows:
-            print(f"{row['configuration']:62s} {row['median_s']:8.3f} s {row[ratio]:7.3f}x ({ratio})")
+            print(f"{row['configuration']:80s} {row['median_s']:8.3f} s {row[ratio]:7.3f}x ({ratio})")
         io.write_json(Path(config["results_dir"]) / "bench" / f"{name}.json",
                       {"rows": rows, "run_info": io.provenance({"threads": args.threads, "repeats": args.repeats})})
         return
@@ -211,6 +214,9 @@ def main(argv: list[str] | None = None) -> None:
     bench.add_argument("--mixlora", action="store_true",
                        help="instead: MixLoRA's plain and optimised FFN paths, per-token latency and peak memory, "
                             "inference and training, at SmolLM2-135M and Llama-2-7B FFN shapes (random weights)")
+    bench.add_argument("--mixed", action="store_true",
+                       help="instead: a batch of 8 samples with 8 different LoRA sets (1 and 3 LoRAs per sample) in "
+                            "one forward, ours against PEFT adapter_names and the base model, at mini shapes")
     bench.add_argument("--layers", type=int, default=4, help="--gates: transformer blocks of the random model")
     bench.set_defaults(fn=cmd_bench)
     mask = sub.add_parser("mask", help="score a trained MoLE composition with some LoRAs masked out (Figure 8)")

@@ -322,3 +322,35 @@ def _render(spec: TaskSpec, ex: dict, i: int) -> dict:
     else:
         record["references"] = [str(r).strip() for r in ex["references"] if str(r).strip()]
     return record
+
+
+# ---- LoRA pools (RAMoLE) -------------------------------------------------------------------------------------
+
+BIGBENCH_POOL_PREFIX = "bigbench:"
+
+
+def pool_task(entry: str, domain: str, max_new_tokens: int = 16) -> TaskSpec:
+    """The task behind one pool entry: a data/tasks name, or `bigbench:<path under benchmark_tasks>` for any json task
+    of the archive (so a pool of dozens of tasks needs no task files). Archive tasks are answered by generation and
+    scored by exact match, with the bare example as the prompt (no task prefix: the retrieved LoRA must bring the
+    task, and a shared prefix would make retrieval trivial)."""
+    if not entry.startswith(BIGBENCH_POOL_PREFIX):
+        return dataclasses.replace(load_task(entry), family=domain)
+    path = entry.removeprefix(BIGBENCH_POOL_PREFIX)
+    return TaskSpec(name=path.rstrip("/").rsplit("/", 1)[-1], family=domain,
+                    source={"kind": "bigbench", "task": path, "use_task_prefix": False, "answer": "generate"},
+                    template="{input}", metrics=("exact_match", "rougeL"), max_new_tokens=max_new_tokens,
+                    description=f"BIG-bench {path} (LoRA pool)")
+
+
+def pool_tasks(pool: dict[str, list[str]], max_new_tokens: int = 16) -> dict[str, TaskSpec]:
+    """LoRA name -> task spec, for a pool given as domain -> entries. Names must be unique across the pool."""
+    specs: dict[str, TaskSpec] = {}
+    for domain, entries in pool.items():
+        for entry in entries:
+            spec = pool_task(entry, domain, max_new_tokens)
+            if spec.name in specs:
+                raise ValueError(f"LoRA pool: {spec.name!r} appears twice (domains {specs[spec.name].family!r} and "
+                                 f"{domain!r}); each task gives one LoRA")
+            specs[spec.name] = spec
+    return specs

@@ -59,7 +59,11 @@ def logged(log_file: str | None, threads: int = 1, offline: bool = True):
 
 
 def task_data(task: str, data_cfg: dict, out_dir: str) -> None:
-    spec = load_task(task)
+    write_splits(load_task(task), data_cfg, out_dir)
+
+
+def write_splits(spec, data_cfg: dict, out_dir: str) -> None:
+    """A task's fixed splits and their report into out_dir (train.jsonl, test.jsonl, report.json)."""
     splits, report = build_splits(spec, data_cfg["n_train"], data_cfg["n_test"], data_cfg["split_seed"],
                                   data_cfg["raw_dir"])
     with io.atomic_path(out_dir) as tmp:
@@ -273,7 +277,8 @@ def claims(config: dict, evaluation_dirs: list[str], figure_csvs: dict[str, str]
 
 def site(config: dict, table_files: dict[str, str], figure_files: dict[str, str], gain_file: str,
          claims_files: tuple[str, str], evaluation_dirs: list[str], benchmark_files: list[str], faults_file: str,
-         out_dir: str) -> None:
+         out_dir: str, extra_tables: dict[str, str] | None = None) -> None:
+    """extra_tables: name -> CSV of tables built outside `tables:` (RAMoLE's), shown as they are."""
     import pandas as pd
 
     from molebench import plan
@@ -286,7 +291,8 @@ def site(config: dict, table_files: dict[str, str], figure_files: dict[str, str]
     figures = {name: (config["figures"][name], Path(png)) for name, png in figure_files.items()}
     render.render_site(out_dir, tables, figures, pd.read_csv(gain_file), tuple(map(pd.read_csv, claims_files)),
                        render.load_provenance(files), benchmarks, config, io.read_json(faults_file)["rows"],
-                       render.load_costs(files), plan.job_chains(config))
+                       render.load_costs(files), plan.job_chains(config),
+                       {name: pd.read_csv(path) for name, path in (extra_tables or {}).items()})
 
 
 def faults(kills: int, out_file: str) -> None:

@@ -93,6 +93,10 @@ def check(config: dict) -> None:
     for required in ("zero-shot", "single"):
         if not any(v["method"] == required for v in config["variants"].values()):
             raise ConfigError(f"variants: a variant with method {required!r} is needed for the LoRA gain check")
+    if "ramole" in config:  # RAMoLE (issue 6)
+        from molebench import ramole
+
+        ramole.check(config)
 
 
 def method_of(config: dict, variant: str):

@@ -131,17 +131,23 @@ def _flatten(obj: dict, prefix: str = "") -> list[tuple[str, object]]:
 def render_site(out_dir: str | Path, tables: dict[str, tuple[dict, pd.DataFrame]],
                 figures: dict[str, tuple[dict, Path]], gain: pd.DataFrame, claims: tuple[pd.DataFrame, pd.DataFrame],
                 provenance: dict, benchmarks: pd.DataFrame | None, config: dict, faults: list[dict],
-                costs: pd.DataFrame, chains: list[list[tuple[str, str]]]) -> None:
+                costs: pd.DataFrame, chains: list[list[tuple[str, str]]],
+                extra_tables: dict[str, pd.DataFrame] | None = None) -> None:
     """Write the site into out_dir (replaced as a whole): index, one page + PNG + CSV per table and per figure
     (figures: name -> (spec, PNG with its CSV beside it)), gain, the claims ledger (molebench.claims: verdicts and
-    the comparisons behind them), provenance."""
+    the comparisons behind them), provenance. extra_tables (RAMoLE's): name -> table, shown as they are on a page
+    each, linked from the index."""
+    extra_tables = extra_tables or {}
     with atomic_path(out_dir) as site:
         site.mkdir()
         ledger, comparisons = claims
-        write_text(site / "index.html", _page("molebench", _index(tables, figures, gain, ledger, config)))
+        write_text(site / "index.html", _page("molebench", _index(tables, figures, gain, ledger, config, extra_tables)))
         write_text(site / "claims.html", _page("Claims ledger", _claims_page(ledger, comparisons, config)))
         for name, frame in (("claims", ledger), ("claims_comparisons", comparisons)):
             write_text(site / f"{name}.csv", frame.to_csv(index=False))
+        for name, table in extra_tables.items():
+            write_text(site / f"{name}.csv", table.to_csv(index=False))
+            write_text(site / f"{name}.html", _page(_extra_title(name), _extra_page(name, table, config)))
         for name, (spec, png) in figures.items():
             for path in (png, png.with_suffix(".csv")):
                 (site / f"{name}{path.suffix}").write_bytes(path.read_bytes())
@@ -183,7 +189,8 @@ def _setup_line(config: dict) -> str:
             f"seeds <b>{esc(', '.join(map(str, config.get('seeds', []))))}</b>")
 
 
-def _index(tables: dict, figures: dict, gain: pd.DataFrame, ledger: pd.DataFrame, config: dict) -> str:
+def _index(tables: dict, figures: dict, gain: pd.DataFrame, ledger: pd.DataFrame, config: dict,
+           extra_tables: dict) -> str:
     about = ("<p>molebench trains one LoRA per task on a small language model, composes each group's LoRAs with the "
              "methods compared in the MoLE paper (MoLE, normalised linear arithmetic, ...) and scores every "
              "composition on every task of the group. Each table page puts our numbers beside the numbers the paper "
@@ -206,6 +213,7 @@ def _index(tables: dict, figures: dict, gain: pd.DataFrame, ledger: pd.DataFrame
     parts.append(_html_table(["variant", "method", "options", "train"], variant_rows))
     links = "".join(f"<li>{_link(f'{name}.html', spec.get('title', name))}</li>"
                     for name, (spec, _) in [*tables.items(), *figures.items()])
+    links += "".join(f"<li>{_link(f'{name}.html', _extra_title(name))}</li>" for name in extra_tables)
     n_valid = int(gain["valid"].sum()) if len(gain) else 0
     parts.append(f"<h2>Pages</h2><ul>{links}"
                  f"<li>{_link('lora_gain.html', 'Single-LoRA gain over zero-shot')}: "
@@ -391,3 +399,26 @@ def _provenance_page(provenance: dict, benchmarks: pd.DataFrame | None, chains: 
                          f"that must run one after another) took {fmt(longest / 60)} minutes: no number of cores makes "
                          f"the DAG faster than that. Its steps (– : no benchmark file, counted as 0):</p>" + _html_table(["rule", "job", "s"], steps))
     return "\n".join(parts)
+
+
+# ---- RAMoLE (issue 6) ------------------------------------------------------------------------------------------
+
+def _extra_title(name: str) -> str:
+    from molebench.ramole import TABLE_TITLES
+
+    return TABLE_TITLES.get(name, name)
+
+
+def _extra_page(name: str, table: pd.DataFrame, config: dict) -> str:
+    """A table as it is: text columns left, numbers to one decimal; rows of kind 'average' set apart."""
+    from molebench.ramole import TABLE_NOTES
+
+    header = [esc(c) for c in table.columns]
+    rows, classes = [], []
+    for row in table.to_dict("records"):
+        cells = [f"<td>{fmt(v)}</td>" if isinstance(v, float) else f'<td class="key">{esc(v)}</td>'
+                 for v in row.values()]
+        rows.append(cells)
+        classes.append("average" if str(row.get("kind", "")).endswith("average") else "")
+    return (f"<p>{_setup_line(config)}.</p><p>{esc(TABLE_NOTES.get(name, ''))}</p>"
+            f"{_html_table(header, rows, classes)}<p>{_link(f'{name}.csv', 'This table as CSV')}.</p>")

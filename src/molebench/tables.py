@@ -198,3 +198,39 @@ def lora_gain_table(metrics: pd.DataFrame, groups: dict[str, list[str]], tasks: 
                                 + "\n  ".join(missing))
     return pd.DataFrame(rows, columns=["group", "family", "task", "metric", "zero_shot", "single_mean", "single_std",
                                        "n_seeds", "gain", "valid", "reason"])
+
+
+# ---- RAMoLE (issue 6) ------------------------------------------------------------------------------------------
+
+def ramole_retrieval_table(accuracy: dict[str, dict]) -> pd.DataFrame:
+    """embedder -> the retrieve job's accuracy block: one row per (embedder, query tasks), accuracy columns."""
+    rows = [{"embedder": embedder, "query tasks": part, **values}
+            for embedder, parts in accuracy.items() for part, values in parts.items()]
+    return pd.DataFrame(rows)
+
+
+def ramole_mixed_table(results: dict[str, dict], paper: str | Path | None = None) -> pd.DataFrame:
+    """method -> the evaluate job's metrics.json. Rows: every task, then per-domain averages, then the average over
+    tasks; one column per method and metric ({method}:{metric}). `paper`: data/paper/ramole_*.csv, whose rows
+    (domain, metric, method, value) fill paper:{method}:{metric} columns where the domain matches."""
+    methods = list(results)
+    first = results[methods[0]]["tasks"]
+    metrics = list(next(iter(first.values()))["metrics"])
+    rows = [{"kind": "task", "domain": t["domain"], "task": task,
+             **{f"{m}:{metric}": results[m]["tasks"][task]["metrics"][metric] for m in methods for metric in metrics}}
+            for task, t in first.items()]
+    df = pd.DataFrame(rows)
+    values = [f"{m}:{metric}" for m in methods for metric in metrics]
+    domains = df.groupby("domain", sort=False)[values].mean().reset_index()
+    domains.insert(0, "kind", "domain average")
+    domains.insert(2, "task", "average")
+    overall = df[values].mean().to_frame().T.assign(kind="average", domain="all", task="average")
+    out = pd.concat([df, domains, overall], ignore_index=True)[["kind", "domain", "task", *values]]
+    if paper is not None and Path(paper).is_file():
+        published = pd.read_csv(paper)
+        for r in published.itertuples():
+            column = f"paper:{r.method}:{r.metric}"
+            if column not in out:
+                out[column] = float("nan")
+            out.loc[(out.kind != "task") & (out.domain == r.domain), column] = r.value
+    return out

@@ -208,9 +208,10 @@ class Trainer:
             Path(self.log_path).write_text("".join(json.dumps(c) + "\n" for c in curve))
 
     def train(self, model, tokenizer, records: list[dict], params: list[torch.nn.Parameter], extra_loss=None,
-              step_metrics=None) -> dict:
+              step_metrics=None, on_batch=None) -> dict:
         """extra_loss: optional fn() -> scalar tensor, read after each forward (MoLE's balance loss).
-        step_metrics: optional fn() -> dict, read after each step and logged with it (MoLE's gate entropy)."""
+        step_metrics: optional fn() -> dict, read after each step and logged with it (MoLE's gate entropy).
+        on_batch: optional fn(record indices), called before each forward (RAMoLE routes each sample's LoRAs)."""
         cfg = self.config
         if not records:
             raise ValueError("no training records")
@@ -226,6 +227,8 @@ class Trainer:
             if step == kill_at:
                 os.kill(os.getpid(), signal.SIGKILL)
             idx, batch = next(batches)
+            if on_batch:
+                on_batch(idx)
             with autocast(cfg.autocast_bf16, model.device):
                 task_loss = answer_loss(model, batch)
                 extra = extra_loss() if extra_loss else torch.zeros(())

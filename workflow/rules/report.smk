@@ -94,6 +94,7 @@ rule site:
         claims=rules.claims.output.ledger,
         comparisons=rules.claims.output.comparisons,
         evaluations=plan.all_evaluation_dirs(config),
+        ramole=RAMOLE_TABLES,  # RAMoLE (issue 6): empty without a `ramole:` config block
     output:
         report(directory(REP + "/site"), htmlindex="index.html", caption="../report/site.rst", category="molebench"),
     log:

@@ -8,4 +8,5 @@ with pipeline.logged(snakemake.log[0], offline=snakemake.config["offline"]):
                   {Path(p).stem: p for p in snakemake.input.figures}, snakemake.input.gain,
                   (snakemake.input.claims, snakemake.input.comparisons),
                   list(snakemake.input.evaluations), sorted(str(p) for p in Path(RES, "benchmarks").rglob("*.tsv")),
-                  snakemake.input.faults, snakemake.output[0])
+                  snakemake.input.faults, snakemake.output[0],
+                  extra_tables={Path(p).stem: p for p in snakemake.input.ramole})

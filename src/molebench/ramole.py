@@ -1,0 +1,305 @@
+"""RAMoLE's stages (issue 6): the LoRA pool, LoraRetriever, RouterLoRA training and mixed-task evaluation.
+
+The config's `ramole:` block defines everything (config/config.yaml documents each key); workflow/rules/ramole.smk
+runs one job per pool task's data, LoRA (the spine's train_lora script) and LoRA embedding, so adding a task to the
+pool adds exactly those jobs and re-embeds nothing else. Then:
+
+    retriever   contrastive instruction fine-tuning of the embedder on `finetune_tasks` (40% of the pool)
+    retrieve    top-k LoRAs of every query, IID (whole pool) and OOD (the query's own LoRA removed), with the
+                pretrained and the fine-tuned embedder; retrieval accuracy
+    router      RouterLoRA trained on the fine-tuning tasks' samples over their retrieved LoRAs, with LoRA dropout
+    evaluate    one method on the mixed-task test set (every pool task's test samples, shuffled together), IID or OOD:
+                every batch mixes tasks, each sample composes its own retrieved LoRAs in one forward
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from molebench import io
+from molebench.data import TaskSpec, pool_tasks
+from molebench.plan import ConfigError
+
+SETTINGS = ("iid", "ood")
+MIXED_METRICS = ("exact_match", "rougeL")
+EMBEDDERS = ("pretrained", "finetuned")
+TABLE_TITLES = {
+    "ramole_retrieval": "RAMoLE: LoraRetriever accuracy, IID and OOD, before and after instruction fine-tuning",
+    "ramole_mixed_iid": "RAMoLE: mixed-task evaluation, IID (every task's own LoRA is in the pool)",
+    "ramole_mixed_ood": "RAMoLE: mixed-task evaluation, OOD (each query's own LoRA removed from the pool)",
+}
+TABLE_NOTES = {
+    "ramole_retrieval": "Share of test queries (%) whose retrieved LoRAs are right. IID: the query's own LoRA is the "
+                        "top-1 / among the top-k of the whole pool. OOD: the query's own LoRA is removed, and a LoRA of "
+                        "the query's domain counts as right. Rows split the queries by whether their task was among "
+                        "the retriever's fine-tuning tasks (40% of the pool).",
+    "ramole_mixed_iid": "Mixed-task test set (every pool task's first test samples, shuffled together; each batch "
+                        "mixes tasks and every sample composes its own retrieved LoRAs in one forward). Columns: "
+                        "{method}:{metric}, exact match and ROUGE-L F1 in %. Domain and overall averages are over "
+                        "tasks. oracle = each sample's own task LoRA.",
+    "ramole_mixed_ood": "As the IID table, but each query's own LoRA is removed from the pool before retrieval, so "
+                        "every LoRA a sample composes belongs to another task; the oracle does not apply.",
+}
+
+
+def pool(config: dict) -> dict[str, TaskSpec]:
+    cfg = config["ramole"]
+    return pool_tasks(cfg["pool"], cfg["eval"]["max_new_tokens"])
+
+
+def check(config: dict) -> None:
+    """What the schema cannot say about the `ramole:` block, with messages that name the fix."""
+    from peft import LoraConfig
+
+    from molebench import methods
+    from molebench.methods.ramole import Retrieved
+
+    cfg = config["ramole"]
+    try:
+        LoraConfig(**cfg["lora"])
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"ramole.lora: not a valid PEFT LoraConfig: {err}") from None
+    try:
+        specs = pool(config)
+    except (KeyError, ValueError) as err:
+        raise ConfigError(f"ramole.pool: {err}") from None
+    if not specs:
+        raise ConfigError("ramole.pool is empty: the retriever needs at least k + 1 LoRAs")
+    k = cfg["retriever"]["top_k"]
+    if len(specs) < k + 1:
+        raise ConfigError(f"ramole.pool has {len(specs)} LoRAs; OOD top-{k} retrieval needs at least {k + 1}")
+    unknown = [t for t in cfg["retriever"]["finetune_tasks"] if t not in specs]
+    if unknown:
+        raise ConfigError(f"ramole.retriever.finetune_tasks: {unknown} are not LoRAs of ramole.pool "
+                          f"({', '.join(specs)})")
+    for name, entry in cfg["methods"].items():
+        try:
+            cls = methods.get(name)
+        except KeyError as err:
+            raise ConfigError(f"ramole.methods: {err.args[0]}") from None
+        if not issubclass(cls, Retrieved):
+            raise ConfigError(f"ramole.methods: {name!r} does not compose retrieved LoRAs; use ramole, mixture, "
+                              f"fusion, selection or oracle")
+        try:
+            cls.config_class.from_dict((entry or {}).get("options", {}))
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"ramole.methods.{name}.options: {err}") from None
+
+
+def evaluations(config: dict) -> list[tuple[str, str]]:
+    """(method, setting) pairs: the oracle needs the query's own LoRA, so it has no OOD run."""
+    from molebench import methods
+
+    return [(m, s) for m in config["ramole"]["methods"] for s in SETTINGS
+            if not (s == "ood" and methods.get(m).own_lora)]
+
+
+# ---- retriever -------------------------------------------------------------------------------------------------
+
+def finetune_retriever(data_dirs: dict[str, str], cfg: dict, seed: int, out_dir: str) -> None:
+    from molebench.retrieval import Embedder, finetune, lora_samples
+
+    rcfg = cfg["retriever"]
+    samples = {name: lora_samples(name, Path(d) / "train.jsonl", 10**9) for name, d in data_dirs.items()}
+    embedder = Embedder(rcfg["embedder"])
+    start = time.time()
+    ft = rcfg["finetune"]
+    losses = finetune(embedder, samples, rcfg["instruction"], ft["steps"], ft["batch_tasks"], ft["lr"],
+                      ft["temperature"], seed)
+    with io.atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        embedder.save(tmp)
+        io.write_json(tmp / "run.json", {"tasks": sorted(samples), "losses": losses,
+                                         "seconds": round(time.time() - start, 2),
+                                         "run_info": io.provenance({"retriever": rcfg}, seed)})
+
+
+def embed(name: str, data_dir: str, finetuned_dir: str, cfg: dict, out_file: str) -> None:
+    """One LoRA's embedding by both embedders: the mean of its first m instruction-prefixed samples."""
+    from molebench.retrieval import Embedder, embed_lora, lora_samples
+
+    rcfg = cfg["retriever"]
+    samples = lora_samples(name, Path(data_dir) / "train.jsonl", rcfg["samples_per_lora"])
+    vectors = {key: embed_lora(Embedder(source), samples, rcfg["instruction"])
+               for key, source in zip(EMBEDDERS, (rcfg["embedder"], finetuned_dir))}
+    with io.atomic_path(out_file) as tmp:
+        torch.save({**vectors, "samples": torch.tensor(len(samples))}, tmp)
+
+
+def retrieve(embedding_files: dict[str, str], data_dirs: dict[str, str], finetuned_dir: str, cfg: dict,
+             out_file: str) -> None:
+    """Top-k LoRAs of every test query (IID and OOD) and of every router training record, with each embedder."""
+    rcfg = cfg["retriever"]
+    sources = dict(zip(EMBEDDERS, (rcfg["embedder"], finetuned_dir)))
+    io.write_json(out_file, {key: _retrieve(key, source, embedding_files, data_dirs, cfg) for key, source in
+                             sources.items()} | {"run_info": io.provenance({"retriever": rcfg})})
+
+
+def _retrieve(embedder_key: str, embedder_source: str, embedding_files: dict[str, str], data_dirs: dict[str, str],
+              cfg: dict) -> dict:
+    """Accuracy: IID, the query's own LoRA is among the top 1 / top k; OOD (own LoRA removed), a LoRA of the query's
+    domain is. Split by whether the query's task was in the retriever's fine-tuning set."""
+    from molebench.retrieval import Embedder, Index
+
+    specs = pool_tasks(cfg["pool"])
+    rcfg = cfg["retriever"]
+    k = rcfg["top_k"]
+    index = Index.from_files(embedding_files, embedder_key)
+    embedder = Embedder(embedder_source)
+    seen = set(rcfg["finetune_tasks"])
+    queries = {}
+    for name, d in data_dirs.items():
+        for r in io.read_jsonl(Path(d) / "test.jsonl"):
+            queries[r["id"]] = {"task": name, "split": "test", "input": r["input"]}
+        if name in seen:
+            for r in io.read_jsonl(Path(d) / "train.jsonl")[: cfg["router"]["records_per_task"]]:
+                queries[r["id"]] = {"task": name, "split": "train", "input": r["input"]}
+    ids = list(queries)
+    with torch.no_grad():
+        vectors = embedder([rcfg["instruction"] + queries[i]["input"] for i in ids])
+    own = [queries[i]["task"] for i in ids]
+    iid = index.top_k(vectors, k)
+    ood = index.top_k(vectors, k, exclude=own)
+    rows, out = [], {}
+    for i, qid in enumerate(ids):
+        task, split = queries[qid]["task"], queries[qid]["split"]
+        out[qid] = {"task": task, "split": split, "iid": iid[i], "ood": ood[i]}
+        if split == "test":
+            domain = specs[task].family
+            rows.append({"tasks": "fine-tuning tasks" if task in seen else "held-out tasks",
+                         "iid_top1": iid[i][0] == task, f"iid_top{k}": task in iid[i],
+                         "ood_top1": specs[ood[i][0]].family == domain,
+                         f"ood_top{k}": any(specs[n].family == domain for n in ood[i])})
+    accuracy = {}
+    for part in ("fine-tuning tasks", "held-out tasks", "all tasks"):
+        chosen = [r for r in rows if part == "all tasks" or r["tasks"] == part]
+        if chosen:
+            accuracy[part] = {key: round(100 * sum(r[key] for r in chosen) / len(chosen), 2)
+                              for key in chosen[0] if key != "tasks"} | {"queries": len(chosen)}
+    return {"k": k, "pool": index.names, "accuracy": accuracy, "queries": out}
+
+
+# ---- RouterLoRA and evaluation ----------------------------------------------------------------------------------
+
+def _build(method_name: str, options: dict, base_dir: str, adapter_dirs: dict[str, str]):
+    from molebench import methods
+    from molebench.adapters import load_expert
+    from molebench.models import load_base
+
+    cls = methods.get(method_name)
+    method = cls(cls.config_class.from_dict(options))
+    model, tokenizer = load_base(base_dir)
+    experts = [load_expert(d, model, name=name) for name, d in adapter_dirs.items()]
+    return method, method.build(model, experts), tokenizer
+
+
+def train_router(base_dir: str, adapter_dirs: dict[str, str], data_dirs: dict[str, str], retrieval_file: str,
+                 cfg: dict, seed: int, out_dir: str) -> None:
+    from molebench.pipeline import checkpoint_dir
+    from molebench.training import TrainConfig, Trainer, seed_everything
+
+    seed_everything(seed)
+    entry = cfg["methods"]["ramole"] or {}
+    method, model, tokenizer = _build("ramole", entry.get("options", {}), base_dir, adapter_dirs)
+    retrieved = io.read_json(retrieval_file)["finetuned"]["queries"]
+    names = list(adapter_dirs)
+    records = []
+    for task in cfg["retriever"]["finetune_tasks"]:
+        for r in io.read_jsonl(Path(data_dirs[task]) / "train.jsonl")[: cfg["router"]["records_per_task"]]:
+            records.append({**r, "lora_indices": [names.index(n) for n in retrieved[r["id"]]["iid"]]})
+    with io.atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        trainer = Trainer(TrainConfig.from_dict(cfg["router"]["train"]), seed, tmp / "train_log.jsonl",
+                          f"ramole router seed {seed}", checkpoint_dir(out_dir))
+        info = method.fit(model, tokenizer, records, trainer)
+        method.save(model, tmp)
+        io.write_json(tmp / "run.json", {"train_info": info, "pool": names, "run_info": io.provenance(
+            {"ramole": entry, "router": cfg["router"]}, seed)})
+    shutil.rmtree(checkpoint_dir(out_dir), ignore_errors=True)
+
+
+def mixed_test_set(data_dirs: dict[str, str], per_task: int, seed: int) -> list[dict]:
+    """The first `per_task` test samples of every pool task, shuffled together so that every batch mixes tasks."""
+    records = [{**r, "task": task} for task, d in data_dirs.items()
+               for r in io.read_jsonl(Path(d) / "test.jsonl")[:per_task]]
+    random.Random(seed).shuffle(records)
+    return records
+
+
+def evaluate(method_name: str, settings: list[str], base_dir: str, adapter_dirs: dict[str, str],
+             data_dirs: dict[str, str], retrieval_file: str, router_dir: str | None, cfg: dict, seed: int,
+             out_dir: str) -> None:
+    """Score one method on the mixed-task test set in each setting: out_dir/{setting}.metrics.json (+ predictions)."""
+    from molebench.training import seed_everything
+
+    seed_everything(seed)
+    method, model, tokenizer = _build(method_name, (cfg["methods"][method_name] or {}).get("options", {}), base_dir,
+                                      adapter_dirs)
+    if router_dir:
+        method.load(model, router_dir)
+    retrieved = io.read_json(retrieval_file)["finetuned"]["queries"]
+    records = mixed_test_set(data_dirs, cfg["eval"]["per_task"], seed)
+    with io.atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        for setting in settings:
+            metrics, predictions = _score_mixed(method, model, tokenizer, list(adapter_dirs), records, retrieved,
+                                                setting, cfg)
+            io.write_jsonl(tmp / f"{setting}.predictions.jsonl", predictions)
+            io.write_json(tmp / f"{setting}.metrics.json", {**metrics, "method": method_name, "run_info": io.provenance(
+                {"method": cfg["methods"][method_name], "eval": cfg["eval"], "setting": setting}, seed)})
+
+
+def _score_mixed(method, model, tokenizer, names: list[str], records: list[dict], retrieved: dict, setting: str,
+                 cfg: dict) -> tuple[dict, list[dict]]:
+    from molebench.scoring import SCORERS, generate
+
+    ecfg = cfg["eval"]
+    start = time.time()
+    loras = [[r["task"]] if method.own_lora else retrieved[r["id"]][setting] for r in records]
+    outputs = []
+    for b in range(0, len(records), ecfg["batch_size"]):
+        batch = records[b:b + ecfg["batch_size"]]
+        method.route([[names.index(n) for n in chosen] for chosen in loras[b:b + ecfg["batch_size"]]])
+        outputs += generate(model, tokenizer, [r["input"] for r in batch], ecfg["max_new_tokens"],
+                            ecfg["max_input_tokens"], len(batch), ecfg.get("bf16", False))
+    specs = pool_tasks(cfg["pool"])
+    tasks = {}
+    for task in names:
+        mine = [(r, p) for r, p in zip(records, outputs) if r["task"] == task]
+        refs, preds = [r["references"] for r, _ in mine], [p for _, p in mine]
+        tasks[task] = {"domain": specs[task].family, "n": len(mine),
+                       "metrics": {m: round(SCORERS[m](preds, refs), 4) for m in MIXED_METRICS}}
+    metrics = {"setting": setting, "tasks": tasks, "n": len(records), "seconds": round(time.time() - start, 2),
+               "protocol": {"decoding": f"greedy, max_new_tokens={ecfg['max_new_tokens']}, cut at first newline",
+                            "batches": f"{ecfg['batch_size']} samples of mixed tasks per forward, each with its own "
+                                       f"LoRA set", "metrics": "exact match (lower-cased, whitespace squeezed), "
+                                                              "ROUGE-L F1"}}
+    predictions = [{"id": r["id"], "task": r["task"], "loras": chosen, "prediction": p, "references": r["references"]}
+                   for r, chosen, p in zip(records, loras, outputs)]
+    return metrics, predictions
+
+
+def pool_data(spec: TaskSpec, data_cfg: dict, out_dir: str) -> None:
+    from molebench.pipeline import write_splits
+
+    write_splits(spec, data_cfg, out_dir)
+
+
+def tables(retrieval_file: str, evaluation_dirs: dict[str, str], out_files: dict[str, str]) -> None:
+    """The retrieval table and the mixed-task IID and OOD tables (CSV), paper numbers beside ours where published."""
+    from molebench.tables import ramole_mixed_table, ramole_retrieval_table
+
+    retrieval = io.read_json(retrieval_file)
+    io.write_text(out_files["ramole_retrieval"], ramole_retrieval_table(
+        {key: retrieval[key]["accuracy"] for key in EMBEDDERS}).to_csv(index=False))
+    paper = Path(__file__).resolve().parents[2] / "data" / "paper"
+    for setting in SETTINGS:
+        results = {m: io.read_json(Path(d) / f"{setting}.metrics.json") for m, d in evaluation_dirs.items()
+                   if (Path(d) / f"{setting}.metrics.json").is_file()}
+        io.write_text(out_files[f"ramole_mixed_{setting}"], ramole_mixed_table(
+            results, paper / f"ramole_mixed_{setting}.csv").to_csv(index=False))

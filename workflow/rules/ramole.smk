@@ -1,0 +1,160 @@
+# RAMoLE (issue 6): LoRA pool, LoraRetriever, RouterLoRA, mixed-task evaluation. Active when the config has `ramole:`.
+# One job per pool task for its data, its LoRA (the spine's train_lora script) and its embedding: adding a task to
+# the pool adds those jobs and re-embeds no other LoRA.
+from molebench import ramole
+
+RAMOLE_TABLES = []
+
+if "ramole" in config:  # checked at parse time by plan.check (common.smk)
+    RAM = config["ramole"]
+    RDIR = RES + "/ramole"
+    POOL = ramole.pool(config)  # LoRA name -> task spec, in pool order
+    RAMOLE_TABLES = [RES + f"/tables/{name}.csv" for name in ramole.TABLE_TITLES]
+
+    def pool_dirs(kind, names=None):
+        return {n: f"{RDIR}/{kind}/{n}" for n in (names or POOL)}
+
+    def pool_loras():
+        return {n: f"{RDIR}/loras/{n}/seed{RAM['seed']}" for n in POOL}
+
+    rule ramole_data:
+        wildcard_constraints:
+            task="|".join(POOL),
+        input:
+            lambda w: [f"{config['data']['raw_dir']}/bigbench-1.0.0.tar.gz"] if POOL[w.task].source["kind"] == "bigbench" else [],
+        output:
+            directory(RDIR + "/data/{task}"),
+        log:
+            RES + "/logs/ramole_data/{task}.log",
+        params:
+            spec=lambda w: POOL[w.task],  # an edited pool entry reruns its data and everything downstream
+            data={**config["data"], **RAM["data"]},
+        localrule: True
+        script:
+            "../scripts/ramole_data.py"
+
+    rule ramole_lora:  # the spine's per-task LoRA training, with the pool's own (cheaper) LoRA and training settings
+        input:
+            base=RES + "/base",
+            data=RDIR + "/data/{task}",
+        output:
+            directory(RDIR + "/loras/{task}/seed{seed}"),
+        log:
+            RES + "/logs/ramole_lora/{task}-seed{seed}.log",
+        benchmark:
+            RES + "/benchmarks/ramole_lora/{task}-seed{seed}.tsv"
+        params:
+            lora=RAM["lora"],
+            train=RAM["train"],
+        threads: THREADS
+        resources:
+            gpu=config["gpus_per_job"],
+        script:
+            "../scripts/train_lora.py"
+
+    rule ramole_retriever:
+        input:
+            list(pool_dirs("data", RAM["retriever"]["finetune_tasks"]).values()),
+        output:
+            directory(RDIR + "/retriever"),
+        log:
+            RES + "/logs/ramole_retriever.log",
+        benchmark:
+            RES + "/benchmarks/ramole_retriever/retriever.tsv"
+        params:
+            data=pool_dirs("data", RAM["retriever"]["finetune_tasks"]),
+            retriever=RAM["retriever"],
+        threads: THREADS
+        script:
+            "../scripts/ramole_retriever.py"
+
+    rule ramole_embed:
+        input:
+            data=RDIR + "/data/{task}",
+            retriever=RDIR + "/retriever",
+        output:
+            RDIR + "/embeddings/{task}.pt",
+        log:
+            RES + "/logs/ramole_embed/{task}.log",
+        benchmark:
+            RES + "/benchmarks/ramole_embed/{task}.tsv"
+        params:
+            retriever=RAM["retriever"],
+        threads: 1
+        script:
+            "../scripts/ramole_embed.py"
+
+    rule ramole_retrieve:
+        input:
+            embeddings=expand(RDIR + "/embeddings/{task}.pt", task=POOL),
+            data=list(pool_dirs("data").values()),
+            retriever=RDIR + "/retriever",
+        output:
+            RDIR + "/retrieval.json",
+        log:
+            RES + "/logs/ramole_retrieve.log",
+        benchmark:
+            RES + "/benchmarks/ramole_retrieve/retrieve.tsv"
+        params:
+            ramole=RAM,
+        threads: THREADS
+        script:
+            "../scripts/ramole_retrieve.py"
+
+    rule ramole_router:
+        input:
+            base=RES + "/base",
+            loras=list(pool_loras().values()),
+            data=list(pool_dirs("data", RAM["retriever"]["finetune_tasks"]).values()),
+            retrieval=RDIR + "/retrieval.json",
+        output:
+            directory(RDIR + "/router"),
+        log:
+            RES + "/logs/ramole_router.log",
+        benchmark:
+            RES + "/benchmarks/ramole_router/router.tsv"
+        params:
+            ramole=RAM,
+        threads: THREADS
+        resources:
+            gpu=config["gpus_per_job"],
+        script:
+            "../scripts/ramole_router.py"
+
+    rule ramole_evaluate:
+        wildcard_constraints:
+            method="|".join(RAM["methods"]),
+        input:
+            base=RES + "/base",
+            loras=list(pool_loras().values()),
+            data=list(pool_dirs("data").values()),
+            retrieval=RDIR + "/retrieval.json",
+            router=lambda w: [RDIR + "/router"] if w.method == "ramole" else [],
+        output:
+            directory(RDIR + "/eval/{method}"),
+        log:
+            RES + "/logs/ramole_evaluate/{method}.log",
+        benchmark:
+            RES + "/benchmarks/ramole_evaluate/{method}.tsv"
+        params:
+            ramole=RAM,
+            settings=lambda w: [s for m, s in ramole.evaluations(config) if m == w.method],
+        threads: THREADS
+        resources:
+            gpu=config["gpus_per_job"],
+        script:
+            "../scripts/ramole_evaluate.py"
+
+    rule ramole_tables:
+        input:
+            retrieval=RDIR + "/retrieval.json",
+            evaluations=expand(RDIR + "/eval/{method}", method=RAM["methods"]),
+        output:
+            RAMOLE_TABLES,
+        log:
+            RES + "/logs/table/ramole.log",
+        params:
+            methods=list(RAM["methods"]),
+        localrule: True
+        script:
+            "../scripts/ramole_tables.py"
