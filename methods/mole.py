@@ -212,6 +212,8 @@ class MoLE(Method):
                 if seq2seq and layer.name.startswith("decoder."):
                     mask = torch.zeros(h.shape[:2], device=h.device)  # decoder gates read the decoder start only
                     mask[:, 0] = 1
+                elif ctx.mask is None:  # text-to-image: every position of the text encoder and UNet input counts
+                    mask = h.new_ones(h.shape[:2])
                 else:
                     mask = ctx.mask.to(h.device)
                     if mask.shape != h.shape[:2]:
