@@ -70,39 +70,45 @@ def load_subject_images(folder: str | Path, resolution: int) -> np.ndarray:
     return np.stack(images)
 
 
+def dreambooth_train(gen: Generator, prompt: str, images: np.ndarray, params: list[torch.nn.Parameter], steps: int,
+                     batch_size: int, lr: float, seed: int) -> dict:
+    """Fit `params` (a LoRA's or SVDiff's shifts) with the diffusion loss on the subject's few images under `prompt`
+    ("a v3 circle"). No prior-preservation images: the world's captions never use the identifier tokens, so there is
+    no class drift to guard against at this scale (paper scale: a departure, docs/methods.md)."""
+    rng = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    pixels = as_tensor(images).to(gen.device)
+    ids = encode_prompts(gen.tokenizer, [prompt]).to(gen.device)
+    gen.train()
+    losses, start = [], time.time()
+    for _ in range(steps):
+        idx = torch.randint(0, len(pixels), (batch_size,), generator=rng)
+        loss = diffusion_loss(gen, pixels[idx], ids.expand(batch_size, -1), rng)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    gen.eval()
+    return {"prompt": prompt, "images": len(images), "steps": steps, "seconds": round(time.time() - start, 2),
+            "final_loss": round(float(np.mean(losses[-max(1, steps // 10):])), 6),
+            "trainable_params": sum(p.numel() for p in params)}
+
+
 def train_subject_lora(gen: Generator, prompt: str, images: np.ndarray, cfg: SubjectLoraConfig, seed: int,
                        out_dir: Path) -> dict:
-    """DreamBooth with LoRA: the subject's few images under `prompt` ("a v3 circle"), UNet and text encoder adapted.
-    No prior-preservation images (the world's base captions never use the identifier tokens, so there is no class
-    drift to guard against at this scale)."""
+    """DreamBooth with LoRA in the UNet attention and the text encoder; writes the two PEFT folders."""
     from peft import LoraConfig, get_peft_model
 
-    torch.manual_seed(seed)
-    rng = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)  # LoRA A init
     peft_models = {"unet": get_peft_model(gen.unet, LoraConfig(r=cfg.r, lora_alpha=cfg.lora_alpha,
                                                                target_modules=cfg.unet_modules))}
     if cfg.text_modules:
         peft_models["text_encoder"] = get_peft_model(gen.text_encoder, LoraConfig(
             r=cfg.r, lora_alpha=cfg.lora_alpha, target_modules=cfg.text_modules))
     params = [p for m in peft_models.values() for p in m.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-    pixels = as_tensor(images)
-    ids = encode_prompts(gen.tokenizer, [prompt])
-    gen.train()
-    losses, start = [], time.time()
-    for _ in range(cfg.steps):
-        idx = torch.randint(0, len(pixels), (cfg.batch_size,), generator=rng)
-        loss = diffusion_loss(gen, pixels[idx].to(gen.device), ids.expand(cfg.batch_size, -1).to(gen.device), rng)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    gen.eval()
+    info = dreambooth_train(gen, prompt, images, params, cfg.steps, cfg.batch_size, cfg.lr, seed)
     for part, model in peft_models.items():
         model.save_pretrained(out_dir / part)
-    info = {"prompt": prompt, "images": len(images), "steps": cfg.steps, "seconds": round(time.time() - start, 2),
-            "final_loss": round(float(np.mean(losses[-max(1, cfg.steps // 10):])), 6),
-            "trainable_params": sum(p.numel() for p in params)}
     (out_dir / "subject.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
     return info
 
