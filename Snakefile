@@ -36,6 +36,12 @@ include: "workflow/rules/methods.smk"
 include: "workflow/rules/report.smk"
 
 
+# text-to-image (issue 7): only when the config has a `t2i` section
+if "t2i" in config:
+
+    include: "workflow/rules/t2i.smk"
+
+
 rule reproduce:
     default_target: True
     input:

@@ -224,7 +224,8 @@ def lora_gain(config: dict, evaluation_dirs: list[str], out_file: str) -> None:
 
 
 def site(config: dict, table_files: dict[str, str], figure_files: dict[str, str], gain_file: str,
-         evaluation_dirs: list[str], benchmark_files: list[str], faults_file: str, out_dir: str) -> None:
+         evaluation_dirs: list[str], benchmark_files: list[str], faults_file: str, out_dir: str,
+         t2i_dir: str | None = None) -> None:
     import pandas as pd
 
     from molebench import plan
@@ -236,7 +237,8 @@ def site(config: dict, table_files: dict[str, str], figure_files: dict[str, str]
     files = metric_files(evaluation_dirs)
     figures = {name: (config["figures"][name], Path(png)) for name, png in figure_files.items()}
     render.render_site(out_dir, tables, figures, pd.read_csv(gain_file), render.load_provenance(files), benchmarks,
-                       config, io.read_json(faults_file)["rows"], render.load_costs(files), plan.job_chains(config))
+                       config, io.read_json(faults_file)["rows"], render.load_costs(files), plan.job_chains(config),
+                       Path(t2i_dir) if t2i_dir else None)
 
 
 def faults(kills: int, out_file: str) -> None:

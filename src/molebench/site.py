@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import math
+import shutil
 from pathlib import Path
 from urllib.parse import quote
 
@@ -127,12 +128,15 @@ def _flatten(obj: dict, prefix: str = "") -> list[tuple[str, object]]:
 def render_site(out_dir: str | Path, tables: dict[str, tuple[dict, pd.DataFrame]],
                 figures: dict[str, tuple[dict, Path]], gain: pd.DataFrame,
                 provenance: dict, benchmarks: pd.DataFrame | None, config: dict, faults: list[dict],
-                costs: pd.DataFrame, chains: list[list[tuple[str, str]]]) -> None:
+                costs: pd.DataFrame, chains: list[list[tuple[str, str]]], t2i_pages: Path | None = None) -> None:
     """Write the site into out_dir (replaced as a whole): index, one page + PNG + CSV per table and per figure
-    (figures: name -> (spec, PNG with its CSV beside it)), gain, provenance."""
+    (figures: name -> (spec, PNG with its CSV beside it)), gain, provenance; `t2i_pages` (the text-to-image
+    report folder) is copied in as t2i/."""
     with atomic_path(out_dir) as site:
         site.mkdir()
-        write_text(site / "index.html", _page("molebench", _index(tables, figures, gain, config)))
+        write_text(site / "index.html", _page("molebench", _index(tables, figures, gain, config, t2i_pages is not None)))
+        if t2i_pages is not None:
+            shutil.copytree(t2i_pages, site / "t2i")
         for name, (spec, png) in figures.items():
             for path in (png, png.with_suffix(".csv")):
                 (site / f"{name}{path.suffix}").write_bytes(path.read_bytes())
@@ -174,7 +178,7 @@ def _setup_line(config: dict) -> str:
             f"seeds <b>{esc(', '.join(map(str, config.get('seeds', []))))}</b>")
 
 
-def _index(tables: dict, figures: dict, gain: pd.DataFrame, config: dict) -> str:
+def _index(tables: dict, figures: dict, gain: pd.DataFrame, config: dict, t2i: bool = False) -> str:
     about = ("<p>molebench trains one LoRA per task on a small language model, composes each group's LoRAs with the "
              "methods compared in the MoLE paper (MoLE, normalised linear arithmetic, ...) and scores every "
              "composition on every task of the group. Each table page puts our numbers beside the numbers the paper "
@@ -198,7 +202,9 @@ def _index(tables: dict, figures: dict, gain: pd.DataFrame, config: dict) -> str
                  f"<li>{_link('lora_gain.html', 'Single-LoRA gain over zero-shot')}: "
                  f"{n_valid} of {len(gain)} tasks pass</li>"
                  f"<li>{_link('provenance.html', 'Provenance: code, config, versions, hardware, run times')}</li>"
-                 f"<li>{_link('reliability.html', 'Reliability: fault injection')}</li></ul>")
+                 f"<li>{_link('reliability.html', 'Reliability: fault injection')}</li>"
+                 + (f"<li>{_link('t2i/index.html', 'Text-to-image MoLE: Tables 1, 9, 10 and image grids')}</li>"
+                    if t2i else "") + "</ul>")
     return "\n".join(parts)
 
 

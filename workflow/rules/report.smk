@@ -62,6 +62,7 @@ rule site:
         figures=expand(RES + "/figures/{figure}.png", figure=config["figures"]),
         gain=RES + "/tables/lora_gain.csv",
         evaluations=plan.all_evaluation_dirs(config),
+        **({"t2i": RES + "/t2i/report"} if "t2i" in config else {}),  # text-to-image pages, copied in as t2i/
     output:
         report(directory(REP + "/site"), htmlindex="index.html", caption="../report/site.rst", category="molebench"),
     log:

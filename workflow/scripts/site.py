@@ -7,4 +7,4 @@ with pipeline.logged(snakemake.log[0], offline=snakemake.config["offline"]):
     pipeline.site(snakemake.config, {Path(p).stem: p for p in snakemake.input.tables},
                   {Path(p).stem: p for p in snakemake.input.figures}, snakemake.input.gain,
                   list(snakemake.input.evaluations), sorted(str(p) for p in Path(RES, "benchmarks").rglob("*.tsv")),
-                  snakemake.input.faults, snakemake.output[0])
+                  snakemake.input.faults, snakemake.output[0], snakemake.input.get("t2i"))

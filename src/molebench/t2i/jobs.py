@@ -1,10 +1,10 @@
 """The text-to-image DAG stages as plain functions (workflow/rules/t2i.smk calls each through a thin script; tests call
 them directly). `t2i` is the config's `t2i` section. Every output folder is written atomically.
 
-    world      world/     base.npz (world only), subjects.json, subjects/<name>.npz (reference images), compositions.json
+    world      world/     subjects.json, subjects/<name>.npz (reference images), compositions.json; world source only:
+                          base.npz + captions.json (the generated data) and presence/ (its presence classifier)
     base       base/      the text-to-image model (world: trained here; paper: source.json naming the local SD folder)
     clip       clip/      the scoring CLIP (world: trained here; paper: source.json naming a local CLIP folder)
-    presence   presence/  the world's presence classifier
     subject    subjects/<subject>/seed<s>/          DreamBooth LoRA (unet/, text_encoder/ PEFT folders)
     shifts     shifts/<variant>/<subject>/seed<s>/  SVDiff spectral shifts
     compose    methods/<variant>/<composition>/seed<s>/   trained MoLE gates
@@ -14,6 +14,7 @@ them directly). `t2i` is the config's `t2i` section. Every output folder is writ
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from molebench import io
 from molebench.t2i import components, plan, world
 from molebench.t2i.components import Generator
 from molebench.t2i.gate_training import ClipGuidedTrainer, GateTrainingConfig
+from molebench.t2i.report import image_grid
 from molebench.t2i.metrics import image_alignment, image_embeddings, presence, text_alignment, text_embeddings
 from molebench.t2i.sampling import generate, save_png, to_uint8
 from molebench.t2i.subjects import (SubjectLoraConfig, dreambooth_train, load_subject_experts, load_subject_images,
@@ -64,6 +66,9 @@ def world_stage(t2i: dict, out_dir: str) -> None:
             images, captions, labels = world.base_dataset(w["n_images"], w["resolution"], w["max_objects"], t2i["seed"])
             np.savez_compressed(tmp / "base.npz", images=images, labels=labels)
             (tmp / "captions.json").write_text(json.dumps(captions) + "\n")
+            # the world's own oracle: trained with the world, as it can only exist where the labels are known
+            classifier, info = components.train_presence(images, labels, seed=t2i["seed"], **t2i["presence_train"])
+            components.save_presence(classifier, info, tmp / "presence")
             by_name = {s.name: s for s in world.subjects(t2i["seed"], w["n_subjects"])}
             for k, s in enumerate(subjects):
                 refs = world.subject_images(by_name[s["name"]], w["reference_images"], w["resolution"],
@@ -110,11 +115,9 @@ def clip_stage(t2i: dict, world_dir: str, out_dir: str) -> None:
         io.write_json(tmp / "train.json", info)
 
 
-def presence_stage(t2i: dict, world_dir: str, out_dir: str) -> None:
-    images, _, labels = _world_data(world_dir)
-    model, info = components.train_presence(images, labels, seed=t2i["seed"], **t2i["presence_train"])
-    with io.atomic_path(out_dir) as tmp:
-        components.save_presence(model, info, tmp)
+def presence_dir(world_dir: str | Path) -> Path | None:
+    folder = Path(world_dir) / "presence"
+    return folder if folder.is_dir() else None
 
 
 def _subject(t2i: dict, name: str) -> dict:
@@ -183,8 +186,7 @@ def _generate_all(model, prompts: list[str], n: int, seed: int, steps: int, guid
 
 
 def evaluate_stage(t2i: dict, variant: str, composition: str, seed: int, base_dir: str, expert_dirs: dict[str, str],
-                   method_dir: str | None, clip_dir: str, presence_dir: str | None, world_dir: str,
-                   out_dir: str) -> None:
+                   method_dir: str | None, clip_dir: str, world_dir: str, out_dir: str) -> None:
     start = time.time()
     method, model = build_variant(t2i, variant, expert_dirs, base_dir)
     if method.trainable:
@@ -192,7 +194,7 @@ def evaluate_stage(t2i: dict, variant: str, composition: str, seed: int, base_di
     comp = plan.composition(t2i, composition)
     ev = t2i["eval"]
     batches = _generate_all(model, comp["prompts"], ev["images_per_prompt"], seed, ev["ddpm_steps"], ev["guidance"])
-    metrics = score(t2i, comp, batches, clip_dir, presence_dir, world_dir)
+    metrics = score(t2i, comp, batches, clip_dir, world_dir)
     with io.atomic_path(out_dir) as tmp:
         for k, (prompt, images) in enumerate(zip(comp["prompts"], batches)):
             for j, image in enumerate(to_uint8(images)):
@@ -205,8 +207,7 @@ def evaluate_stage(t2i: dict, variant: str, composition: str, seed: int, base_di
             "seconds": round(time.time() - start, 2), "run_info": io.provenance(t2i, seed)})
 
 
-def score(t2i: dict, comp: dict, batches: list[torch.Tensor], clip_dir: str, presence_dir: str | None,
-          world_dir: str) -> dict:
+def score(t2i: dict, comp: dict, batches: list[torch.Tensor], clip_dir: str, world_dir: str) -> dict:
     """Text alignment over every image, image alignment and presence per subject (Table 1's columns)."""
     clip, clip_tokenizer, pixels = load_clip(clip_dir)
     images = torch.cat(batches)
@@ -216,7 +217,7 @@ def score(t2i: dict, comp: dict, batches: list[torch.Tensor], clip_dir: str, pre
         out = {"n_images": len(images), "text_alignment": text_alignment(image_emb, text_embeddings(
             clip, clip_tokenizer, prompts)), "image_alignment": {}, "presence": {}}
         subjects = {s["name"]: s for s in plan.subjects(t2i)}
-        classifier = components.load_presence(presence_dir) if presence_dir else None
+        classifier = components.load_presence(presence_dir(world_dir)) if presence_dir(world_dir) else None
         for name in comp["subjects"]:
             refs = components.as_tensor(reference_images(world_dir, name))
             out["image_alignment"][name] = image_alignment(image_emb, image_embeddings(clip, pixels, refs))
@@ -226,7 +227,7 @@ def score(t2i: dict, comp: dict, batches: list[torch.Tensor], clip_dir: str, pre
 
 
 def masking_stage(t2i: dict, composition: str, seed: int, base_dir: str, expert_dirs: dict[str, str],
-                  method_dir: str, presence_dir: str | None, out_png: str, out_csv: str) -> None:
+                  method_dir: str, world_dir: str, out_png: str, out_csv: str) -> None:
     """Figures 6 and 8: the trained gates with each subject's LoRA masked in turn (weights renormalised), first
     prompt, same seeds; rows: nothing masked, then each subject masked. Presence per subject shows what is retained."""
     import pandas as pd
@@ -235,7 +236,7 @@ def masking_stage(t2i: dict, composition: str, seed: int, base_dir: str, expert_
     comp = plan.composition(t2i, composition)
     n = t2i["masking"]["images"]
     subjects = {s["name"]: s for s in plan.subjects(t2i)}
-    classifier = components.load_presence(presence_dir) if presence_dir else None
+    classifier = components.load_presence(presence_dir(world_dir)) if presence_dir(world_dir) else None
     rows, records = [], []
     for masked in [None, *comp["subjects"]]:
         method, model = build_variant(t2i, variant, expert_dirs, base_dir, {"mask": [masked] if masked else []})
@@ -248,7 +249,22 @@ def masking_stage(t2i: dict, composition: str, seed: int, base_dir: str, expert_
             records.append({"masked": masked or "none", "subject": name,
                             "presence": presence(classifier, images, subjects[name]["presence"])
                             if classifier is not None else None})
-    from molebench.t2i.report import image_grid
-
     image_grid(rows, f"{variant} on {composition}: '{comp['prompts'][0]}'", out_png)
     io.write_text(out_csv, pd.DataFrame(records).to_csv(index=False))
+
+
+def report_stage(t2i: dict, scale: str, results: str, masking_png: str, masking_csv: str, out_dir: str) -> None:
+    """Tables 1, 9, 10 as CSV and HTML, a grid per composition of the first table (first seed), the masking grid."""
+    from molebench.t2i import report
+
+    data = report.load_metrics(plan.evaluations(t2i, results))
+    tables = {name: report.build_table(spec, data) for name, spec in t2i["tables"].items()}
+    first_table, first_seed = next(iter(t2i["tables"])), t2i["seeds"][0]
+    columns = t2i["tables"][first_table]["columns"]
+    with tempfile.TemporaryDirectory() as tmp:
+        grids = {}
+        for comp in plan.table_compositions(t2i, first_table):
+            dirs = {v: f"{results}/t2i/metrics/{v}/{comp['name']}/seed{first_seed}" for v in columns.values()}
+            grids[comp["name"]] = Path(tmp) / f"{comp['name']}.png"
+            report.composition_grid(comp, columns, dirs, t2i["grid_images"], grids[comp["name"]])
+        report.render(t2i, scale, tables, grids, (masking_png, masking_csv), out_dir)

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from molebench import methods
 from molebench.t2i import world
+from molebench.t2i.components import WorldModelConfig
+from molebench.t2i.gate_training import GateTrainingConfig
+from molebench.t2i.subjects import SubjectLoraConfig
 
 SOURCES = ("world", "stable-diffusion")
 
@@ -82,6 +85,14 @@ def check(t2i: dict) -> None:
             unknown = set(names) - known
             if unknown:
                 raise T2IConfigError(f"t2i.compositions: {sorted(unknown)} are not in t2i.subjects")
+    sections = {"subject_lora": SubjectLoraConfig, "gate_train": GateTrainingConfig}
+    if t2i["source"] == "world":
+        sections["model"] = WorldModelConfig
+    for key, cls in sections.items():
+        try:
+            cls(**t2i.get(key, {}))
+        except (TypeError, ValueError) as err:
+            raise T2IConfigError(f"t2i.{key}: {err}") from None
     for name, variant in t2i["variants"].items():
         try:
             cls = methods.get(variant["method"])
