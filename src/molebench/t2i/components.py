@@ -225,11 +225,11 @@ def build_world_clip(cfg: WorldModelConfig, seed: int):
     tokenizer = build_tokenizer(cfg.max_tokens)
     w = cfg.clip_width
     config = CLIPConfig(
-        text_config=dict(vocab_size=len(tokenizer), hidden_size=w, intermediate_size=2 * w, num_hidden_layers=2,
-                         num_attention_heads=2, max_position_embeddings=cfg.max_tokens, pad_token_id=0,
-                         bos_token_id=2, eos_token_id=3),
-        vision_config=dict(image_size=cfg.resolution, patch_size=max(2, cfg.resolution // 8), hidden_size=w,
-                           intermediate_size=2 * w, num_hidden_layers=2, num_attention_heads=2),
+        text_config={"vocab_size": len(tokenizer), "hidden_size": w, "intermediate_size": 2 * w,
+                     "num_hidden_layers": 2, "num_attention_heads": 2, "max_position_embeddings": cfg.max_tokens,
+                     "pad_token_id": 0, "bos_token_id": 2, "eos_token_id": 3},
+        vision_config={"image_size": cfg.resolution, "patch_size": max(2, cfg.resolution // 8), "hidden_size": w,
+                       "intermediate_size": 2 * w, "num_hidden_layers": 2, "num_attention_heads": 2},
         projection_dim=w)
     return CLIPModel(config), tokenizer, {"size": cfg.resolution, "mean": [0.5] * 3, "std": [0.5] * 3}
 

@@ -25,11 +25,16 @@ from molebench import io
 from molebench.t2i import components, plan, world
 from molebench.t2i.components import Generator
 from molebench.t2i.gate_training import ClipGuidedTrainer, GateTrainingConfig
-from molebench.t2i.report import image_grid
 from molebench.t2i.metrics import image_alignment, image_embeddings, presence, text_alignment, text_embeddings
+from molebench.t2i.report import image_grid
 from molebench.t2i.sampling import generate, save_png, to_uint8
-from molebench.t2i.subjects import (SubjectLoraConfig, dreambooth_train, load_subject_experts, load_subject_images,
-                                    train_subject_lora)
+from molebench.t2i.subjects import (
+    SubjectLoraConfig,
+    dreambooth_train,
+    load_subject_experts,
+    load_subject_images,
+    train_subject_lora,
+)
 
 
 def _pointer(out_dir: str, path: str, what: str) -> None:
