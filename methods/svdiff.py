@@ -113,6 +113,9 @@ class SVDiff(Method):
     expert_kind = "spectral_shifts"  # experts are SpectralShifts folders, trained per subject, not LoRAs
 
     def build(self, base, experts):
+        if not all(isinstance(e, SpectralShifts) for e in experts):
+            raise TypeError("svdiff composes per-subject spectral shifts (trained by the t2i DAG's t2i_shifts rule), "
+                            "not LoRAs; use it as a variant of the config's `t2i` section")
         shifted = attach(base, self.config.modules)
         with torch.no_grad():
             for expert in experts:
