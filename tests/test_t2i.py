@@ -216,3 +216,17 @@ def test_missing_stable_diffusion_folder_is_named(tmp_path):
     t2i["base_path"] = str(tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match="Stable Diffusion folder .*nowhere does not exist"):
         jobs.base_stage(t2i, str(tmp_path / "world"), str(tmp_path / "base"))
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"variants": {"x": {"method": "nla", "options": {"space": "weight"}}}}, "output space only"),
+    ({"variants": {"x": {"method": "mole", "options": {"gate_input": "paper", "gate_length": 8}}}}, "pooled"),
+    ({"masking": {"variant": "nope", "images": 1}}, "masking.variant"),
+    ({"gate_train": {"steps": 1, "grad_steps": 3, "ddpm_steps": 2}}, "grad_steps"),
+])
+def test_bad_t2i_config_is_refused_with_the_key_at_fault(change, message):
+    t2i = yaml.safe_load(PAPER.with_name("smoke.yaml").read_text())["t2i"]
+    for key, value in change.items():
+        t2i[key] = {**t2i[key], **value} if key == "variants" else value
+    with pytest.raises(plan.T2IConfigError, match=message):
+        plan.check(t2i)

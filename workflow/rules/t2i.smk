@@ -173,6 +173,8 @@ rule t2i_masking:
         csv=T2I_RES + "/figures/masking.csv",
     log:
         RES + "/logs/t2i/masking.log",
+    benchmark:
+        RES + "/benchmarks/t2i_masking/masking.tsv"
     params:
         t2i=T2I,
         composition=T2I_MASKED,

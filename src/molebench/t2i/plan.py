@@ -102,6 +102,9 @@ def check(t2i: dict) -> None:
             options = cls.config_class.from_dict(variant.get("options", {}))
         except (TypeError, ValueError) as err:
             raise T2IConfigError(f"t2i.variants.{name}.options: {err}") from None
+        if getattr(options, "gate_input", "pooled") != "pooled":
+            raise T2IConfigError(f"t2i.variants.{name}: pipelines need gate_input 'pooled' (UNet gates see a "
+                                 f"different number of image tokens at every resolution)")
         if getattr(options, "space", "output") != "output":
             raise T2IConfigError(f"t2i.variants.{name}: pipelines compose LoRAs in output space only "
                                  f"(the PEFT weight/factor merges need one PEFT model; see docs/methods.md)")
