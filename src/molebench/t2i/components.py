@@ -209,6 +209,9 @@ def train_world_generator(gen: Generator, images: np.ndarray, captions: list[str
         loss.backward()
         opt.step()
         losses.append(loss.item())
+        if (step + 1) % max(1, steps // 10) == 0:  # progress in the rule's log
+            print(f"step {step + 1}/{steps} loss {np.mean(losses[-max(1, steps // 10):]):.4f} "
+                  f"{time.time() - start:.0f}s", flush=True)
     gen.eval()
     for p in params:
         p.requires_grad_(False)
