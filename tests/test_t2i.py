@@ -205,7 +205,7 @@ def test_paper_scale_path_on_a_tiny_stable_diffusion(tmp_path):
     jobs.compose_stage(t2i, "l-mole", comp["name"], 1, str(out / "base"), loras, str(out / "clip"),
                        str(out / "world"), str(out / "gates"))
     jobs.evaluate_stage(t2i, "l-mole", comp["name"], 1, str(out / "base"), loras, str(out / "gates"),
-                        str(out / "clip"), str(out / "world"), str(out / "metrics"))
+                        str(out / "clip"), None, str(out / "world"), str(out / "metrics"))
     metrics = json.loads((out / "metrics" / "metrics.json").read_text())
     assert set(metrics["image_alignment"]) == set(names) and metrics["presence"] == {}  # no presence oracle here
     assert Image.open(out / "metrics" / "images" / "p0_0.png").size == (16, 16)  # 8x8 latents, VAE x2

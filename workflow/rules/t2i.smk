@@ -28,6 +28,27 @@ def t2i_trained(w):
 
 
 T2I_MASKED = t2i_plan.table_compositions(T2I, next(iter(T2I["tables"])))[0]["name"]
+T2I_WORLD = T2I["source"] == "world"
+# what names the subjects and compositions (every stage that reads them)
+T2I_SCENE = ("source", "seed", "world", "subjects", "compositions", "prompt_templates", "eval")
+
+
+def t2i_params(*keys, variant=None):
+    """Only the t2i keys a rule reads, so that editing one stage's settings reruns that stage and what follows, not
+    the world and the base models. `variant` adds that variant's entry (a wildcard or a fixed name)."""
+
+    def params(w):
+        sub = {k: T2I[k] for k in keys if k in T2I}
+        name = variant or getattr(w, "variant", None)
+        if name:
+            sub["variants"] = {name: T2I["variants"][name]}
+        return sub
+
+    return params
+
+
+def t2i_presence(w):
+    return [T2I_RES + "/presence"] if T2I_WORLD else []
 
 
 rule t2i_world:
@@ -38,7 +59,7 @@ rule t2i_world:
     benchmark:
         RES + "/benchmarks/t2i_world/world.tsv"
     params:
-        t2i=T2I,
+        t2i=t2i_params(*T2I_SCENE),
     threads: THREADS
     script:
         "../scripts/t2i_world.py"
@@ -54,7 +75,7 @@ rule t2i_base:
     benchmark:
         RES + "/benchmarks/t2i_base/base.tsv"
     params:
-        t2i=T2I,
+        t2i=t2i_params("source", "seed", "model", "base_train", "base_path"),
     threads: THREADS
     resources:
         gpu=config["gpus_per_job"],
@@ -72,10 +93,26 @@ rule t2i_clip:
     benchmark:
         RES + "/benchmarks/t2i_clip/clip.tsv"
     params:
-        t2i=T2I,
+        t2i=t2i_params("source", "seed", "model", "clip_train", "clip_path"),
     threads: THREADS
     script:
         "../scripts/t2i_clip.py"
+
+
+rule t2i_presence:
+    input:
+        world=T2I_RES + "/world",
+    output:
+        directory(T2I_RES + "/presence"),
+    log:
+        RES + "/logs/t2i/presence.log",
+    benchmark:
+        RES + "/benchmarks/t2i_presence/presence.tsv"
+    params:
+        t2i=t2i_params("seed", "presence_train"),
+    threads: THREADS
+    script:
+        "../scripts/t2i_presence.py"
 
 
 rule t2i_subject:
@@ -89,7 +126,7 @@ rule t2i_subject:
     benchmark:
         RES + "/benchmarks/t2i_subject/{subject}-seed{seed}.tsv"
     params:
-        t2i=T2I,
+        t2i=t2i_params(*T2I_SCENE, "subject_lora"),
     threads: THREADS
     resources:
         gpu=config["gpus_per_job"],
@@ -108,7 +145,7 @@ rule t2i_shifts:
     benchmark:
         RES + "/benchmarks/t2i_shifts/{variant}-{subject}-seed{seed}.tsv"
     params:
-        t2i=T2I,
+        t2i=t2i_params(*T2I_SCENE),
     threads: THREADS
     resources:
         gpu=config["gpus_per_job"],
@@ -129,7 +166,7 @@ rule t2i_compose:
     benchmark:
         RES + "/benchmarks/t2i_compose/{variant}-{composition}-seed{seed}.tsv"
     params:
-        t2i=T2I,
+        t2i=t2i_params(*T2I_SCENE, "gate_train"),
         experts=t2i_experts,
     threads: THREADS
     resources:
@@ -145,6 +182,7 @@ rule t2i_evaluate:
         clip=T2I_RES + "/clip",
         experts=lambda w: list(t2i_experts(w).values()),
         method=t2i_trained,
+        presence=t2i_presence,
     output:
         directory(T2I_RES + "/metrics/{variant}/{composition}/seed{seed}"),
     log:
@@ -152,7 +190,7 @@ rule t2i_evaluate:
     benchmark:
         RES + "/benchmarks/t2i_evaluate/{variant}-{composition}-seed{seed}.tsv"
     params:
-        t2i=T2I,
+        t2i=t2i_params(*T2I_SCENE),
         experts=t2i_experts,
     threads: THREADS
     resources:
@@ -168,6 +206,7 @@ rule t2i_masking:
         experts=lambda w: list(t2i_experts(SimpleNamespace(composition=T2I_MASKED, variant=T2I["masking"]["variant"],
                                                            seed=T2I["seeds"][0])).values()),
         method=f"{T2I_RES}/methods/{T2I['masking']['variant']}/{T2I_MASKED}/seed{T2I['seeds'][0]}",
+        presence=t2i_presence,
     output:
         png=T2I_RES + "/figures/masking.png",
         csv=T2I_RES + "/figures/masking.csv",
@@ -176,7 +215,7 @@ rule t2i_masking:
     benchmark:
         RES + "/benchmarks/t2i_masking/masking.tsv"
     params:
-        t2i=T2I,
+        t2i=t2i_params(*T2I_SCENE, "masking", variant=T2I["masking"]["variant"]),
         composition=T2I_MASKED,
         seed=T2I["seeds"][0],
         experts=t2i_experts(SimpleNamespace(composition=T2I_MASKED, variant=T2I["masking"]["variant"],

@@ -2,7 +2,8 @@
 them directly). `t2i` is the config's `t2i` section. Every output folder is written atomically.
 
     world      world/     subjects.json, subjects/<name>.npz (reference images), compositions.json; world source only:
-                          base.npz + captions.json (the generated data) and presence/ (its presence classifier)
+                          base.npz + captions.json (the generated data)
+    presence   presence/  the world's presence classifier (world source only)
     base       base/      the text-to-image model (world: trained here; paper: source.json naming the local SD folder)
     clip       clip/      the scoring CLIP (world: trained here; paper: source.json naming a local CLIP folder)
     subject    subjects/<subject>/seed<s>/          DreamBooth LoRA (unet/, text_encoder/ PEFT folders)
@@ -71,9 +72,6 @@ def world_stage(t2i: dict, out_dir: str) -> None:
             images, captions, labels = world.base_dataset(w["n_images"], w["resolution"], w["max_objects"], t2i["seed"])
             np.savez_compressed(tmp / "base.npz", images=images, labels=labels)
             (tmp / "captions.json").write_text(json.dumps(captions) + "\n")
-            # the world's own oracle: trained with the world, as it can only exist where the labels are known
-            classifier, info = components.train_presence(images, labels, seed=t2i["seed"], **t2i["presence_train"])
-            components.save_presence(classifier, info, tmp / "presence")
             by_name = {s.name: s for s in world.subjects(t2i["seed"], w["n_subjects"])}
             for k, s in enumerate(subjects):
                 refs = world.subject_images(by_name[s["name"]], w["reference_images"], w["resolution"],
@@ -120,9 +118,12 @@ def clip_stage(t2i: dict, world_dir: str, out_dir: str) -> None:
         io.write_json(tmp / "train.json", info)
 
 
-def presence_dir(world_dir: str | Path) -> Path | None:
-    folder = Path(world_dir) / "presence"
-    return folder if folder.is_dir() else None
+def presence_stage(t2i: dict, world_dir: str, out_dir: str) -> None:
+    """The world's own oracle for subject presence: it can only exist where the labels are known."""
+    images, _, labels = _world_data(world_dir)
+    classifier, info = components.train_presence(images, labels, seed=t2i["seed"], **t2i["presence_train"])
+    with io.atomic_path(out_dir) as tmp:
+        components.save_presence(classifier, info, tmp)
 
 
 def _subject(t2i: dict, name: str) -> dict:
@@ -191,7 +192,8 @@ def _generate_all(model, prompts: list[str], n: int, seed: int, steps: int, guid
 
 
 def evaluate_stage(t2i: dict, variant: str, composition: str, seed: int, base_dir: str, expert_dirs: dict[str, str],
-                   method_dir: str | None, clip_dir: str, world_dir: str, out_dir: str) -> None:
+                   method_dir: str | None, clip_dir: str, presence_dir: str | None, world_dir: str,
+                   out_dir: str) -> None:
     start = time.time()
     method, model = build_variant(t2i, variant, expert_dirs, base_dir)
     if method.trainable:
@@ -199,7 +201,7 @@ def evaluate_stage(t2i: dict, variant: str, composition: str, seed: int, base_di
     comp = plan.composition(t2i, composition)
     ev = t2i["eval"]
     batches = _generate_all(model, comp["prompts"], ev["images_per_prompt"], seed, ev["ddpm_steps"], ev["guidance"])
-    metrics = score(t2i, comp, batches, clip_dir, world_dir)
+    metrics = score(t2i, comp, batches, clip_dir, presence_dir, world_dir)
     with io.atomic_path(out_dir) as tmp:
         for k, (prompt, images) in enumerate(zip(comp["prompts"], batches)):
             for j, image in enumerate(to_uint8(images)):
@@ -212,7 +214,8 @@ def evaluate_stage(t2i: dict, variant: str, composition: str, seed: int, base_di
             "seconds": round(time.time() - start, 2), "run_info": io.provenance(t2i, seed)})
 
 
-def score(t2i: dict, comp: dict, batches: list[torch.Tensor], clip_dir: str, world_dir: str) -> dict:
+def score(t2i: dict, comp: dict, batches: list[torch.Tensor], clip_dir: str, presence_dir: str | None,
+          world_dir: str) -> dict:
     """Text alignment over every image, image alignment and presence per subject (Table 1's columns)."""
     clip, clip_tokenizer, pixels = load_clip(clip_dir)
     images = torch.cat(batches)
@@ -222,7 +225,7 @@ def score(t2i: dict, comp: dict, batches: list[torch.Tensor], clip_dir: str, wor
         out = {"n_images": len(images), "text_alignment": text_alignment(image_emb, text_embeddings(
             clip, clip_tokenizer, prompts)), "image_alignment": {}, "presence": {}}
         subjects = {s["name"]: s for s in plan.subjects(t2i)}
-        classifier = components.load_presence(presence_dir(world_dir)) if presence_dir(world_dir) else None
+        classifier = components.load_presence(presence_dir) if presence_dir else None
         for name in comp["subjects"]:
             refs = components.as_tensor(reference_images(world_dir, name))
             out["image_alignment"][name] = image_alignment(image_emb, image_embeddings(clip, pixels, refs))
@@ -232,7 +235,7 @@ def score(t2i: dict, comp: dict, batches: list[torch.Tensor], clip_dir: str, wor
 
 
 def masking_stage(t2i: dict, composition: str, seed: int, base_dir: str, expert_dirs: dict[str, str],
-                  method_dir: str, world_dir: str, out_png: str, out_csv: str) -> None:
+                  method_dir: str, presence_dir: str | None, out_png: str, out_csv: str) -> None:
     """Figures 6 and 8: the trained gates with each subject's LoRA masked in turn (weights renormalised), first
     prompt, same seeds; rows: nothing masked, then each subject masked. Presence per subject shows what is retained."""
     import pandas as pd
@@ -241,7 +244,7 @@ def masking_stage(t2i: dict, composition: str, seed: int, base_dir: str, expert_
     comp = plan.composition(t2i, composition)
     n = t2i["masking"]["images"]
     subjects = {s["name"]: s for s in plan.subjects(t2i)}
-    classifier = components.load_presence(presence_dir(world_dir)) if presence_dir(world_dir) else None
+    classifier = components.load_presence(presence_dir) if presence_dir else None
     rows, records = [], []
     for masked in [None, *comp["subjects"]]:
         method, model = build_variant(t2i, variant, expert_dirs, base_dir, {"mask": [masked] if masked else []})
