@@ -38,6 +38,12 @@ include: "workflow/rules/ramole.smk"  # RAMoLE (issue 6); before report.smk, who
 include: "workflow/rules/report.smk"
 
 
+# text-to-image (issue 7): only when the config has a `t2i` section
+if "t2i" in config:
+
+    include: "workflow/rules/t2i.smk"
+
+
 rule reproduce:
     default_target: True
     input:

@@ -30,8 +30,13 @@ def _discover() -> None:
         ep.load()
 
 
+_discovered = False
+
+
 def available() -> dict[str, type[Method]]:
-    if not REGISTRY:
+    global _discovered
+    if not _discovered:  # a flag, not `if not REGISTRY`: importing one method module directly must not stop discovery
+        _discovered = True
         _discover()
     return dict(sorted(REGISTRY.items()))
 

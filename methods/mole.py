@@ -181,7 +181,7 @@ class MoLE(Method):
         names = [n for n, _ in base.named_modules() if n in targets]
         groups = {name: gate_group(name, cfg.granularity) for name in names}
         anchors = {}
-        for name in names:  # a gate reads its first matrix (first in model order, hence first to run)
+        for name in names:  # the gate's first matrix in model order sets its input size
             anchors.setdefault(groups[name], name)
         modules = dict(base.named_modules())
         features_fn, size_fn = GATE_INPUT_FNS[cfg.gate_input]
@@ -206,12 +206,18 @@ class MoLE(Method):
             key = groups[layer.name]
             weights = ctx.cache.get(("mole", key))
             if weights is None:
-                if anchors[key] != layer.name:
-                    raise RuntimeError(f"MoLE gate {key}: {layer.name} ran before the gate's first matrix "
-                                       f"{anchors[key]}; use granularity 'matrix' for this architecture")
+                # a gate reads the first of its matrices to run (CLIP's attention registers k_proj first but runs
+                # q_proj first); it must have the shape the gate was sized for
+                anchor = modules[anchors[key]]
+                if (layer.base.in_features, layer.base.out_features) != (anchor.in_features, anchor.out_features):
+                    raise RuntimeError(f"MoLE gate {key}: {layer.name} ran first but has another shape than "
+                                       f"{anchors[key]}, which sized the gate; use granularity 'matrix' for this "
+                                       f"architecture")
                 if seq2seq and layer.name.startswith("decoder."):
                     mask = torch.zeros(h.shape[:2], device=h.device)  # decoder gates read the decoder start only
                     mask[:, 0] = 1
+                elif ctx.mask is None:  # text-to-image: every position of the text encoder and UNet input counts
+                    mask = h.new_ones(h.shape[:2])
                 else:
                     mask = ctx.mask.to(h.device)
                     if mask.shape != h.shape[:2]:

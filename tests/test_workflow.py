@@ -176,3 +176,22 @@ def test_adding_a_lora_to_the_pool_embeds_only_that_lora(smoke_run, tmp_path):
     assert counts["ramole_data"] == counts["ramole_lora"] == counts["ramole_embed"] == 1, counts
     assert "ramole_retriever" not in counts  # the retriever's fine-tuning tasks are fixed
     assert "results/smoke/ramole/embeddings/dyck_languages.pt" in done.stdout
+
+def test_smoke_dag_renders_the_text_to_image_tables_grids_and_images(smoke_run):
+    """Every t2i rule ran on tiny random pipelines: Tables 1, 9, 10 hold a number in every cell of ours, the grids and
+    the masking grid are in the site, and each image says how it was made."""
+    from PIL import Image
+
+    t2i = yaml.safe_load((smoke_run / "config/smoke.yaml").read_text())["t2i"]
+    site = smoke_run / "reports/smoke/site"
+    assert 'href="t2i/index.html"' in (site / "index.html").read_text()
+    for name in t2i["tables"]:
+        table = pd.read_csv(site / "t2i" / f"{name}.csv")
+        ours = [c for c in table.columns if "Alignment" in c.title() and not c.startswith("paper")]
+        rows = table[~table.iloc[:, 0].astype(str).str.startswith("paper")]
+        assert ours and rows[ours].notna().all().all(), name
+        assert (site / "t2i" / f"{name}.html").is_file()
+    pngs = [p for p in (site / "t2i").glob("*.png")]
+    assert {"masking.png"} < {p.name for p in pngs} and all(p.read_bytes().startswith(b"\x89PNG") for p in pngs)
+    image = next((smoke_run / "results/smoke/t2i/metrics").glob("*/*/seed*/images/p0_0.png"))
+    assert {"prompt", "seed", "method"} <= set(Image.open(image).text)

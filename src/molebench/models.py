@@ -167,8 +167,9 @@ def model_name(model) -> str:
 
 
 class PromptContext:
-    def __init__(self, mask: torch.Tensor):
-        self.mask = mask  # (batch, seq): 1 at the prompt tokens of the (encoder) input about to be run
+    def __init__(self, mask: torch.Tensor | None):
+        # (batch, seq): 1 at the prompt tokens of the (encoder) input about to be run; None: every position counts
+        self.mask = mask
         self.cache: dict = {}
 
 
@@ -176,7 +177,7 @@ _PROMPT: contextvars.ContextVar[PromptContext | None] = contextvars.ContextVar("
 
 
 @contextlib.contextmanager
-def prompt_positions(mask: torch.Tensor) -> Iterator[PromptContext]:
+def prompt_positions(mask: torch.Tensor | None) -> Iterator[PromptContext]:
     token = _PROMPT.set(PromptContext(mask))
     try:
         yield _PROMPT.get()

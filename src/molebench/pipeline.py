@@ -277,8 +277,9 @@ def claims(config: dict, evaluation_dirs: list[str], figure_csvs: dict[str, str]
 
 def site(config: dict, table_files: dict[str, str], figure_files: dict[str, str], gain_file: str,
          claims_files: tuple[str, str], evaluation_dirs: list[str], benchmark_files: list[str], faults_file: str,
-         out_dir: str, extra_tables: dict[str, str] | None = None) -> None:
-    """extra_tables: name -> CSV of tables built outside `tables:` (RAMoLE's), shown as they are."""
+         out_dir: str, extra_tables: dict[str, str] | None = None, t2i_dir: str | None = None) -> None:
+    """extra_tables: name -> CSV of tables built outside `tables:` (RAMoLE's), shown as they are; t2i_dir: the
+    text-to-image report folder, copied in as t2i/."""
     import pandas as pd
 
     from molebench import plan
@@ -292,7 +293,8 @@ def site(config: dict, table_files: dict[str, str], figure_files: dict[str, str]
     render.render_site(out_dir, tables, figures, pd.read_csv(gain_file), tuple(map(pd.read_csv, claims_files)),
                        render.load_provenance(files), benchmarks, config, io.read_json(faults_file)["rows"],
                        render.load_costs(files), plan.job_chains(config),
-                       {name: pd.read_csv(path) for name, path in (extra_tables or {}).items()})
+                       {name: pd.read_csv(path) for name, path in (extra_tables or {}).items()},
+                       Path(t2i_dir) if t2i_dir else None)
 
 
 def faults(kills: int, out_file: str) -> None:

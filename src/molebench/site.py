@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import math
+import shutil
 from pathlib import Path
 from urllib.parse import quote
 
@@ -132,22 +133,25 @@ def render_site(out_dir: str | Path, tables: dict[str, tuple[dict, pd.DataFrame]
                 figures: dict[str, tuple[dict, Path]], gain: pd.DataFrame, claims: tuple[pd.DataFrame, pd.DataFrame],
                 provenance: dict, benchmarks: pd.DataFrame | None, config: dict, faults: list[dict],
                 costs: pd.DataFrame, chains: list[list[tuple[str, str]]],
-                extra_tables: dict[str, pd.DataFrame] | None = None) -> None:
+                extra_tables: dict[str, pd.DataFrame] | None = None, t2i_pages: Path | None = None) -> None:
     """Write the site into out_dir (replaced as a whole): index, one page + PNG + CSV per table and per figure
     (figures: name -> (spec, PNG with its CSV beside it)), gain, the claims ledger (molebench.claims: verdicts and
     the comparisons behind them), provenance. extra_tables (RAMoLE's): name -> table, shown as they are on a page
-    each, linked from the index."""
+    each, linked from the index; `t2i_pages` (the text-to-image report folder) is copied in as t2i/."""
     extra_tables = extra_tables or {}
     with atomic_path(out_dir) as site:
         site.mkdir()
         ledger, comparisons = claims
-        write_text(site / "index.html", _page("molebench", _index(tables, figures, gain, ledger, config, extra_tables)))
+        write_text(site / "index.html", _page("molebench", _index(tables, figures, gain, ledger, config, extra_tables,
+                                                                  t2i_pages is not None)))
         write_text(site / "claims.html", _page("Claims ledger", _claims_page(ledger, comparisons, config)))
         for name, frame in (("claims", ledger), ("claims_comparisons", comparisons)):
             write_text(site / f"{name}.csv", frame.to_csv(index=False))
         for name, table in extra_tables.items():
             write_text(site / f"{name}.csv", table.to_csv(index=False))
             write_text(site / f"{name}.html", _page(_extra_title(name), _extra_page(name, table, config)))
+        if t2i_pages is not None:
+            shutil.copytree(t2i_pages, site / "t2i")
         for name, (spec, png) in figures.items():
             for path in (png, png.with_suffix(".csv")):
                 (site / f"{name}{path.suffix}").write_bytes(path.read_bytes())
@@ -190,7 +194,7 @@ def _setup_line(config: dict) -> str:
 
 
 def _index(tables: dict, figures: dict, gain: pd.DataFrame, ledger: pd.DataFrame, config: dict,
-           extra_tables: dict) -> str:
+           extra_tables: dict, t2i: bool = False) -> str:
     about = ("<p>molebench trains one LoRA per task on a small language model, composes each group's LoRAs with the "
              "methods compared in the MoLE paper (MoLE, normalised linear arithmetic, ...) and scores every "
              "composition on every task of the group. Each table page puts our numbers beside the numbers the paper "
@@ -219,7 +223,9 @@ def _index(tables: dict, figures: dict, gain: pd.DataFrame, ledger: pd.DataFrame
                  f"<li>{_link('lora_gain.html', 'Single-LoRA gain over zero-shot')}: "
                  f"{n_valid} of {len(gain)} tasks pass</li>"
                  f"<li>{_link('provenance.html', 'Provenance: code, config, versions, hardware, run times')}</li>"
-                 f"<li>{_link('reliability.html', 'Reliability: fault injection')}</li></ul>")
+                 f"<li>{_link('reliability.html', 'Reliability: fault injection')}</li>"
+                 + (f"<li>{_link('t2i/index.html', 'Text-to-image MoLE: Tables 1, 9, 10 and image grids')}</li>"
+                    if t2i else "") + "</ul>")
     return "\n".join(parts)
 
 

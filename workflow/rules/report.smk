@@ -95,6 +95,7 @@ rule site:
         comparisons=rules.claims.output.comparisons,
         evaluations=plan.all_evaluation_dirs(config),
         ramole=RAMOLE_TABLES,  # RAMoLE (issue 6): empty without a `ramole:` config block
+        **({"t2i": RES + "/t2i/report"} if "t2i" in config else {}),  # text-to-image pages, copied in as t2i/
     output:
         report(directory(REP + "/site"), htmlindex="index.html", caption="../report/site.rst", category="molebench"),
     log:

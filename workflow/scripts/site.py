@@ -9,4 +9,4 @@ with pipeline.logged(snakemake.log[0], offline=snakemake.config["offline"]):
                   (snakemake.input.claims, snakemake.input.comparisons),
                   list(snakemake.input.evaluations), sorted(str(p) for p in Path(RES, "benchmarks").rglob("*.tsv")),
                   snakemake.input.faults, snakemake.output[0],
-                  extra_tables={Path(p).stem: p for p in snakemake.input.ramole})
+                  extra_tables={Path(p).stem: p for p in snakemake.input.ramole}, t2i_dir=snakemake.input.get("t2i"))

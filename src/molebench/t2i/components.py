@@ -1,0 +1,349 @@
+"""The text-to-image components: build and train them on the world (mini and smoke), or load Stable Diffusion 2.1
+and a CLIP from local folders (paper). Every component is a library class saved in its library's folder format:
+
+    base/   tokenizer/ text_encoder/ unet/ scheduler/ [vae/]   diffusers StableDiffusionPipeline layout
+    clip/   transformers CLIPModel + tokenizer/ + pixels.json (input size, mean, std)
+    presence/  presence.safetensors + presence.json            small CNN, multi-label over (shape, colour)
+
+open_clip is not used: it imports torchvision, and no torchvision build on the reachable indexes loads with the
+project's CPU torch 2.13 (README, "Text-to-image"); transformers' CLIPModel is the same ViT/Transformer CLIP.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from molebench.t2i import world
+
+SPECIAL_TOKENS = ("<pad>", "<unk>", "<bos>", "<eos>")  # eos id 3: CLIPTextModel pools at the eos position
+
+
+class PromptError(ValueError):
+    """A prompt the text encoder cannot take (too long, or words the world tokenizer does not know)."""
+
+
+class SubjectFolderError(ValueError):
+    """A missing subject folder, or an image in it that cannot be decoded."""
+
+
+@dataclasses.dataclass
+class WorldModelConfig:
+    resolution: int = dataclasses.field(default=32, metadata={"help": "image side in pixels (pixel-space diffusion)"})
+    text_width: int = dataclasses.field(default=64, metadata={"help": "text encoder width = UNet cross-attention dim"})
+    text_layers: int = dataclasses.field(default=2, metadata={"help": "text encoder layers"})
+    max_tokens: int = dataclasses.field(default=32, metadata={"help": "text encoder context length (with bos/eos)"})
+    unet_channels: list[int] = dataclasses.field(default_factory=lambda: [32, 64], metadata={
+        "help": "UNet block_out_channels; cross-attention in every block but the first"})
+    clip_width: int = dataclasses.field(default=64, metadata={"help": "width of the CLIP's vision and text towers"})
+
+    def __post_init__(self):
+        if self.resolution % 2 ** (len(self.unet_channels) - 1):
+            raise ValueError(f"resolution {self.resolution} must divide by 2^(blocks-1) for the UNet")
+        if self.max_tokens < 8:
+            raise ValueError("max_tokens must be at least 8")
+
+
+class Generator(nn.Module):
+    """The pieces a text-to-image method works on. Methods see one module holding `text_encoder` and `unet` (LoRA
+    module names are prefixed with them); `vae` is None for the pixel-space world model."""
+
+    def __init__(self, tokenizer, text_encoder, unet, scheduler, vae=None, name: str = "t2i"):
+        super().__init__()
+        self.tokenizer, self.scheduler = tokenizer, scheduler
+        self.text_encoder, self.unet = text_encoder, unet
+        self.vae = vae
+        self.config = SimpleNamespace(name_or_path=name, is_encoder_decoder=False)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.unet.parameters()).device
+
+    @property
+    def sample_shape(self) -> tuple[int, int, int]:
+        c, s = self.unet.config.in_channels, self.unet.config.sample_size
+        return (c, s, s)
+
+
+def build_tokenizer(max_tokens: int):
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {t: i for i, t in enumerate([*SPECIAL_TOKENS, *world.vocabulary()])}
+    core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    core.post_processor = processors.TemplateProcessing(single="<bos> $A <eos>",
+                                                        special_tokens=[("<bos>", 2), ("<eos>", 3)])
+    return PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>",
+                                   unk_token="<unk>", model_max_length=max_tokens)
+
+
+def encode_prompts(tokenizer, prompts: list[str]) -> torch.Tensor:
+    """Token ids padded to the text encoder's length (as Stable Diffusion does).
+
+    Raises:
+        PromptError: a prompt longer than the text encoder allows, or (world tokenizer) an unknown word.
+    """
+    limit = tokenizer.model_max_length
+    for prompt in prompts:
+        ids = tokenizer(prompt)["input_ids"]
+        if len(ids) > limit:
+            raise PromptError(f"prompt {prompt!r} is {len(ids)} tokens long; the text encoder takes at most {limit} "
+                              f"(with start and end tokens): shorten it")
+        if tokenizer.unk_token_id is not None and tokenizer.unk_token_id in ids and "<unk>" in tokenizer.get_vocab():
+            known = sorted(set(tokenizer.get_vocab()) - set(SPECIAL_TOKENS))
+            raise PromptError(f"prompt {prompt!r} has words the world's tokenizer does not know; known: {known}")
+    return tokenizer(prompts, padding="max_length", max_length=limit, return_tensors="pt")["input_ids"]
+
+
+def build_world_generator(cfg: WorldModelConfig, seed: int) -> Generator:
+    from diffusers import DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(seed)
+    tokenizer = build_tokenizer(cfg.max_tokens)
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=len(tokenizer), hidden_size=cfg.text_width, intermediate_size=2 * cfg.text_width,
+        num_hidden_layers=cfg.text_layers, num_attention_heads=max(1, cfg.text_width // 32),
+        max_position_embeddings=cfg.max_tokens, pad_token_id=0, bos_token_id=2, eos_token_id=3,
+        projection_dim=cfg.text_width))
+    blocks = len(cfg.unet_channels)
+    unet = UNet2DConditionModel(
+        sample_size=cfg.resolution, in_channels=3, out_channels=3, layers_per_block=1,
+        block_out_channels=tuple(cfg.unet_channels), norm_num_groups=min(32, cfg.unet_channels[0]),
+        down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (blocks - 1),
+        up_block_types=("CrossAttnUpBlock2D",) * (blocks - 1) + ("UpBlock2D",),
+        cross_attention_dim=cfg.text_width, attention_head_dim=8)
+    scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2")
+    return Generator(tokenizer, text_encoder, unet, scheduler, name="world")
+
+
+def save_generator(gen: Generator, out_dir: Path) -> None:
+    for part in ("tokenizer", "text_encoder", "unet", "scheduler"):
+        getattr(gen, part).save_pretrained(out_dir / part)
+    if gen.vae is not None:
+        gen.vae.save_pretrained(out_dir / "vae")
+
+
+def load_generator(path: str | Path) -> Generator:
+    """A StableDiffusionPipeline-layout folder: the world model, a saved SD 2.1, or a tiny random pipeline."""
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import AutoTokenizer, CLIPTextModel
+
+    path = Path(path)
+    missing = [p for p in ("tokenizer", "text_encoder", "unet", "scheduler") if not (path / p).is_dir()]
+    if missing:
+        raise FileNotFoundError(f"{path}: not a Stable Diffusion folder, {missing} missing (expected the diffusers "
+                                f"layout: tokenizer/ text_encoder/ unet/ scheduler/ [vae/])")
+    vae = AutoencoderKL.from_pretrained(path / "vae").eval() if (path / "vae").is_dir() else None
+    gen = Generator(AutoTokenizer.from_pretrained(path / "tokenizer"),
+                    CLIPTextModel.from_pretrained(path / "text_encoder").eval(),
+                    UNet2DConditionModel.from_pretrained(path / "unet").eval(),
+                    DDPMScheduler.from_pretrained(path / "scheduler"), vae=vae, name=str(path))
+    for p in gen.parameters():
+        p.requires_grad_(False)
+    return gen
+
+
+def to_model_space(gen: Generator, images: torch.Tensor) -> torch.Tensor:
+    """Images in [0, 1] (B, 3, H, W) -> what the UNet denoises: pixels in [-1, 1], or VAE latents."""
+    x = images * 2 - 1
+    if gen.vae is None:
+        return x
+    return gen.vae.encode(x).latent_dist.mean * gen.vae.config.scaling_factor
+
+
+def from_model_space(gen: Generator, x: torch.Tensor) -> torch.Tensor:
+    if gen.vae is not None:
+        x = gen.vae.decode(x / gen.vae.config.scaling_factor).sample
+    return ((x + 1) / 2).clamp(0, 1)
+
+
+def diffusion_loss(gen: Generator, images: torch.Tensor, ids: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
+    """The DDPM training loss: predict the noise (or v, per the scheduler) at a random timestep."""
+    x0 = to_model_space(gen, images)
+    noise = torch.randn(x0.shape, generator=rng)
+    t = torch.randint(0, gen.scheduler.config.num_train_timesteps, (x0.shape[0],), generator=rng)
+    noisy = gen.scheduler.add_noise(x0, noise, t)
+    target = noise if gen.scheduler.config.prediction_type == "epsilon" else gen.scheduler.get_velocity(x0, noise, t)
+    pred = gen.unet(noisy, t, encoder_hidden_states=gen.text_encoder(ids)[0]).sample
+    return F.mse_loss(pred, target)
+
+
+def as_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> float (N, 3, H, W) in [0, 1]."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+
+
+def train_world_generator(gen: Generator, images: np.ndarray, captions: list[str], steps: int, batch_size: int,
+                          lr: float, caption_dropout: float, seed: int) -> dict:
+    """Train the UNet and text encoder from scratch; captions are dropped (to "") at `caption_dropout` so that
+    classifier-free guidance has an unconditional model."""
+    rng = torch.Generator().manual_seed(seed)
+    params = [*gen.unet.parameters(), *gen.text_encoder.parameters()]
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    pixels = as_tensor(images)
+    ids_all = encode_prompts(gen.tokenizer, captions)
+    empty = encode_prompts(gen.tokenizer, [""])[0]
+    gen.train()
+    losses, start = [], time.time()
+    for step in range(steps):
+        idx = torch.randint(0, len(pixels), (batch_size,), generator=rng)
+        ids = ids_all[idx].clone()
+        ids[torch.rand(batch_size, generator=rng) < caption_dropout] = empty
+        for g in opt.param_groups:  # cosine decay: a few thousand steps must land on a usable model
+            g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
+        loss = diffusion_loss(gen, pixels[idx], ids, rng)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        if (step + 1) % max(1, steps // 10) == 0:  # progress in the rule's log
+            print(f"step {step + 1}/{steps} loss {np.mean(losses[-max(1, steps // 10):]):.4f} "
+                  f"{time.time() - start:.0f}s", flush=True)
+    gen.eval()
+    for p in params:
+        p.requires_grad_(False)
+    tail = losses[-max(1, steps // 10):]
+    return {"steps": steps, "seconds": round(time.time() - start, 2), "final_loss": round(float(np.mean(tail)), 6)}
+
+
+# ---- CLIP (scoring and gate guidance) ----
+
+def build_world_clip(cfg: WorldModelConfig, seed: int):
+    from transformers import CLIPConfig, CLIPModel
+
+    torch.manual_seed(seed)
+    tokenizer = build_tokenizer(cfg.max_tokens)
+    w = cfg.clip_width
+    config = CLIPConfig(
+        text_config={"vocab_size": len(tokenizer), "hidden_size": w, "intermediate_size": 2 * w,
+                     "num_hidden_layers": 2, "num_attention_heads": 2, "max_position_embeddings": cfg.max_tokens,
+                     "pad_token_id": 0, "bos_token_id": 2, "eos_token_id": 3},
+        vision_config={"image_size": cfg.resolution, "patch_size": max(2, cfg.resolution // 8), "hidden_size": w,
+                       "intermediate_size": 2 * w, "num_hidden_layers": 2, "num_attention_heads": 2},
+        projection_dim=w)
+    return CLIPModel(config), tokenizer, {"size": cfg.resolution, "mean": [0.5] * 3, "std": [0.5] * 3}
+
+
+def clip_pixels(images: torch.Tensor, pixels: dict) -> torch.Tensor:
+    """[0, 1] images -> CLIP input (resized, normalised); differentiable, so gate training can backpropagate."""
+    if images.shape[-1] != pixels["size"]:
+        images = F.interpolate(images, size=(pixels["size"], pixels["size"]), mode="bicubic", antialias=True,
+                               align_corners=False)
+    mean = torch.tensor(pixels["mean"], device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(pixels["std"], device=images.device).view(1, 3, 1, 1)
+    return (images - mean) / std
+
+
+def train_world_clip(clip, tokenizer, pixels: dict, images: np.ndarray, captions: list[str], steps: int,
+                     batch_size: int, lr: float, seed: int) -> dict:
+    """Contrastive training from scratch on the world's captioned images (the CLIP loss of transformers)."""
+    rng = torch.Generator().manual_seed(seed)
+    x_all, ids_all = as_tensor(images), encode_prompts(tokenizer, captions)
+    opt = torch.optim.AdamW(clip.parameters(), lr=lr)
+    clip.train()
+    losses, start = [], time.time()
+    for _ in range(steps):
+        idx = torch.randint(0, len(x_all), (batch_size,), generator=rng)
+        loss = clip(input_ids=ids_all[idx], pixel_values=clip_pixels(x_all[idx], pixels), return_loss=True).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    clip.eval()
+    return {"steps": steps, "seconds": round(time.time() - start, 2),
+            "final_loss": round(float(np.mean(losses[-max(1, steps // 10):])), 6)}
+
+
+def save_clip(clip, tokenizer, pixels: dict, out_dir: Path) -> None:
+    clip.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir / "tokenizer")
+    (out_dir / "pixels.json").write_text(json.dumps(pixels, indent=2) + "\n")
+
+
+OPENAI_PIXELS = {"mean": [0.48145466, 0.4578275, 0.40821073], "std": [0.26862954, 0.26130258, 0.27577711]}
+
+
+def load_clip(path: str | Path):
+    """(CLIPModel, tokenizer, pixels) from a folder: ours (with pixels.json) or a saved hub CLIP (OpenAI stats)."""
+    from transformers import AutoTokenizer, CLIPModel
+
+    path = Path(path)
+    clip = CLIPModel.from_pretrained(path).eval()
+    for p in clip.parameters():
+        p.requires_grad_(False)
+    tokenizer = AutoTokenizer.from_pretrained(path / "tokenizer" if (path / "tokenizer").is_dir() else path)
+    pixels_file = path / "pixels.json"
+    pixels = (json.loads(pixels_file.read_text()) if pixels_file.is_file()
+              else {"size": clip.config.vision_config.image_size, **OPENAI_PIXELS})
+    return clip, tokenizer, pixels
+
+
+# ---- presence classifier (the world only) ----
+
+class PresenceClassifier(nn.Module):
+    """Multi-label CNN: which (shape, colour) pairs an image holds."""
+
+    def __init__(self, width: int = 32):
+        super().__init__()
+        self.width = width
+        self.net = nn.Sequential(
+            nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(2 * width, 2 * width, 3, padding=1), nn.ReLU(), nn.AdaptiveMaxPool2d(1), nn.Flatten(),
+            nn.Linear(2 * width, len(world.SHAPES) * len(world.COLOURS)))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images * 2 - 1)
+
+
+def train_presence(images: np.ndarray, labels: np.ndarray, steps: int, batch_size: int, lr: float, seed: int,
+                   width: int = 32) -> tuple[PresenceClassifier, dict]:
+    torch.manual_seed(seed)
+    rng = torch.Generator().manual_seed(seed)
+    n_val = max(1, len(images) // 10)
+    x, y = as_tensor(images), torch.from_numpy(labels)
+    model = PresenceClassifier(width)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    start = time.time()
+    for _ in range(steps):
+        idx = torch.randint(n_val, len(x), (batch_size,), generator=rng)
+        loss = F.binary_cross_entropy_with_logits(model(x[idx]), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        pred = model(x[:n_val]) > 0
+    exact = (pred == y[:n_val].bool()).all(1).float().mean().item()  # held-out images whose whole label set is right
+    return model, {"steps": steps, "seconds": round(time.time() - start, 2), "heldout_exact_match": round(exact, 4),
+                   "heldout_images": n_val}
+
+
+def save_presence(model: PresenceClassifier, info: dict, out_dir: Path) -> None:
+    from safetensors.torch import save_file
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_file(model.state_dict(), out_dir / "presence.safetensors")
+    (out_dir / "presence.json").write_text(json.dumps({"width": model.width, **info}, indent=2) + "\n")
+
+
+def load_presence(path: str | Path) -> PresenceClassifier:
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    model = PresenceClassifier(json.loads((path / "presence.json").read_text())["width"])
+    model.load_state_dict(load_file(path / "presence.safetensors"))
+    return model.eval()

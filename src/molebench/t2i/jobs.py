@@ -1,0 +1,278 @@
+"""The text-to-image DAG stages as plain functions (workflow/rules/t2i.smk calls each through a thin script; tests call
+them directly). `t2i` is the config's `t2i` section. Every output folder is written atomically.
+
+    world      world/     subjects.json, subjects/<name>.npz (reference images), compositions.json; world source only:
+                          base.npz + captions.json (the generated data)
+    presence   presence/  the world's presence classifier (world source only)
+    base       base/      the text-to-image model (world: trained here; paper: source.json naming the local SD folder)
+    clip       clip/      the scoring CLIP (world: trained here; paper: source.json naming a local CLIP folder)
+    subject    subjects/<subject>/seed<s>/          DreamBooth LoRA (unet/, text_encoder/ PEFT folders)
+    shifts     shifts/<variant>/<subject>/seed<s>/  SVDiff spectral shifts
+    compose    methods/<variant>/<composition>/seed<s>/   trained MoLE gates
+    evaluate   metrics/<variant>/<composition>/seed<s>/   images/*.png, metrics.json
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from molebench import io
+from molebench.t2i import components, plan, world
+from molebench.t2i.components import Generator
+from molebench.t2i.gate_training import ClipGuidedTrainer, GateTrainingConfig
+from molebench.t2i.metrics import image_alignment, image_embeddings, presence, text_alignment, text_embeddings
+from molebench.t2i.report import image_grid
+from molebench.t2i.sampling import generate, save_png, to_uint8
+from molebench.t2i.subjects import (
+    SubjectLoraConfig,
+    dreambooth_train,
+    load_subject_experts,
+    load_subject_images,
+    train_subject_lora,
+)
+
+
+def _pointer(out_dir: str, path: str, what: str) -> None:
+    """Paper scale: the component lives in a local folder; the DAG output names it."""
+    if not Path(path).is_dir():
+        raise FileNotFoundError(f"{what} folder {path} does not exist; download it once (see docs/scales.md) and "
+                                f"set its path in config/paper.yaml")
+    io.write_json(Path(out_dir) / "source.json", {"path": str(Path(path).resolve())})
+
+
+def _resolve(folder: str | Path) -> Path:
+    pointer = Path(folder) / "source.json"
+    return Path(io.read_json(pointer)["path"]) if pointer.is_file() else Path(folder)
+
+
+def load_base(folder: str | Path) -> Generator:
+    return components.load_generator(_resolve(folder))
+
+
+def load_clip(folder: str | Path):
+    return components.load_clip(_resolve(folder))
+
+
+def reference_images(world_dir: str | Path, subject: str) -> np.ndarray:
+    return np.load(Path(world_dir) / "subjects" / f"{subject}.npz")["images"]
+
+
+def world_stage(t2i: dict, out_dir: str) -> None:
+    w = t2i["world"]
+    with io.atomic_path(out_dir) as tmp:
+        (tmp / "subjects").mkdir(parents=True)
+        subjects = plan.subjects(t2i)
+        if t2i["source"] == "world":
+            images, captions, labels = world.base_dataset(w["n_images"], w["resolution"], w["max_objects"], t2i["seed"])
+            np.savez_compressed(tmp / "base.npz", images=images, labels=labels)
+            (tmp / "captions.json").write_text(json.dumps(captions) + "\n")
+            by_name = {s.name: s for s in world.subjects(t2i["seed"], w["n_subjects"])}
+            for k, s in enumerate(subjects):
+                refs = world.subject_images(by_name[s["name"]], w["reference_images"], w["resolution"],
+                                            t2i["seed"] * 1000 + k)
+                np.savez_compressed(tmp / "subjects" / f"{s['name']}.npz", images=refs)
+        else:
+            for s in subjects:
+                np.savez_compressed(tmp / "subjects" / f"{s['name']}.npz",
+                                    images=load_subject_images(s["folder"], w["resolution"]))
+        (tmp / "subjects.json").write_text(json.dumps(subjects, indent=2) + "\n")
+        (tmp / "compositions.json").write_text(json.dumps(plan.compositions(t2i), indent=2) + "\n")
+
+
+def _world_data(world_dir: str):
+    data = np.load(Path(world_dir) / "base.npz")
+    return data["images"], json.loads((Path(world_dir) / "captions.json").read_text()), data["labels"]
+
+
+def base_stage(t2i: dict, world_dir: str, out_dir: str) -> None:
+    if t2i["source"] != "world":
+        _pointer(out_dir, t2i["base_path"], "Stable Diffusion")
+        load_base(out_dir)  # fail now, not in every subject job, if the folder is not a pipeline
+        return
+    cfg = components.WorldModelConfig(**t2i["model"])
+    gen = components.build_world_generator(cfg, t2i["seed"])
+    images, captions, _ = _world_data(world_dir)
+    info = components.train_world_generator(gen, images, captions, seed=t2i["seed"], **t2i["base_train"])
+    with io.atomic_path(out_dir) as tmp:
+        components.save_generator(gen, tmp)
+        io.write_json(tmp / "train.json", {**info, "run_info": io.provenance(t2i, t2i["seed"])})
+
+
+def clip_stage(t2i: dict, world_dir: str, out_dir: str) -> None:
+    if t2i["source"] != "world":
+        _pointer(out_dir, t2i["clip_path"], "CLIP")
+        return
+    cfg = components.WorldModelConfig(**t2i["model"])
+    clip, tokenizer, pixels = components.build_world_clip(cfg, t2i["seed"])
+    images, captions, _ = _world_data(world_dir)
+    info = components.train_world_clip(clip, tokenizer, pixels, images, captions, seed=t2i["seed"],
+                                       **t2i["clip_train"])
+    with io.atomic_path(out_dir) as tmp:
+        components.save_clip(clip, tokenizer, pixels, tmp)
+        io.write_json(tmp / "train.json", info)
+
+
+def presence_stage(t2i: dict, world_dir: str, out_dir: str) -> None:
+    """The world's own oracle for subject presence: it can only exist where the labels are known."""
+    images, _, labels = _world_data(world_dir)
+    classifier, info = components.train_presence(images, labels, seed=t2i["seed"], **t2i["presence_train"])
+    with io.atomic_path(out_dir) as tmp:
+        components.save_presence(classifier, info, tmp)
+
+
+def _subject(t2i: dict, name: str) -> dict:
+    return next(s for s in plan.subjects(t2i) if s["name"] == name)
+
+
+def subject_stage(t2i: dict, subject: str, seed: int, base_dir: str, world_dir: str, out_dir: str) -> None:
+    gen = load_base(base_dir)
+    cfg = SubjectLoraConfig(**t2i["subject_lora"])
+    with io.atomic_path(out_dir) as tmp:
+        tmp.mkdir(parents=True)
+        train_subject_lora(gen, _subject(t2i, subject)["prompt"], reference_images(world_dir, subject), cfg, seed, tmp)
+
+
+def shifts_stage(t2i: dict, variant: str, subject: str, seed: int, base_dir: str, world_dir: str,
+                 out_dir: str) -> None:
+    """SVDiff: train one subject's spectral shifts with the same DreamBooth loop as the LoRAs."""
+    from molebench.methods.svdiff import attach, save_shifts
+
+    cfg = plan.method_of(t2i, variant).config_class.from_dict(t2i["variants"][variant].get("options", {}))
+    gen = load_base(base_dir)
+    shifted = attach(gen, cfg.modules)
+    torch.manual_seed(seed)
+    info = dreambooth_train(gen, _subject(t2i, subject)["prompt"], reference_images(world_dir, subject),
+                            [m.delta for m in shifted.values()], cfg.steps, cfg.batch_size, cfg.lr, seed)
+    with io.atomic_path(out_dir) as tmp:
+        save_shifts(shifted, tmp, info)
+
+
+def build_variant(t2i: dict, variant: str, expert_dirs: dict[str, str], base_dir: str, options: dict | None = None):
+    """(method, model): the base generator composed by the variant over the composition's subjects."""
+    from molebench.methods.svdiff import load_shifts
+
+    cls = plan.method_of(t2i, variant)
+    method = cls(cls.config_class.from_dict({**t2i["variants"][variant].get("options", {}), **(options or {})}))
+    gen = load_base(base_dir)
+    if getattr(cls, "expert_kind", "lora") == "spectral_shifts":
+        experts = [load_shifts(path, name) for name, path in expert_dirs.items()]
+    else:
+        experts = load_subject_experts(gen, expert_dirs)
+    return method, method.build(gen, experts)
+
+
+def compose_stage(t2i: dict, variant: str, composition: str, seed: int, base_dir: str, expert_dirs: dict[str, str],
+                  clip_dir: str, world_dir: str, out_dir: str) -> None:
+    """Train a MoLE variant's gates for one composition, CLIP-guided, on the composition's prompts."""
+    torch.manual_seed(seed)
+    method, model = build_variant(t2i, variant, expert_dirs, base_dir)
+    comp = plan.composition(t2i, composition)
+    clip, clip_tokenizer, pixels = load_clip(clip_dir)
+    references = {s: components.as_tensor(reference_images(world_dir, s)) for s in comp["subjects"]}
+    trainer = ClipGuidedTrainer(GateTrainingConfig(**t2i["gate_train"]), clip, clip_tokenizer, pixels, references,
+                                seed)
+    records = [{"prompt": p, "subjects": comp["subjects"]} for p in comp["prompts"]]
+    info = method.fit(model, model.tokenizer, records, trainer)
+    with io.atomic_path(out_dir) as tmp:
+        method.save(model, tmp)
+        io.write_json(tmp / "train.json", {**info, "gates": method.gate_report(model),
+                                           "run_info": io.provenance(t2i, seed)})
+
+
+def _generate_all(model, prompts: list[str], n: int, seed: int, steps: int, guidance: float) -> list[torch.Tensor]:
+    """n images per prompt; prompt k uses generation seed seed*1000+k (the PNG metadata records it)."""
+    with torch.no_grad():
+        return [generate(model, [p] * n, seed * 1000 + k, steps, guidance) for k, p in enumerate(prompts)]
+
+
+def evaluate_stage(t2i: dict, variant: str, composition: str, seed: int, base_dir: str, expert_dirs: dict[str, str],
+                   method_dir: str | None, clip_dir: str, presence_dir: str | None, world_dir: str,
+                   out_dir: str) -> None:
+    start = time.time()
+    method, model = build_variant(t2i, variant, expert_dirs, base_dir)
+    if method.trainable:
+        method.load(model, method_dir)
+    comp = plan.composition(t2i, composition)
+    ev = t2i["eval"]
+    batches = _generate_all(model, comp["prompts"], ev["images_per_prompt"], seed, ev["ddpm_steps"], ev["guidance"])
+    metrics = score(t2i, comp, batches, clip_dir, presence_dir, world_dir)
+    with io.atomic_path(out_dir) as tmp:
+        for k, (prompt, images) in enumerate(zip(comp["prompts"], batches)):
+            for j, image in enumerate(to_uint8(images)):
+                save_png(image, tmp / "images" / f"p{k}_{j}.png",
+                         {"prompt": prompt, "seed": seed * 1000 + k, "image_index": j, "method": variant,
+                          "composition": composition, "ddpm_steps": ev["ddpm_steps"], "guidance": ev["guidance"]})
+        io.write_json(tmp / "metrics.json", {
+            "variant": variant, "method": method.name, "composition": composition, "subjects": comp["subjects"],
+            "size": comp["size"], "seed": seed, **metrics, "gates": method.gate_report(model),
+            "seconds": round(time.time() - start, 2), "run_info": io.provenance(t2i, seed)})
+
+
+def score(t2i: dict, comp: dict, batches: list[torch.Tensor], clip_dir: str, presence_dir: str | None,
+          world_dir: str) -> dict:
+    """Text alignment over every image, image alignment and presence per subject (Table 1's columns)."""
+    clip, clip_tokenizer, pixels = load_clip(clip_dir)
+    images = torch.cat(batches)
+    prompts = [p for p, b in zip(comp["prompts"], batches) for _ in range(len(b))]
+    with torch.no_grad():
+        image_emb = image_embeddings(clip, pixels, images)
+        out = {"n_images": len(images), "text_alignment": text_alignment(image_emb, text_embeddings(
+            clip, clip_tokenizer, prompts)), "image_alignment": {}, "presence": {}}
+        subjects = {s["name"]: s for s in plan.subjects(t2i)}
+        classifier = components.load_presence(presence_dir) if presence_dir else None
+        for name in comp["subjects"]:
+            refs = components.as_tensor(reference_images(world_dir, name))
+            out["image_alignment"][name] = image_alignment(image_emb, image_embeddings(clip, pixels, refs))
+            if classifier is not None:
+                out["presence"][name] = presence(classifier, images, subjects[name]["presence"])
+    return out
+
+
+def masking_stage(t2i: dict, composition: str, seed: int, base_dir: str, expert_dirs: dict[str, str],
+                  method_dir: str, presence_dir: str | None, out_png: str, out_csv: str) -> None:
+    """Figures 6 and 8: the trained gates with each subject's LoRA masked in turn (weights renormalised), first
+    prompt, same seeds; rows: nothing masked, then each subject masked. Presence per subject shows what is retained."""
+    import pandas as pd
+
+    variant = t2i["masking"]["variant"]
+    comp = plan.composition(t2i, composition)
+    n = t2i["masking"]["images"]
+    subjects = {s["name"]: s for s in plan.subjects(t2i)}
+    classifier = components.load_presence(presence_dir) if presence_dir else None
+    rows, records = [], []
+    for masked in [None, *comp["subjects"]]:
+        method, model = build_variant(t2i, variant, expert_dirs, base_dir, {"mask": [masked] if masked else []})
+        method.load(model, method_dir)
+        with torch.no_grad():
+            images = generate(model, [comp["prompts"][0]] * n, seed * 1000, t2i["eval"]["ddpm_steps"],
+                              t2i["eval"]["guidance"])
+        rows.append((f"masked: {masked or 'none'}", to_uint8(images)))
+        for name in comp["subjects"]:
+            records.append({"masked": masked or "none", "subject": name,
+                            "presence": presence(classifier, images, subjects[name]["presence"])
+                            if classifier is not None else None})
+    image_grid(rows, f"{variant} on {composition}: '{comp['prompts'][0]}'", out_png)
+    io.write_text(out_csv, pd.DataFrame(records).to_csv(index=False))
+
+
+def report_stage(t2i: dict, scale: str, results: str, masking_png: str, masking_csv: str, out_dir: str) -> None:
+    """Tables 1, 9, 10 as CSV and HTML, a grid per composition of the first table (first seed), the masking grid."""
+    from molebench.t2i import report
+
+    data = report.load_metrics(plan.evaluations(t2i, results))
+    tables = {name: report.build_table(spec, data) for name, spec in t2i["tables"].items()}
+    first_table, first_seed = next(iter(t2i["tables"])), t2i["seeds"][0]
+    columns = t2i["tables"][first_table]["columns"]
+    with tempfile.TemporaryDirectory() as tmp:
+        grids = {}
+        for comp in plan.table_compositions(t2i, first_table):
+            dirs = {v: f"{results}/t2i/metrics/{v}/{comp['name']}/seed{first_seed}" for v in columns.values()}
+            grids[comp["name"]] = Path(tmp) / f"{comp['name']}.png"
+            report.composition_grid(comp, columns, dirs, t2i["grid_images"], grids[comp["name"]])
+        report.render(t2i, scale, tables, grids, (masking_png, masking_csv), out_dir)

@@ -1,0 +1,118 @@
+"""What the text-to-image DAG holds, from the `t2i` config alone (parse time, no files read): subjects, compositions,
+the variants each table needs, and which variants train.
+
+Sources:
+    world             subjects and compositions drawn from the world seed (molebench.t2i.world)
+    stable-diffusion  subjects are local DreamBooth folders named in the config, compositions are listed there
+"""
+
+from __future__ import annotations
+
+from molebench import methods
+from molebench.t2i import world
+from molebench.t2i.components import WorldModelConfig
+from molebench.t2i.gate_training import GateTrainingConfig
+from molebench.t2i.subjects import SubjectLoraConfig
+
+SOURCES = ("world", "stable-diffusion")
+
+
+class T2IConfigError(ValueError):
+    pass
+
+
+def subjects(t2i: dict) -> list[dict]:
+    """[{name, prompt, presence (label index or None), folder (paper) or None}] in a fixed order."""
+    if t2i["source"] == "world":
+        return [{"name": s.name, "prompt": s.prompt(), "presence": world.presence_index(s.thing), "folder": None,
+                 "identifier": s.identifier}
+                for s in world.subjects(t2i["seed"], t2i["world"]["n_subjects"])]
+    return [{"name": name, "prompt": spec["prompt"], "presence": None, "folder": spec["folder"], "identifier": None}
+            for name, spec in t2i["subjects"].items()]
+
+
+def compositions(t2i: dict) -> list[dict]:
+    """[{name, subjects: [names], prompts: [str], size}]."""
+    if t2i["source"] == "world":
+        by_name = {s.name: s for s in world.subjects(t2i["seed"], t2i["world"]["n_subjects"])}
+        sets = world.compositions(list(by_name.values()), t2i["world"]["composition_sizes"],
+                                  t2i["world"]["per_size"], t2i["seed"])
+        return [{"name": world.composition_name(s), "subjects": [x.name for x in s], "size": len(s),
+                 "prompts": world.composition_prompts(s, t2i["eval"]["prompts"])} for s in sets]
+    prompt_of = {s["name"]: s["prompt"] for s in subjects(t2i)}
+    out = []
+    for names in t2i["compositions"]:
+        body = " and ".join(prompt_of[n] for n in names)
+        prompts = [template.format(subjects=body) for template in t2i["prompt_templates"]][:t2i["eval"]["prompts"]]
+        out.append({"name": "+".join(names), "subjects": list(names), "size": len(names), "prompts": prompts})
+    return out
+
+
+def composition(t2i: dict, name: str) -> dict:
+    for c in compositions(t2i):
+        if c["name"] == name:
+            return c
+    raise KeyError(f"unknown composition {name!r}")
+
+
+def method_of(t2i: dict, variant: str):
+    return methods.get(t2i["variants"][variant]["method"])
+
+
+def table_compositions(t2i: dict, table: str) -> list[dict]:
+    sizes = t2i["tables"][table]["sizes"]
+    return [c for c in compositions(t2i) if c["size"] in sizes]
+
+
+def evaluations(t2i: dict, results: str) -> list[str]:
+    """Every metrics folder the tables need."""
+    out = set()
+    for table, spec in t2i["tables"].items():
+        for variant in spec["columns"].values():
+            for c in table_compositions(t2i, table):
+                for seed in t2i["seeds"]:
+                    out.add(f"{results}/t2i/metrics/{variant}/{c['name']}/seed{seed}")
+    return sorted(out)
+
+
+def check(t2i: dict) -> None:
+    """Fail at parse time, with the key at fault, on what the schema cannot see."""
+    if t2i["source"] not in SOURCES:
+        raise T2IConfigError(f"t2i.source must be one of {SOURCES}, got {t2i['source']!r}")
+    if t2i["source"] == "stable-diffusion":
+        known = set(t2i["subjects"])
+        for names in t2i["compositions"]:
+            unknown = set(names) - known
+            if unknown:
+                raise T2IConfigError(f"t2i.compositions: {sorted(unknown)} are not in t2i.subjects")
+    sections = {"subject_lora": SubjectLoraConfig, "gate_train": GateTrainingConfig}
+    if t2i["source"] == "world":
+        sections["model"] = WorldModelConfig
+    for key, cls in sections.items():
+        try:
+            cls(**t2i.get(key, {}))
+        except (TypeError, ValueError) as err:
+            raise T2IConfigError(f"t2i.{key}: {err}") from None
+    for name, variant in t2i["variants"].items():
+        try:
+            cls = methods.get(variant["method"])
+        except KeyError as err:
+            raise T2IConfigError(f"t2i.variants.{name}: {err.args[0]}") from None
+        try:
+            options = cls.config_class.from_dict(variant.get("options", {}))
+        except (TypeError, ValueError) as err:
+            raise T2IConfigError(f"t2i.variants.{name}.options: {err}") from None
+        if getattr(options, "gate_input", "pooled") != "pooled":
+            raise T2IConfigError(f"t2i.variants.{name}: pipelines need gate_input 'pooled' (UNet gates see a "
+                                 f"different number of image tokens at every resolution)")
+        if getattr(options, "space", "output") != "output":
+            raise T2IConfigError(f"t2i.variants.{name}: pipelines compose LoRAs in output space only "
+                                 f"(the PEFT weight/factor merges need one PEFT model; see docs/methods.md)")
+    for table, spec in t2i["tables"].items():
+        for label, variant in spec["columns"].items():
+            if variant not in t2i["variants"]:
+                raise T2IConfigError(f"t2i.tables.{table}.columns.{label}: unknown variant {variant!r}")
+        if not table_compositions(t2i, table):
+            raise T2IConfigError(f"t2i.tables.{table}: no composition has a size in {spec['sizes']}")
+    if t2i["masking"]["variant"] not in t2i["variants"]:
+        raise T2IConfigError(f"t2i.masking.variant: unknown variant {t2i['masking']['variant']!r}")

@@ -1,0 +1,232 @@
+"""Text-to-image MoLE on tiny random pipelines: metrics, gates, determinism, PNG metadata, clear errors, SVDiff, and the
+paper-scale path (a tiny random Stable Diffusion folder with a VAE and v-prediction, as SD 2.1)."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from molebench import methods
+from molebench.t2i import components, jobs, plan, world
+from molebench.t2i.components import Generator, PromptError, SubjectFolderError
+from molebench.t2i.gate_training import ClipGuidedTrainer, GateTrainingConfig
+from molebench.t2i.metrics import image_alignment, text_alignment
+from molebench.t2i.sampling import generate, save_png, to_uint8
+from molebench.t2i.subjects import SubjectLoraConfig, load_subject_experts, load_subject_images, train_subject_lora
+
+PAPER = Path(__file__).resolve().parents[1] / "config" / "paper.yaml"
+TINY = components.WorldModelConfig(resolution=16, text_width=32, text_layers=1, max_tokens=24, unet_channels=[16, 32],
+                                   clip_width=32)
+LORA = SubjectLoraConfig(r=2, lora_alpha=2, steps=1, batch_size=2)
+
+
+def test_clip_metrics_match_a_hand_computation():
+    image = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    text = torch.tensor([[1.0, 1.0], [0.0, 1.0]])
+    # cosines: image 0 vs its prompt 1/sqrt(2), image 1 vs its prompt 1
+    assert text_alignment(image, text) == pytest.approx((1 / math.sqrt(2) + 1) / 2)
+    refs = torch.tensor([[3.0, 0.0], [1.0, 1.0]])
+    # pairs: (i0, r0) 1, (i0, r1) 1/sqrt2, (i1, r0) 0, (i1, r1) 1/sqrt2
+    assert image_alignment(image, refs) == pytest.approx((1 + 2 / math.sqrt(2)) / 4)
+
+
+def test_world_is_seeded_and_captions_name_what_is_drawn():
+    a, caps_a, labels_a = world.base_dataset(6, 16, 3, seed=3)
+    b, caps_b, _ = world.base_dataset(6, 16, 3, seed=3)
+    assert np.array_equal(a, b) and caps_a == caps_b
+    for caption, label in zip(caps_a, labels_a):
+        assert caption.count(" and ") + 1 == label.sum()
+    subjects = world.subjects(0, 6)
+    assert len({s.thing.shape for s in subjects}) == 6  # distinct shapes: a classifier can tell them apart
+    assert {len(c) for c in world.compositions(subjects, [3, 6], 1, 0)} == {3, 6}
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    """A tiny world generator, CLIP and three subject LoRAs, saved as the DAG saves them."""
+    root = tmp_path_factory.mktemp("t2i")
+    gen = components.build_world_generator(TINY, seed=0)
+    components.save_generator(gen, root / "base")
+    clip, tokenizer, pixels = components.build_world_clip(TINY, seed=0)
+    components.save_clip(clip, tokenizer, pixels, root / "clip")
+    subjects = world.subjects(0, 3)
+    loras, refs = {}, {}
+    for k, s in enumerate(subjects):
+        refs[s.name] = world.subject_images(s, 2, TINY.resolution, seed=k)
+        loras[s.name] = root / "subjects" / s.name
+        train_subject_lora(components.load_generator(root / "base"), s.prompt(), refs[s.name], LORA, k,
+                           loras[s.name])
+    return root, subjects, loras, refs
+
+
+def composed(root, loras, method_name, **options):
+    cls = methods.get(method_name)
+    method = cls(cls.config_class.from_dict(options))
+    gen = components.load_generator(root / "base")
+    return method, method.build(gen, load_subject_experts(gen, loras))
+
+
+def test_same_seed_same_images_and_png_metadata(assets, tmp_path):
+    root, subjects, loras, _ = assets
+    _, model = composed(root, loras, "nla", space="output")
+    prompt = " and ".join(s.prompt() for s in subjects)
+    with torch.no_grad():
+        first = generate(model, [prompt] * 2, seed=5, steps=2, guidance=2.0)
+        again = generate(model, [prompt] * 2, seed=5, steps=2, guidance=2.0)
+        other = generate(model, [prompt] * 2, seed=6, steps=2, guidance=2.0)
+    assert torch.equal(first, again) and not torch.equal(first, other)
+    save_png(to_uint8(first)[0], tmp_path / "x.png", {"prompt": prompt, "seed": 5, "method": "nla"})
+    assert Image.open(tmp_path / "x.png").text == {"prompt": prompt, "seed": "5", "method": "nla"}
+
+
+@pytest.mark.parametrize("name,gates", [("m-mole", None), ("l-mole", None), ("b-mole", None), ("n-mole", 1)])
+def test_mole_gates_the_unet_and_text_encoder_at_every_granularity(assets, name, gates):
+    root, subjects, loras, _ = assets
+    method, model = composed(root, loras, name)
+    keys = list(model.mole_gates.keys())
+    assert gates is None or len(keys) == gates
+    if name != "n-mole":
+        assert any(k.startswith("unet_") for k in keys) and any(k.startswith("text_encoder_") for k in keys)
+    with torch.no_grad():
+        generate(model, [subjects[0].prompt()], seed=0, steps=2, guidance=2.0)
+    report = method.gate_report(model)
+    for gate in report["gates"].values():
+        assert sum(gate["mean_weights"]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_mole_training_changes_only_the_gates(assets):
+    root, subjects, loras, refs = assets
+    method, model = composed(root, loras, "l-mole")
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    buffers = {n: b.detach().clone() for n, b in model.named_buffers()}
+    clip, tokenizer, pixels = components.load_clip(root / "clip")
+    trainer = ClipGuidedTrainer(GateTrainingConfig(steps=2, batch_size=2, lr=0.1, ddpm_steps=2, guidance=2.0),
+                                clip, tokenizer, pixels, {n: components.as_tensor(r) for n, r in refs.items()}, 0)
+    prompt = " and ".join(s.prompt() for s in subjects)
+    info = method.fit(model, model.tokenizer, [{"prompt": prompt, "subjects": list(loras)}], trainer)
+    assert len(info["history"]) == 2 and all(math.isfinite(h["loss"]) for h in info["history"])
+    trained = set(method.trained_parameters(model))
+    assert trained and all(n.startswith("mole_gates.") for n in trained)
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed and changed <= trained
+    assert all(torch.equal(b, buffers[n]) for n, b in model.named_buffers())  # frozen LoRA banks untouched
+
+
+def test_svdiff_zero_shifts_leave_the_model_and_shifts_add(assets):
+    from molebench.methods.svdiff import SpectralShifts, attach
+
+    root, _, _, _ = assets
+    gen = components.load_generator(root / "base")
+    linear = gen.unet.get_submodule("down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q")
+    weight = linear.weight.detach().clone()
+    shifted = attach(gen, ["to_q"])
+    name = "unet.down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q"
+    assert torch.allclose(shifted[name].weight, weight, atol=1e-5)  # SVD round trip
+    gen = components.load_generator(root / "base")
+    delta = torch.full_like(shifted[name].delta, 0.1)
+    experts = [SpectralShifts("a", root, {name: delta}), SpectralShifts("b", root, {name: 2 * delta})]
+    model = methods.get("svdiff")(methods.get("svdiff").config_class(modules=["to_q"])).build(gen, experts)
+    assert torch.allclose(model.get_submodule(name).delta, 3 * delta)
+    assert not any(p.requires_grad for p in model.parameters())
+
+
+def test_clear_errors_for_subject_folders_and_prompts(tmp_path):
+    with pytest.raises(SubjectFolderError, match="does not exist"):
+        load_subject_images(tmp_path / "missing", 16)
+    (tmp_path / "dog").mkdir()
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "dog" / "ok.png")
+    assert load_subject_images(tmp_path / "dog", 16).shape == (1, 16, 16, 3)
+    (tmp_path / "dog" / "broken.jpg").write_bytes(b"not an image")
+    with pytest.raises(SubjectFolderError, match="broken.jpg: cannot decode"):
+        load_subject_images(tmp_path / "dog", 16)
+    tokenizer = components.build_tokenizer(8)
+    with pytest.raises(PromptError, match="at most 8"):
+        components.encode_prompts(tokenizer, ["a red circle and a blue square on grey background"])
+    with pytest.raises(PromptError, match="does not know"):
+        components.encode_prompts(tokenizer, ["a purple elephant"])
+
+
+def tiny_stable_diffusion(path):
+    """A random Stable Diffusion in the diffusers layout: VAE latents, v-prediction (as SD 2.1)."""
+    from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(0)
+    tokenizer = components.build_tokenizer(24)
+    text_encoder = CLIPTextModel(CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                                                num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=24,
+                                                eos_token_id=3))
+    unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
+                                block_out_channels=(32, 64), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32)
+    vae = AutoencoderKL(block_out_channels=[32, 32], in_channels=3, out_channels=3, latent_channels=4,
+                        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2)
+    scheduler = DDPMScheduler(prediction_type="v_prediction", clip_sample=False)
+    StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+                            safety_checker=None, feature_extractor=None,
+                            requires_safety_checker=False).save_pretrained(path)
+
+
+def test_paper_scale_path_on_a_tiny_stable_diffusion(tmp_path):
+    """config/paper.yaml's t2i section through the DAG stages, on a tiny random SD folder and DreamBooth folders."""
+    tiny_stable_diffusion(tmp_path / "sd")
+    clip, tokenizer, _ = components.build_world_clip(TINY, seed=0)
+    clip.save_pretrained(tmp_path / "clip")  # a hub-style CLIP folder: OpenAI pixel statistics are assumed
+    tokenizer.save_pretrained(tmp_path / "clip")
+    t2i = yaml.safe_load(PAPER.read_text())["t2i"]
+    plan.check(t2i)
+    names = ["cat", "dog", "backpack"]
+    t2i.update(base_path=str(tmp_path / "sd"), clip_path=str(tmp_path / "clip"),
+               compositions=[names], prompt_templates=["{subjects} on grey background"],
+               subjects={n: {"folder": str(tmp_path / "photos" / n), "prompt": f"a v{k} circle"}
+                         for k, n in enumerate(names)},
+               subject_lora={"r": 2, "lora_alpha": 2, "steps": 1, "batch_size": 1},
+               eval={"prompts": 1, "images_per_prompt": 1, "ddpm_steps": 2, "guidance": 7.5},
+               gate_train={"steps": 1, "batch_size": 1, "lr": 1e-5, "ddpm_steps": 2, "guidance": 7.5})
+    t2i["world"]["resolution"] = 16
+    for k, n in enumerate(names):
+        (tmp_path / "photos" / n).mkdir(parents=True)
+        Image.fromarray(np.full((24, 20, 3), 40 * k, np.uint8)).save(tmp_path / "photos" / n / "1.jpg")
+    out = tmp_path / "results"
+    jobs.world_stage(t2i, str(out / "world"))
+    jobs.base_stage(t2i, str(out / "world"), str(out / "base"))
+    jobs.clip_stage(t2i, str(out / "world"), str(out / "clip"))
+    assert isinstance(jobs.load_base(out / "base"), Generator) and jobs.load_base(out / "base").vae is not None
+    loras = {n: str(out / "subjects" / n) for n in names}
+    for n in names:
+        jobs.subject_stage(t2i, n, 1, str(out / "base"), str(out / "world"), loras[n])
+    comp = plan.compositions(t2i)[0]
+    assert comp["prompts"] == ["a v0 circle and a v1 circle and a v2 circle on grey background"]
+    jobs.compose_stage(t2i, "l-mole", comp["name"], 1, str(out / "base"), loras, str(out / "clip"),
+                       str(out / "world"), str(out / "gates"))
+    jobs.evaluate_stage(t2i, "l-mole", comp["name"], 1, str(out / "base"), loras, str(out / "gates"),
+                        str(out / "clip"), None, str(out / "world"), str(out / "metrics"))
+    metrics = json.loads((out / "metrics" / "metrics.json").read_text())
+    assert set(metrics["image_alignment"]) == set(names) and metrics["presence"] == {}  # no presence oracle here
+    assert Image.open(out / "metrics" / "images" / "p0_0.png").size == (16, 16)  # 8x8 latents, VAE x2
+
+
+def test_missing_stable_diffusion_folder_is_named(tmp_path):
+    t2i = yaml.safe_load(PAPER.read_text())["t2i"]
+    t2i["base_path"] = str(tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match="Stable Diffusion folder .*nowhere does not exist"):
+        jobs.base_stage(t2i, str(tmp_path / "world"), str(tmp_path / "base"))
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"variants": {"x": {"method": "nla", "options": {"space": "weight"}}}}, "output space only"),
+    ({"variants": {"x": {"method": "mole", "options": {"gate_input": "paper", "gate_length": 8}}}}, "pooled"),
+    ({"masking": {"variant": "nope", "images": 1}}, "masking.variant"),
+    ({"gate_train": {"steps": 1, "grad_steps": 3, "ddpm_steps": 2}}, "grad_steps"),
+])
+def test_bad_t2i_config_is_refused_with_the_key_at_fault(change, message):
+    t2i = yaml.safe_load(PAPER.with_name("smoke.yaml").read_text())["t2i"]
+    for key, value in change.items():
+        t2i[key] = {**t2i[key], **value} if key == "variants" else value
+    with pytest.raises(plan.T2IConfigError, match=message):
+        plan.check(t2i)

@@ -1,0 +1,241 @@
+# text-to-image (issue 7): MoLE's V&L half. World -> base model, CLIP -> subject LoRAs / SVDiff shifts -> MoLE gates ->
+# images and CLIP/presence scores -> Tables 1, 9, 10, grids. Stages: molebench.t2i.jobs; lists: molebench.t2i.plan.
+from types import SimpleNamespace
+
+from molebench.t2i import plan as t2i_plan
+
+T2I = config["t2i"]
+T2I_RES = RES + "/t2i"
+t2i_plan.check(T2I)
+
+
+wildcard_constraints:
+    subject=r"[A-Za-z0-9_\-]+",
+    composition=r"[A-Za-z0-9_+\-]+",
+
+
+def t2i_experts(w):
+    """The composition's subject LoRAs, or for SVDiff the variant's spectral shifts."""
+    names = t2i_plan.composition(T2I, w.composition)["subjects"]
+    if getattr(t2i_plan.method_of(T2I, w.variant), "expert_kind", "lora") == "spectral_shifts":
+        return {s: f"{T2I_RES}/shifts/{w.variant}/{s}/seed{w.seed}" for s in names}
+    return {s: f"{T2I_RES}/subjects/{s}/seed{w.seed}" for s in names}
+
+
+def t2i_trained(w):
+    return [f"{T2I_RES}/methods/{w.variant}/{w.composition}/seed{w.seed}"] if t2i_plan.method_of(
+        T2I, w.variant).trainable else []
+
+
+T2I_MASKED = t2i_plan.table_compositions(T2I, next(iter(T2I["tables"])))[0]["name"]
+T2I_WORLD = T2I["source"] == "world"
+# what names the subjects and compositions (every stage that reads them)
+T2I_SCENE = ("source", "seed", "world", "subjects", "compositions", "prompt_templates", "eval")
+
+
+def t2i_params(*keys, variant=None):
+    """Only the t2i keys a rule reads, so that editing one stage's settings reruns that stage and what follows, not
+    the world and the base models. `variant` adds that variant's entry (a wildcard or a fixed name)."""
+
+    def params(w):
+        sub = {k: T2I[k] for k in keys if k in T2I}
+        name = variant or getattr(w, "variant", None)
+        if name:
+            sub["variants"] = {name: T2I["variants"][name]}
+        return sub
+
+    return params
+
+
+def t2i_presence(w):
+    return [T2I_RES + "/presence"] if T2I_WORLD else []
+
+
+rule t2i_world:
+    output:
+        directory(T2I_RES + "/world"),
+    log:
+        RES + "/logs/t2i/world.log",
+    benchmark:
+        RES + "/benchmarks/t2i_world/world.tsv"
+    params:
+        t2i=t2i_params(*T2I_SCENE),
+    threads: THREADS
+    script:
+        "../scripts/t2i_world.py"
+
+
+rule t2i_base:
+    input:
+        world=T2I_RES + "/world",
+    output:
+        directory(T2I_RES + "/base"),
+    log:
+        RES + "/logs/t2i/base.log",
+    benchmark:
+        RES + "/benchmarks/t2i_base/base.tsv"
+    params:
+        t2i=t2i_params("source", "seed", "model", "base_train", "base_path"),
+    threads: THREADS
+    resources:
+        gpu=config["gpus_per_job"],
+    script:
+        "../scripts/t2i_base.py"
+
+
+rule t2i_clip:
+    input:
+        world=T2I_RES + "/world",
+    output:
+        directory(T2I_RES + "/clip"),
+    log:
+        RES + "/logs/t2i/clip.log",
+    benchmark:
+        RES + "/benchmarks/t2i_clip/clip.tsv"
+    params:
+        t2i=t2i_params("source", "seed", "model", "clip_train", "clip_path"),
+    threads: THREADS
+    script:
+        "../scripts/t2i_clip.py"
+
+
+rule t2i_presence:
+    input:
+        world=T2I_RES + "/world",
+    output:
+        directory(T2I_RES + "/presence"),
+    log:
+        RES + "/logs/t2i/presence.log",
+    benchmark:
+        RES + "/benchmarks/t2i_presence/presence.tsv"
+    params:
+        t2i=t2i_params("seed", "presence_train"),
+    threads: THREADS
+    script:
+        "../scripts/t2i_presence.py"
+
+
+rule t2i_subject:
+    input:
+        base=T2I_RES + "/base",
+        world=T2I_RES + "/world",
+    output:
+        directory(T2I_RES + "/subjects/{subject}/seed{seed}"),
+    log:
+        RES + "/logs/t2i/subject/{subject}-seed{seed}.log",
+    benchmark:
+        RES + "/benchmarks/t2i_subject/{subject}-seed{seed}.tsv"
+    params:
+        t2i=t2i_params(*T2I_SCENE, "subject_lora"),
+    threads: THREADS
+    resources:
+        gpu=config["gpus_per_job"],
+    script:
+        "../scripts/t2i_subject.py"
+
+
+rule t2i_shifts:
+    input:
+        base=T2I_RES + "/base",
+        world=T2I_RES + "/world",
+    output:
+        directory(T2I_RES + "/shifts/{variant}/{subject}/seed{seed}"),
+    log:
+        RES + "/logs/t2i/shifts/{variant}-{subject}-seed{seed}.log",
+    benchmark:
+        RES + "/benchmarks/t2i_shifts/{variant}-{subject}-seed{seed}.tsv"
+    params:
+        t2i=t2i_params(*T2I_SCENE),
+    threads: THREADS
+    resources:
+        gpu=config["gpus_per_job"],
+    script:
+        "../scripts/t2i_shifts.py"
+
+
+rule t2i_compose:
+    input:
+        base=T2I_RES + "/base",
+        world=T2I_RES + "/world",
+        clip=T2I_RES + "/clip",
+        experts=lambda w: list(t2i_experts(w).values()),
+    output:
+        directory(T2I_RES + "/methods/{variant}/{composition}/seed{seed}"),
+    log:
+        RES + "/logs/t2i/compose/{variant}-{composition}-seed{seed}.log",
+    benchmark:
+        RES + "/benchmarks/t2i_compose/{variant}-{composition}-seed{seed}.tsv"
+    params:
+        t2i=t2i_params(*T2I_SCENE, "gate_train"),
+        experts=t2i_experts,
+    threads: THREADS
+    resources:
+        gpu=config["gpus_per_job"],
+    script:
+        "../scripts/t2i_compose.py"
+
+
+rule t2i_evaluate:
+    input:
+        base=T2I_RES + "/base",
+        world=T2I_RES + "/world",
+        clip=T2I_RES + "/clip",
+        experts=lambda w: list(t2i_experts(w).values()),
+        method=t2i_trained,
+        presence=t2i_presence,
+    output:
+        directory(T2I_RES + "/metrics/{variant}/{composition}/seed{seed}"),
+    log:
+        RES + "/logs/t2i/evaluate/{variant}-{composition}-seed{seed}.log",
+    benchmark:
+        RES + "/benchmarks/t2i_evaluate/{variant}-{composition}-seed{seed}.tsv"
+    params:
+        t2i=t2i_params(*T2I_SCENE),
+        experts=t2i_experts,
+    threads: THREADS
+    resources:
+        gpu=config["gpus_per_job"],
+    script:
+        "../scripts/t2i_evaluate.py"
+
+
+rule t2i_masking:
+    input:
+        base=T2I_RES + "/base",
+        world=T2I_RES + "/world",
+        experts=lambda w: list(t2i_experts(SimpleNamespace(composition=T2I_MASKED, variant=T2I["masking"]["variant"],
+                                                           seed=T2I["seeds"][0])).values()),
+        method=f"{T2I_RES}/methods/{T2I['masking']['variant']}/{T2I_MASKED}/seed{T2I['seeds'][0]}",
+        presence=t2i_presence,
+    output:
+        png=T2I_RES + "/figures/masking.png",
+        csv=T2I_RES + "/figures/masking.csv",
+    log:
+        RES + "/logs/t2i/masking.log",
+    benchmark:
+        RES + "/benchmarks/t2i_masking/masking.tsv"
+    params:
+        t2i=t2i_params(*T2I_SCENE, "masking", variant=T2I["masking"]["variant"]),
+        composition=T2I_MASKED,
+        seed=T2I["seeds"][0],
+        experts=t2i_experts(SimpleNamespace(composition=T2I_MASKED, variant=T2I["masking"]["variant"],
+                                            seed=T2I["seeds"][0])),
+    threads: THREADS
+    script:
+        "../scripts/t2i_masking.py"
+
+
+rule t2i_report:
+    input:
+        evaluations=t2i_plan.evaluations(T2I, RES),
+        masking_png=T2I_RES + "/figures/masking.png",
+        masking_csv=T2I_RES + "/figures/masking.csv",
+    output:
+        directory(T2I_RES + "/report"),
+    log:
+        RES + "/logs/t2i/report.log",
+    params:
+        t2i=T2I,
+    localrule: True
+    script:
+        "../scripts/t2i_report.py"

@@ -1,0 +1,8 @@
+from molebench import pipeline
+from molebench.t2i import jobs
+
+w = snakemake.wildcards
+with pipeline.logged(snakemake.log[0], snakemake.threads, snakemake.config["offline"]):
+    jobs.evaluate_stage(snakemake.params.t2i, w.variant, w.composition, int(w.seed), snakemake.input.base,
+                        snakemake.params.experts, (list(snakemake.input.method) or [None])[0], snakemake.input.clip,
+                        (list(snakemake.input.presence) or [None])[0], snakemake.input.world, snakemake.output[0])
