@@ -21,6 +21,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps "lorahub==0.1.0"
 	# the PyPI MixLoRA inference package, for the parity test only; its deps (torch, transformers) are already here
 	$(BIN)/python -m pip install --quiet --no-deps "mixlora==0.2.3"
+	# headless Chromium (Debian) for the test that loads the generated site in a real browser
+	command -v chromium >/dev/null || apt-get install -y --no-install-recommends chromium
 	touch $(STAMP)
 
 setup: $(STAMP)

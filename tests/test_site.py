@@ -3,6 +3,8 @@
 import math
 import re
 
+import pytest
+from browser import CHROMIUM, MISSING, check_pages
 from test_tables import GROUPS, SEEDS, SPEC, TASKS, VARIANT_SEEDS, write_metrics, write_paper
 
 from molebench.claims import ledger
@@ -123,3 +125,16 @@ def test_ramole_tables_get_a_linked_page_each(tmp_path):
     page = (out / "ramole_mixed_iid.html").read_text()
     assert "mixed-task evaluation, IID" in page and "t&lt;1&gt;" in page and "<td>12.5</td>" in page
     assert '<tr class="average">' in page and (out / "ramole_mixed_iid.csv").is_file()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason=MISSING)
+def test_browser_check_finds_broken_links_and_images(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "ok.html").write_text('<html><head><title>ok</title></head><body><table></table>'
+                                  '<a href="gone.html">x</a><a href="ok.html">y</a><img src="gone.png"></body></html>')
+    report = check_pages(site, ["ok.html", "missing.html"], tmp_path)
+    broken = {(r["page"], r["kind"], r["target"]) for r in report if not r["ok"]}
+    assert broken == {("ok.html", "link", "gone.html"), ("ok.html", "image", "gone.png"),
+                      ("missing.html", "page", "missing.html")}
+    assert report[0]["title"] == "ok" and report[0]["tables"] == 1

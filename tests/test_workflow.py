@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from browser import CHROMIUM, MISSING, check_pages
 
 REPO = Path(__file__).resolve().parents[1]
 IGNORE = shutil.ignore_patterns(".git", ".venv", "results", "reports", ".snakemake", "raw", "__pycache__", "*.egg-info")
@@ -73,6 +74,21 @@ def test_smoke_dag_runs_mixlora_single_and_multi_task(smoke_run):
                                                              for p in ("plain", "optimised")}
     scored = yaml.safe_load((results / "metrics/dora-mt/smoke_mc/seed1/smoke_parity_mc.json").read_text())
     assert scored["protocol"]["mc_scoring"] == "label_logit"
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason=MISSING)
+def test_site_loads_in_chromium_with_no_broken_links_or_images(smoke_run, tmp_path):
+    site = smoke_run / "reports/smoke/site"
+    pages = sorted(p.name for p in site.glob("*.html"))
+    report = check_pages(site, pages, tmp_path)
+    assert [r for r in report if not r["ok"]] == []
+    loaded = {r["page"]: r for r in report if r["kind"] == "page"}
+    assert set(loaded) == set(pages)
+    config = yaml.safe_load((smoke_run / "config/smoke.yaml").read_text())
+    for page in ["index", "claims", "masking", *config["tables"]]:
+        assert loaded[f"{page}.html"]["tables"] > 0, page
+    images = {r["target"] for r in report if r["kind"] == "image"}
+    assert {f"{name}.png" for name in [*config["tables"], *config["figures"]]} <= images
 
 
 def test_finished_dag_has_nothing_to_do_and_report_embeds_site(smoke_run):
