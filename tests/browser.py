@@ -52,6 +52,5 @@ def check_pages(site: Path, pages: list[str], workdir: Path) -> list[dict]:
     start = done.stdout.index('<pre id="report">') + len('<pre id="report">')
     text = done.stdout[start:done.stdout.index("</pre>", start)]
     report = json.loads(html.unescape(text))
-    if isinstance(report, dict):
-        raise RuntimeError(f"the checker page failed in Chromium: {report}")
+    assert isinstance(report, list), f"the checker page failed in Chromium: {report}"
     return report

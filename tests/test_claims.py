@@ -88,3 +88,15 @@ def test_the_ledger_file_names_only_known_kinds_and_the_configs_variants():
             continue
         named = [check.get("variant"), *check.get("others", []), *check.get("variants", [])]
         assert set(filter(None, named)) <= set(spec["variants"]), c["id"]
+
+
+def test_measured_figure_check_holds_row_by_row():
+    data = pd.DataFrame({"shape": ["s", "s", "l"], "mode": ["inference", "training", "inference"],
+                         "latency_vs_plain": [-0.3, -0.1, float("nan")], "memory_vs_plain": [-0.4, 0.2, None]})
+    check = {"kind": "figure_below", "figure": "eff", "columns": ["latency_vs_plain", "memory_vs_plain"], "below": 0,
+             "row_keys": ["shape", "mode"]}
+    config = {"groups": {}, "tables": {}, "figures": {"eff": {"variants": []}}}
+    verdicts, comparisons = ledger([claim("eff", check)], config, metrics(), ROWS, {"eff": data})
+    assert verdicts.verdict.item() == FAILS  # training memory went up
+    assert list(comparisons.verdict) == [HOLDS, HOLDS, HOLDS, FAILS]  # the unmeasured row is left out
+    assert comparisons.comparison.iloc[3] == "shape s, mode training: memory_vs_plain < 0"

@@ -19,6 +19,8 @@ Check kinds (scores are a group's average over its tasks and metrics, as in the 
                  group of `table`; it fails when an end is above every intermediate one
     figure_above for `figure` (kind gate_entropy): `variant`'s mean `column` over the second half of training above
                  each of `others`'
+    figure_below for a measured `figure` (a benchmark run once in the DAG, e.g. mixlora_efficiency): every row's
+                 `columns` below `below`; each (row, column) is one comparison that holds or fails as measured
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from molebench.tables import MIN_SEEDS
 
 HOLDS, FAILS, UNDECIDED = "holds", "fails", "not enough evidence"
 CLAIMS_FILE = Path(__file__).resolve().parents[2] / "data" / "paper" / "claims.yaml"
-CHECK_KINDS = {"above": "table", "decreasing": "table", "middle_best": "table", "figure_above": "figure"}
+CHECK_KINDS = {"above": "table", "decreasing": "table", "middle_best": "table", "figure_above": "figure",
+               "figure_below": "figure"}
 LEDGER_COLUMNS = ["id", "paper", "source", "claim", "verdict", "evidence"]
 
 
@@ -119,6 +122,13 @@ def _table_comparisons(check: dict, scores: pd.DataFrame, groups: list[str]) -> 
 
 
 def _figure_comparisons(check: dict, data: pd.DataFrame) -> list[tuple[str, str, str]]:
+    if check["kind"] == "figure_below":
+        out = []
+        for row in data.dropna(subset=check["columns"]).to_dict("records"):
+            label = ", ".join(f"{k} {row[k]}" for k in check.get("row_keys", []))
+            out += [(f"{label}: {c} < {check['below']}", HOLDS if row[c] < check["below"] else FAILS, f"{row[c]:.3g}")
+                    for c in check["columns"]]
+        return out
     late = data[data.step >= data.step.max() / 2]
     per_seed = late.groupby(["variant", "seed"])[check["column"]].mean()
     return [(f"{check['column']}: {check['variant']} > {other}",
@@ -146,7 +156,7 @@ def ledger(claims: list[dict], config: dict, metrics: pd.DataFrame, rows: dict[s
             missing = f"{', '.join(absent)} in {source}" if spec is not None else source
             verdict, evidence, comparisons = UNDECIDED, f"not run at this scale: {missing}", []
         else:
-            comparisons = (_figure_comparisons(check, figure_data[source]) if check["kind"] == "figure_above"
+            comparisons = (_figure_comparisons(check, figure_data[source]) if CHECK_KINDS[check["kind"]] == "figure"
                            else _table_comparisons(check, scores, config["tables"][source]["groups"]))
             verdict = combine([v for _, v, _ in comparisons])
             evidence = f"{sum(v == HOLDS for _, v, _ in comparisons)} of {len(comparisons)} comparisons hold"
