@@ -119,8 +119,9 @@ def test_ramole_tables_get_a_linked_page_each(tmp_path):
     mixed = pd.DataFrame([{"kind": "task", "domain": "qa", "task": "t<1>", "ramole:exact_match": 12.5},
                           {"kind": "average", "domain": "all", "task": "average", "ramole:exact_match": 12.5}])
     out = tmp_path / "site"
-    render_site(out, {}, {}, lora_gain_table(metrics, GROUPS, TASKS), load_provenance(paths), None, CONFIG, [],
-                load_costs(paths), CHAINS, {"ramole_mixed_iid": mixed})
+    no_claims = ledger([], {"groups": GROUPS, "tables": {}}, metrics, {}, {})
+    render_site(out, {}, {}, lora_gain_table(metrics, GROUPS, TASKS), no_claims, load_provenance(paths), None, CONFIG,
+                [], load_costs(paths), CHAINS, {"ramole_mixed_iid": mixed})
     assert 'href="ramole_mixed_iid.html"' in (out / "index.html").read_text()
     page = (out / "ramole_mixed_iid.html").read_text()
     assert "mixed-task evaluation, IID" in page and "t&lt;1&gt;" in page and "<td>12.5</td>" in page
