@@ -17,7 +17,7 @@ CONFIG = {"scale": "mini", "model": {"source": "smollm2-gguf"}, "seeds": SEEDS, 
 CHAINS = [[("base_model", "base"), ("train", "t_a/seed1")]]  # base_model has no benchmark file here
 
 
-def make_site(tmp_path, title="Table <A> & co", benchmarks=None, figures=None):
+def make_site(tmp_path, title="Table <A> & co", benchmarks=None, figures=None, t2i_pages=None):
     paths = write_metrics(tmp_path, variants=("single", "mole", "zero-shot"))
     metrics = load_metrics(paths)
     spec_a = {**SPEC, "title": title, "paper": write_paper(tmp_path / "paper.csv")}
@@ -27,7 +27,7 @@ def make_site(tmp_path, title="Table <A> & co", benchmarks=None, figures=None):
     out = tmp_path / "site"
     faults = [{"fault": "kill <b>", "tries": 2, "expected": "resume", "observed": "2/2", "ok": True}]
     render_site(out, tables, figures or {}, lora_gain_table(metrics, GROUPS, TASKS), load_provenance(paths), benchmarks, CONFIG,
-                faults, load_costs(paths), CHAINS)
+                faults, load_costs(paths), CHAINS, t2i_pages)
     return out
 
 
@@ -93,3 +93,13 @@ def test_critical_path_is_the_longest_chain():
     assert critical_path(bench, chains) == [("base", "b", 1.0), ("train", "y", 7.0), ("eval", "e", 2.0)]
     untimed = critical_path(bench, [[("base_model", "base"), ("train", "x")]])
     assert untimed[1] == ("train", "x", 5.0) and math.isnan(untimed[0][2])
+
+
+def test_text_to_image_pages_are_copied_in_and_linked(tmp_path):
+    pages = tmp_path / "t2i_report"
+    pages.mkdir()
+    (pages / "index.html").write_text("<html>t2i</html>")
+    out = make_site(tmp_path, t2i_pages=pages)
+    assert 'href="t2i/index.html"' in (out / "index.html").read_text()
+    assert (out / "t2i" / "index.html").read_text() == "<html>t2i</html>"
+    assert 't2i/index.html' not in (make_site(tmp_path / "plain") / "index.html").read_text()
