@@ -22,7 +22,7 @@ CLAIM = {"id": "mole-wins", "paper": "MoLE", "source": "Table 3", "claim": "MoLE
 CHAINS = [[("base_model", "base"), ("train", "t_a/seed1")]]  # base_model has no benchmark file here
 
 
-def make_site(tmp_path, title="Table <A> & co", benchmarks=None, figures=None):
+def make_site(tmp_path, title="Table <A> & co", benchmarks=None, figures=None, t2i_pages=None):
     paths = write_metrics(tmp_path, variants=("single", "mole", "zero-shot"))
     metrics = load_metrics(paths)
     spec_a = {**SPEC, "title": title, "paper": write_paper(tmp_path / "paper.csv")}
@@ -34,7 +34,7 @@ def make_site(tmp_path, title="Table <A> & co", benchmarks=None, figures=None):
     rows = {"g1": [(t, m) for t, spec in TASKS.items() for m in spec.metrics]}
     claims = ledger([CLAIM], {"groups": GROUPS, "tables": {"table3": spec_a}}, metrics, rows, {})
     render_site(out, tables, figures or {}, lora_gain_table(metrics, GROUPS, TASKS), claims, load_provenance(paths),
-                benchmarks, CONFIG, faults, load_costs(paths), CHAINS)
+                benchmarks, CONFIG, faults, load_costs(paths), CHAINS, t2i_pages=t2i_pages)
     return out
 
 
@@ -139,3 +139,13 @@ def test_browser_check_finds_broken_links_and_images(tmp_path):
     assert broken == {("ok.html", "link", "gone.html"), ("ok.html", "image", "gone.png"),
                       ("missing.html", "page", "missing.html")}
     assert report[0]["title"] == "ok" and report[0]["tables"] == 1
+
+
+def test_text_to_image_pages_are_copied_in_and_linked(tmp_path):
+    pages = tmp_path / "t2i_report"
+    pages.mkdir()
+    (pages / "index.html").write_text("<html>t2i</html>")
+    out = make_site(tmp_path, t2i_pages=pages)
+    assert 'href="t2i/index.html"' in (out / "index.html").read_text()
+    assert (out / "t2i" / "index.html").read_text() == "<html>t2i</html>"
+    assert 't2i/index.html' not in (make_site(tmp_path / "plain") / "index.html").read_text()

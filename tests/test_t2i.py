@@ -230,3 +230,35 @@ def test_bad_t2i_config_is_refused_with_the_key_at_fault(change, message):
         t2i[key] = {**t2i[key], **value} if key == "variants" else value
     with pytest.raises(plan.T2IConfigError, match=message):
         plan.check(t2i)
+
+
+def test_tables_average_per_seed_and_carry_the_papers_numbers(tmp_path):
+    from molebench.t2i import report
+
+    dirs = []
+    for variant, base in [("nla", 0.1), ("l-mole", 0.3)]:
+        for seed in (1, 2):
+            for comp, subjects in [("a+b+c", ["a", "b", "c"]), ("a+b+c+d", ["a", "b", "c", "d"])]:
+                folder = tmp_path / variant / comp / f"seed{seed}"
+                folder.mkdir(parents=True)
+                value = base + seed / 100
+                (folder / "metrics.json").write_text(json.dumps({
+                    "variant": variant, "composition": comp, "size": len(subjects), "seed": seed,
+                    "subjects": subjects, "text_alignment": value,
+                    "image_alignment": {s: value + k / 10 for k, s in enumerate(subjects)},
+                    "presence": {s: 1.0 for s in subjects}}))
+                dirs.append(str(folder))
+    data = report.load_metrics(dirs)
+    spec1 = {"kind": "per_composition", "columns": {"NLA": "nla", "MoLE": "l-mole"}, "sizes": [3],
+             "paper": str(PAPER.parents[1] / "data/paper/mole_table1.csv")}
+    table1 = report.build_table(spec1, data)
+    assert list(table1.composition) == ["a+b+c", "Average", "paper: Average"]
+    assert table1.loc[0, "Text-alignment | MoLE"] == pytest.approx(0.315)  # mean of seeds 0.31 and 0.32
+    assert table1.loc[0, "Image-alignment (Concept 2) | NLA"] == pytest.approx(0.215)
+    assert table1.loc[2, "Text-alignment | MoLE"] == 0.759  # the paper's average row
+    spec10 = {"kind": "per_size", "columns": {"NLA": "nla"}, "sizes": [3, 4],
+              "paper": str(PAPER.parents[1] / "data/paper/mole_table10.csv")}
+    table10 = report.build_table(spec10, data)
+    assert list(table10.concepts) == [3, 4, "Average"]
+    assert table10.loc[1, "Average Image-alignment | NLA"] == pytest.approx(0.115 + 0.15)  # concepts 0..3 / 10
+    assert table10.loc[0, "paper: Text-alignment | NLA"] == 0.678

@@ -171,8 +171,8 @@ def from_model_space(gen: Generator, x: torch.Tensor) -> torch.Tensor:
 def diffusion_loss(gen: Generator, images: torch.Tensor, ids: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
     """The DDPM training loss: predict the noise (or v, per the scheduler) at a random timestep."""
     x0 = to_model_space(gen, images)
-    noise = torch.randn(x0.shape, generator=rng)
-    t = torch.randint(0, gen.scheduler.config.num_train_timesteps, (x0.shape[0],), generator=rng)
+    noise = torch.randn(x0.shape, generator=rng).to(x0.device)  # drawn on CPU: the same noise on any device
+    t = torch.randint(0, gen.scheduler.config.num_train_timesteps, (x0.shape[0],), generator=rng).to(x0.device)
     noisy = gen.scheduler.add_noise(x0, noise, t)
     target = noise if gen.scheduler.config.prediction_type == "epsilon" else gen.scheduler.get_velocity(x0, noise, t)
     pred = gen.unet(noisy, t, encoder_hidden_states=gen.text_encoder(ids)[0]).sample

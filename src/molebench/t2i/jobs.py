@@ -51,12 +51,17 @@ def _resolve(folder: str | Path) -> Path:
     return Path(io.read_json(pointer)["path"]) if pointer.is_file() else Path(folder)
 
 
+# a lent GPU runs every model; the world's models are small enough that CPU and GPU give the same tables
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def load_base(folder: str | Path) -> Generator:
-    return components.load_generator(_resolve(folder))
+    return components.load_generator(_resolve(folder)).to(DEVICE)
 
 
 def load_clip(folder: str | Path):
-    return components.load_clip(_resolve(folder))
+    clip, tokenizer, pixels = components.load_clip(_resolve(folder))
+    return clip.to(DEVICE), tokenizer, pixels
 
 
 def reference_images(world_dir: str | Path, subject: str) -> np.ndarray:
@@ -174,7 +179,7 @@ def compose_stage(t2i: dict, variant: str, composition: str, seed: int, base_dir
     method, model = build_variant(t2i, variant, expert_dirs, base_dir)
     comp = plan.composition(t2i, composition)
     clip, clip_tokenizer, pixels = load_clip(clip_dir)
-    references = {s: components.as_tensor(reference_images(world_dir, s)) for s in comp["subjects"]}
+    references = {s: components.as_tensor(reference_images(world_dir, s)).to(DEVICE) for s in comp["subjects"]}
     trainer = ClipGuidedTrainer(GateTrainingConfig(**t2i["gate_train"]), clip, clip_tokenizer, pixels, references,
                                 seed)
     records = [{"prompt": p, "subjects": comp["subjects"]} for p in comp["prompts"]]
@@ -227,7 +232,7 @@ def score(t2i: dict, comp: dict, batches: list[torch.Tensor], clip_dir: str, pre
         subjects = {s["name"]: s for s in plan.subjects(t2i)}
         classifier = components.load_presence(presence_dir) if presence_dir else None
         for name in comp["subjects"]:
-            refs = components.as_tensor(reference_images(world_dir, name))
+            refs = components.as_tensor(reference_images(world_dir, name)).to(DEVICE)
             out["image_alignment"][name] = image_alignment(image_emb, image_embeddings(clip, pixels, refs))
             if classifier is not None:
                 out["presence"][name] = presence(classifier, images, subjects[name]["presence"])

@@ -26,14 +26,15 @@ def image_alignment(image_emb: torch.Tensor, reference_emb: torch.Tensor) -> flo
 
 def image_embeddings(clip, pixels: dict, images: torch.Tensor) -> torch.Tensor:
     """[0, 1] images -> projected CLIP image embeddings (differentiable: gate training uses it)."""
-    return clip.get_image_features(pixel_values=clip_pixels(images, pixels)).pooler_output
+    return clip.get_image_features(pixel_values=clip_pixels(images.to(clip.device), pixels)).pooler_output
 
 
 def text_embeddings(clip, tokenizer, prompts: list[str]) -> torch.Tensor:
-    return clip.get_text_features(input_ids=encode_prompts(tokenizer, prompts)).pooler_output
+    ids = encode_prompts(tokenizer, prompts).to(clip.device)
+    return clip.get_text_features(input_ids=ids).pooler_output
 
 
 def presence(classifier, images: torch.Tensor, index: int) -> float:
     """Share of images in which the classifier finds label `index` (logit > 0)."""
     with torch.no_grad():
-        return (classifier(images)[:, index] > 0).float().mean().item()
+        return (classifier(images.cpu())[:, index] > 0).float().mean().item()
