@@ -13,7 +13,7 @@ GENERATOR_TASKS = [t for t in TASKS if load_task(t).source["kind"] == "generator
 BIGBENCH_TASKS = [t for t in TASKS if load_task(t).source["kind"] == "bigbench"]
 METRICS = {"exact_match", "bleu", "rouge1", "rouge2", "rougeL", "accuracy"}
 # data/paper/README.md: a task's family must be one of the paper's slugs to match its Average rows
-FAMILIES = {"translation", "struct_to_text", "closed_book_qa", "bbh", "nli", "smoke"}
+FAMILIES = {"translation", "struct_to_text", "closed_book_qa", "bbh", "nli", "smoke", "commonsense"}
 RAW_DIR = Path(os.environ.get("MOLEBENCH_RAW_DIR", Path(__file__).resolve().parents[1] / "data" / "raw"))
 
 
