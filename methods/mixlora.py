@@ -37,10 +37,10 @@ import re
 import torch
 import torch.nn.functional as F
 from molebench.methods import register_method
+from molebench.methods.multitask import Multitask
 from torch import nn
 
 from molebench.method import Method, MethodConfig
-from molebench.methods.multitask import Multitask
 
 
 @dataclasses.dataclass(frozen=True)

@@ -71,3 +71,26 @@ def test_figure_page_is_linked_from_the_index(tmp_path):
     page = (site / "figure5.html").read_text()
     assert "Figure &lt;5&gt;" in page and 'src="figure5.png"' in page and "Mean entropy of the gate weights" in page
     assert (site / "figure5.csv").read_text() == "a\n1\n"
+
+
+def test_expert_utilisation_one_panel_per_variant_and_task_layers_in_model_order(tmp_path):
+    folders = []
+    for seed, shares in ((1, [0.5, 0.5, 0.0, 0.0]), (2, [0.25, 0.25, 0.25, 0.25])):
+        folder = tmp_path / "metrics" / "mixlora-mt" / "g" / f"seed{seed}"
+        folder.mkdir(parents=True)
+        for task in ("t1", "t2"):
+            layers = {f"model.layers.{i}.mlp": {"tokens": 10, "share": shares} for i in (0, 1, 10)}
+            write_json(folder / f"{task}.gates.json", {"kind": "expert_utilisation", "num_experts": 4, "top_k": 2,
+                                                       "layers": layers, "order": list(layers)})
+        folders.append(str(folder))
+    data, fig = figures.expert_utilisation({"mixlora-mt": folders})
+    assert len(data) == 2 * 2 * 3 * 4  # seeds x tasks x layers x experts
+    assert list(data[data.seed == 1].module.unique()) == [f"model.layers.{i}.mlp" for i in (0, 1, 10)]
+    assert len(fig.axes) == 2 * 2  # a panel and its colour bar per (variant, task)
+    assert "largest 0.375" in fig.axes[0].get_title()  # seeds averaged: (0.5 + 0.25) / 2
+
+
+def test_expert_utilisation_refuses_a_mole_gate_report(tmp_path):
+    write_json(tmp_path / "t.gates.json", {"experts": ["a"], "gates": {}, "order": []})
+    with pytest.raises(ValueError, match="not a MixLoRA expert utilisation report"):
+        figures.expert_utilisation({"mole": [str(tmp_path)]})

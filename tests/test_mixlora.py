@@ -91,9 +91,8 @@ def test_padding_is_not_routed(inputs):
 
 
 def test_balance_loss_matches_transformers_mixtral():
-    from transformers.models.mixtral.modeling_mixtral import load_balancing_loss_func
-
     from molebench.methods.mixlora import load_balance_loss
+    from transformers.models.mixtral.modeling_mixtral import load_balancing_loss_func
 
     torch.manual_seed(0)
     layers = tuple(torch.randn(12, 6) for _ in range(3))
@@ -261,7 +260,7 @@ def test_cost_counts_router_expert_and_attention_lora_flops():
     LoRA deltas on three matrices, and top_k - 1 more W2 products."""
     from molebench.accounting import cost
 
-    method, model = build({"num_experts": 4, "top_k": 2, "r": 2})
+    _, model = build({"num_experts": 4, "top_k": 2, "r": 2})
     base_params = sum(p.numel() for p in tiny_llama().parameters())
     d, f, r, layers = 32, 64, 2, 2
     attention = 2 * r * ((32 + 32) + (32 + 16) + (32 + 16) + (32 + 32))  # q, k, v (2 KV heads of 8), o

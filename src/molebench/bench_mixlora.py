@@ -100,7 +100,7 @@ def run(repeats: int = 3, shapes: dict[str, tuple[int, int, int, int]] = SHAPES,
                     _sync(device)
                     if round_:
                         times[path].append(time.perf_counter() - start)
-            peaks = {path: peak_bytes(lambda m=module: _call(m, inputs, training), device)
+            peaks = {path: peak_bytes(lambda m=module, x=inputs, t=training: _call(m, x, t), device)
                      for path, module in blocks.items()}
             for path in blocks:
                 rows.append({"shape": shape, "d": d, "ffn": ffn, "tokens": batch * seq, "mode": mode, "path": path,

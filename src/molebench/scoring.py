@@ -149,8 +149,8 @@ def label_logits(model, tokenizer, records: list[dict], max_input_tokens: int, b
 
 
 MC_SCORING = {"loglikelihood": (option_loglikelihoods, "option log-likelihood (sum), no generation"),
-              "label_logit": (label_logits, "last-token logit of each option's first token (official MixLoRA), "
-                                            "no generation")}
+              "label_logit": (label_logits, ("last-token logit of each option's first token (official MixLoRA), "
+                                             "no generation"))}
 
 
 def evaluate(model, tokenizer, spec: TaskSpec, records: list[dict], batch_size: int = 8, max_input_tokens: int = 160,
