@@ -1,7 +1,8 @@
 """Load site pages in headless Chromium and report every link and image on them (the site's browser check).
 
 A checker page, opened with file access allowed, reads each page with XMLHttpRequest, parses it, requests each link
-(a missing file throws) and decodes each image. Chromium prints the checker's DOM, from which the report is read.
+(a missing file throws) and loads each image into itself; at its load event it notes which images decoded. Chromium
+prints the checker's DOM after that event, and the report is read from it.
 """
 
 import html
@@ -13,32 +14,32 @@ from pathlib import Path
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 MISSING = "chromium is not on PATH: `make setup` installs it (Debian: apt-get install chromium)"
 
-CHECKER = """<!DOCTYPE html><html><body><pre id="report">pending</pre><script>
-const site = new URL(%(site)s);
-function read(url) {  // synchronous, so that the report is complete when Chromium prints the DOM
+CHECKER = """<!DOCTYPE html><html><body><pre id="report">pending</pre><div id="images" hidden></div><script>
+const site = new URL(%(site)s), report = [], images = [];
+function read(url) {  // synchronous: the check is done by the time the page's load event fires
   const request = new XMLHttpRequest();
   try { request.open("GET", url, false); request.send(); return request.responseText; } catch (e) { return null; }
 }
-function width(url) { const img = new Image(); img.src = url; return img.decode().then(() => img.naturalWidth, () => 0); }
-async function check(pages) {
-  const report = [];
-  for (const page of pages) {
-    const url = new URL(page, site), text = read(url);
-    if (text === null) { report.push({page, kind: "page", target: page, ok: false}); continue; }
-    const doc = new DOMParser().parseFromString(text, "text/html");
-    report.push({page, kind: "page", target: page, ok: true, title: doc.title, tables: doc.querySelectorAll("table").length});
-    for (const a of doc.querySelectorAll("a[href]")) {
-      const target = a.getAttribute("href");
-      report.push({page, kind: "link", target, ok: read(new URL(target, url)) !== null});
-    }
-    for (const img of doc.querySelectorAll("img[src]")) {
-      const target = img.getAttribute("src");
-      report.push({page, kind: "image", target, ok: (await width(new URL(target, url))) > 0});
-    }
+for (const page of %(pages)s) {
+  const url = new URL(page, site), text = read(url);
+  if (text === null) { report.push({page, kind: "page", target: page, ok: false}); continue; }
+  const doc = new DOMParser().parseFromString(text, "text/html");
+  report.push({page, kind: "page", target: page, ok: true, title: doc.title, tables: doc.querySelectorAll("table").length});
+  for (const a of doc.querySelectorAll("a[href]")) {
+    const target = a.getAttribute("href");
+    report.push({page, kind: "link", target, ok: read(new URL(target, url)) !== null});
   }
-  document.getElementById("report").textContent = JSON.stringify(report);
+  for (const source of doc.querySelectorAll("img[src]")) {  // loaded as images of this page, so load waits for them
+    const img = document.createElement("img");
+    img.src = new URL(source.getAttribute("src"), url);
+    document.getElementById("images").appendChild(img);
+    images.push([{page, kind: "image", target: source.getAttribute("src")}, img]);
+  }
 }
-check(%(pages)s).catch(e => { document.getElementById("report").textContent = JSON.stringify({error: String(e)}); });
+window.addEventListener("load", () => {
+  for (const [row, img] of images) report.push({...row, ok: img.complete && img.naturalWidth > 0});
+  document.getElementById("report").textContent = JSON.stringify(report);
+});
 </script></body></html>"""
 
 
