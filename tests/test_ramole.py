@@ -233,3 +233,17 @@ def test_bad_ramole_config_fails_with_a_readable_message(tmp_path, change, messa
     bad.write_text(yaml.safe_dump(config, sort_keys=False))
     with pytest.raises(Exception, match=message):
         load_config(bad)
+
+
+def test_pool_is_data_task_files_or_bigbench_paths():
+    from molebench.data import pool_tasks
+
+    specs = pool_tasks({"qa": ["bigbench:natural_instructions/subtask041_qasc_answer_generation"],
+                        "smoke": ["smoke_add"]})
+    qasc = specs["subtask041_qasc_answer_generation"]
+    assert qasc.family == "qa" and qasc.answer == "generate"
+    assert qasc.source == {"kind": "bigbench", "task": "natural_instructions/subtask041_qasc_answer_generation",
+                           "use_task_prefix": False, "answer": "generate"}
+    assert specs["smoke_add"].family == "smoke" and specs["smoke_add"].source["kind"] == "generator"
+    with pytest.raises(ValueError, match="'smoke_add' appears twice"):
+        pool_tasks({"a": ["smoke_add"], "b": ["smoke_add"]})
