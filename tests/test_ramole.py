@@ -233,3 +233,31 @@ def test_bad_ramole_config_fails_with_a_readable_message(tmp_path, change, messa
     bad.write_text(yaml.safe_dump(config, sort_keys=False))
     with pytest.raises(Exception, match=message):
         load_config(bad)
+
+
+def test_pool_is_data_task_files_or_bigbench_paths():
+    from molebench.data import pool_tasks
+
+    specs = pool_tasks({"qa": ["bigbench:natural_instructions/subtask041_qasc_answer_generation"],
+                        "smoke": ["smoke_add"]})
+    qasc = specs["subtask041_qasc_answer_generation"]
+    assert qasc.family == "qa" and qasc.answer == "generate"
+    assert qasc.source == {"kind": "bigbench", "task": "natural_instructions/subtask041_qasc_answer_generation",
+                           "use_task_prefix": False, "answer": "generate"}
+    assert specs["smoke_add"].family == "smoke" and specs["smoke_add"].source["kind"] == "generator"
+    with pytest.raises(ValueError, match="'smoke_add' appears twice"):
+        pool_tasks({"a": ["smoke_add"], "b": ["smoke_add"]})
+
+
+def test_router_training_is_seeded_including_lora_dropout(pool_dirs):
+    from molebench.training import TrainConfig, Trainer, seed_everything
+
+    records = [{"id": str(i), "input": f"q {i}", "references": [f"a {i % 3}"], "lora_indices": [i % 5, (i + 2) % 5]}
+               for i in range(8)]
+    states = []
+    for _ in range(2):
+        seed_everything(3)
+        method, model = build("ramole", pool_dirs, lora_dropout=0.5)
+        method.fit(model, CharTokenizer(), records, Trainer(TrainConfig(steps=3, batch_size=4, lr=1e-2), seed=3))
+        states.append({n: p.detach().clone() for n, p in model.ramole_routers.named_parameters()})
+    assert all(torch.equal(states[0][n], states[1][n]) for n in states[0])

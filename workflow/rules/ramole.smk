@@ -26,6 +26,8 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
             directory(RDIR + "/data/{task}"),
         log:
             RES + "/logs/ramole_data/{task}.log",
+        benchmark:
+            RES + "/benchmarks/ramole_data/{task}.tsv"
         params:
             spec=lambda w: POOL[w.task],  # an edited pool entry reruns its data and everything downstream
             data={**config["data"], **RAM["data"]},
