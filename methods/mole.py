@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from molebench.methods import register_method
 from torch import nn
 
-from molebench.bank import inject
+from molebench.bank import inject, module_key
 from molebench.method import Method, MethodConfig
 from molebench.models import current_prompt
 
@@ -165,10 +165,6 @@ class Gate(nn.Module):
         return torch.softmax(features @ self.weight.T / self.log_tau.exp(), dim=-1)
 
 
-def gate_name(key: str) -> str:
-    return key.replace(".", "_")  # ModuleDict keys cannot hold dots
-
-
 @register_method("mole")
 class MoLE(Method):
     description = "MoLE: learnable gates (per layer) over frozen LoRA outputs, learnable temperature, balance loss"
@@ -186,7 +182,7 @@ class MoLE(Method):
         modules = dict(base.named_modules())
         features_fn, size_fn = GATE_INPUT_FNS[cfg.gate_input]
         gates = nn.ModuleDict({
-            gate_name(key): Gate(len(experts), size_fn(len(experts), modules[anchor], cfg.gate_length),
+            module_key(key): Gate(len(experts), size_fn(len(experts), modules[anchor], cfg.gate_length),
                                  cfg.temperature, cfg.learn_temperature, cfg.gate_init_norm)
             for key, anchor in anchors.items()})
         self.experts = [e.name for e in experts]
@@ -224,7 +220,7 @@ class MoLE(Method):
                         raise RuntimeError(f"MoLE gate {key}: prompt mask {tuple(mask.shape)} does not match the "
                                            f"input {tuple(h.shape[:2])} at the first forward of a batch")
                 features = features_fn(layer.bank, x, h, mask, cfg.gate_length, key)
-                weights = gates[gate_name(key)](features)
+                weights = gates[module_key(key)](features)
                 if self.fitting:
                     self.step_weights[key] = weights
                 else:
@@ -304,7 +300,7 @@ class MoLE(Method):
                      for key, w in self.last_step.items()}
         else:
             return None
-        gates = {key: {"temperature": round(model.mole_gates[gate_name(key)].log_tau.exp().item(), 6),
+        gates = {key: {"temperature": round(model.mole_gates[module_key(key)].log_tau.exp().item(), 6),
                        "samples": samples, "mean_entropy": round(entropy_sum / samples, 6),
                        "mean_weights": [round(w, 6) for w in (weight_sum / samples).tolist()]}
                  for key, (weight_sum, entropy_sum, samples) in stats.items()}

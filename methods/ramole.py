@@ -29,7 +29,7 @@ import torch
 from molebench.methods import register_method
 from torch import nn
 
-from molebench.bank import inject
+from molebench.bank import inject, module_key
 from molebench.method import Method, MethodConfig
 
 
@@ -147,10 +147,6 @@ class RouterLoRA(nn.Module):
         return torch.softmax(scores.float(), dim=-1).to(x.dtype)
 
 
-def router_key(name: str) -> str:
-    return name.replace(".", "_")  # ModuleDict keys cannot hold dots
-
-
 @register_method("ramole")
 class RAMoLE(Retrieved):
     description = "RAMoLE: RouterLoRA attention over each sample's retrieved LoRAs, trained with LoRA dropout"
@@ -161,7 +157,7 @@ class RAMoLE(Retrieved):
         from molebench.bank import BankedLinear
 
         layers = [m for m in model.modules() if isinstance(m, BankedLinear)]
-        routers = nn.ModuleDict({router_key(layer.name): RouterLoRA(layer.base.in_features, layer.base.out_features,
+        routers = nn.ModuleDict({module_key(layer.name): RouterLoRA(layer.base.in_features, layer.base.out_features,
                                                                     self.config.router_dim) for layer in layers})
         model.add_module("ramole_routers", routers.to(model.device))
         self.routers = routers
@@ -170,7 +166,7 @@ class RAMoLE(Retrieved):
     def compose(self, layer, x, idx):
         bank = layer.bank
         h = bank.routed_low_rank(x, idx)
-        weights = self.routers[router_key(layer.name)](x, h, bank.routed_b(idx), self.keep)
+        weights = self.routers[module_key(layer.name)](x, h, bank.routed_b(idx), self.keep)
         return bank.routed_mix(h, idx, weights)
 
     def route(self, indices):

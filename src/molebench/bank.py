@@ -104,6 +104,11 @@ class BankedLinear(nn.Module):
         return self.base(x) + self.mixer(self, x).to(x.dtype)
 
 
+def module_key(name: str) -> str:
+    """A banked layer's module name as a key of the nn.ModuleDict that holds its gate or router (no dots allowed)."""
+    return name.replace(".", "_")
+
+
 def merge_banks(model: nn.Module, delta) -> None:
     """Replace every BankedLinear by its base linear with `delta(layer)` added to the weight (no cost per token)."""
     for name, module in list(model.named_modules()):
