@@ -165,6 +165,28 @@ def test_multitask_trains_one_lora_on_the_union_and_saves_a_peft_folder(equal_ra
     assert not any("lora_" in n for n, _ in fresh.named_parameters())  # merged for scoring
 
 
+def test_multitask_active_layers_keep_the_lora_only_in_their_depth_range(equal_rank_dirs, tmp_path):
+    method, model = build("multitask", equal_rank_dirs)
+    method.fit(model, CharTokenizer(), train_records(), trainer(tmp_path))
+    method.save(model, tmp_path / "mt")
+    base = dict(tiny_llama().named_parameters())
+    blocks = tiny_llama().config.num_hidden_layers
+
+    def changed_blocks(active_layers):
+        scored_method, scored = build("multitask", equal_rank_dirs, active_layers=active_layers)
+        scored_method.load(scored, tmp_path / "mt")
+        names = {n.removeprefix("base_model.model."): p for n, p in scored.named_parameters()}
+        return {int(n.split(".")[2]) for n, p in names.items() if not torch.equal(p, base[n])}
+
+    assert changed_blocks(None) == set(range(blocks))
+    assert changed_blocks([0, 50]) == set(range(blocks // 2))
+    assert changed_blocks([50, 100]) == set(range(blocks // 2, blocks))
+    with pytest.raises(ValueError, match="selects no block"):
+        changed_blocks([10, 20])
+    with pytest.raises(ValueError, match="0 <= lo < hi <= 100"):
+        build("multitask", equal_rank_dirs, active_layers=[60, 40])
+
+
 def test_cost_accounting(equal_rank_dirs):
     base_params = sum(p.numel() for p in tiny_llama().parameters())
     _, nla = build("nla", equal_rank_dirs, space="output")

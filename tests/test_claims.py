@@ -100,3 +100,20 @@ def test_measured_figure_check_holds_row_by_row():
     assert verdicts.verdict.item() == FAILS  # training memory went up
     assert list(comparisons.verdict) == [HOLDS, HOLDS, HOLDS, FAILS]  # the unmeasured row is left out
     assert comparisons.comparison.iloc[3] == "shape s, mode training: memory_vs_plain < 0"
+
+
+def test_best_differs_needs_a_crossing_every_seed_agrees_on():
+    def per_task(values):  # variant -> task -> per-seed scores
+        return pd.DataFrame([{"variant": v, "group": "g", "task": t, "metric": m, "seed": s, "value": x}
+                             for v, tasks in values.items() for t, m in ROWS["g"] for s, x in zip(S, tasks[t])])
+
+    config = {"groups": {"g": ["t1", "t2"]}, "tables": {"t5": {"groups": ["g"], "variants": ["low", "high"]}}}
+    check = claim("ranges", {"kind": "best_differs", "table": "t5", "variants": ["low", "high"]})
+
+    def verdict(values):
+        return ledger([check], config, per_task(values), ROWS, {})[0].verdict.item()
+
+    assert verdict({"low": {"t1": (5, 6, 7), "t2": (1, 2, 3)}, "high": {"t1": (1, 2, 3), "t2": (5, 6, 7)}}) == HOLDS
+    assert verdict({"low": {"t1": (5, 6, 7), "t2": (5, 6, 7)}, "high": {"t1": (1, 2, 3), "t2": (1, 2, 3)}}) == FAILS
+    # t2 prefers high on average but not in every seed
+    assert verdict({"low": {"t1": (5, 6, 7), "t2": (4, 2, 3)}, "high": {"t1": (1, 2, 3), "t2": (9, 1, 4)}}) == UNDECIDED

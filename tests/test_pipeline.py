@@ -250,3 +250,20 @@ def test_label_logit_protocol_batched_equals_one_prompt_at_a_time(world):
         torch.testing.assert_close(torch.tensor(got), out.logits[0, -1, firsts], rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="share a first token"):
         label_logits(model, tokenizer, [{"id": "0", "input": "a", "options": ["even", "even odd"]}], 48, 2)
+
+
+@pytest.mark.parametrize("variant,message", [
+    ({"method": "multitask", "scored_from": "nope"}, "scored_from must name a variant of the same trainable method"),
+    ({"method": "mole", "scored_from": "multitask"}, "scored_from must name a variant of the same trainable method"),
+    ({"method": "multitask", "scored_from": "multitask", "train": {"steps": 2}}, "remove train"),
+])
+def test_a_variant_scored_from_another_must_share_its_training(variant, message):
+    import copy
+
+    from molebench.plan import ConfigError, check, load_config, trained_variant
+
+    config = copy.deepcopy(load_config("config/smoke.yaml"))
+    assert trained_variant(config, "multitask-layers-0-50") == "multitask"
+    config["variants"]["bad"] = variant
+    with pytest.raises(ConfigError, match=message):
+        check(config)

@@ -17,6 +17,9 @@ Check kinds (scores are a group's average over its tasks and metrics, as in the 
     decreasing   `variants` in falling order: each above the next, in every group of `table`
     middle_best  of `variants` ordered from finest to coarsest, an intermediate one is above both ends, in every
                  group of `table`; it fails when an end is above every intermediate one
+    best_differs the best of `variants` (by mean, per task: the mean over the task's metrics) differs between two
+                 tasks of a group, and each of the two is above the other on its own task; it fails when one
+                 variant is best on every task and above every other variant there
     figure_above for `figure` (kind gate_entropy): `variant`'s mean `column` over the second half of training above
                  each of `others`'
     figure_below for a measured `figure` (a benchmark run once in the DAG, e.g. mixlora_efficiency): every row's
@@ -34,8 +37,8 @@ from molebench.tables import MIN_SEEDS
 
 HOLDS, FAILS, UNDECIDED = "holds", "fails", "not enough evidence"
 CLAIMS_FILE = Path(__file__).resolve().parents[2] / "data" / "paper" / "claims.yaml"
-CHECK_KINDS = {"above": "table", "decreasing": "table", "middle_best": "table", "figure_above": "figure",
-               "figure_below": "figure"}
+CHECK_KINDS = {"above": "table", "decreasing": "table", "middle_best": "table", "best_differs": "table",
+               "figure_above": "figure", "figure_below": "figure"}
 LEDGER_COLUMNS = ["id", "paper", "source", "claim", "verdict", "evidence"]
 
 
@@ -82,24 +85,54 @@ def combine(verdicts: list[str]) -> str:
     return FAILS if FAILS in verdicts else UNDECIDED
 
 
-def group_averages(metrics: pd.DataFrame, rows: dict[str, list[tuple[str, str]]]) -> pd.DataFrame:
-    """Per (variant, group, seed): the mean over the group's (task, metric) rows, as in the tables' average rows.
-    `rows` maps a group to its (task, metric) pairs."""
+def averages(metrics: pd.DataFrame, rows: dict[str, list[tuple[str, str]]], by: list[str]) -> pd.DataFrame:
+    """Per (variant, group, seed, *by): the mean over the group's (task, metric) rows; by = [] gives the tables'
+    average rows, by = ["task"] each task's mean over its metrics. `rows` maps a group to its (task, metric) pairs."""
     keys = pd.DataFrame([(g, t, m) for g, pairs in rows.items() for t, m in pairs], columns=["group", "task", "metric"])
-    return metrics.merge(keys).groupby(["variant", "group", "seed"], as_index=False)["value"].mean()
+    return metrics.merge(keys).groupby(["variant", "group", "seed", *by], as_index=False)["value"].mean()
 
 
-def _series(scores: pd.DataFrame, variant: str, group: str) -> pd.Series:
+def _series(scores: pd.DataFrame, variant: str, group: str, task: str | None = None) -> pd.Series:
     mine = scores[(scores.variant == variant) & (scores.group == group)]
+    if task is not None:
+        mine = mine[mine.task == task]
     if mine.empty:
-        raise ValueError(f"no scores for variant {variant!r} in group {group!r}")
+        raise ValueError(f"no scores for variant {variant!r} in group {group!r}" + (f", task {task!r}" if task else ""))
     return mine.set_index("seed")["value"]
 
 
-def _table_comparisons(check: dict, scores: pd.DataFrame, groups: list[str]) -> list[tuple[str, str, str]]:
+def _best_differs(variants: list[str], scores: pd.DataFrame, group: str) -> tuple[str, str, str]:
+    """best_differs for one group; scores are per (variant, group, task, seed). The best per task is picked by mean
+    (as middle_best picks its intermediate), then the crossing is decided by the module's rule."""
+    tasks = list(dict.fromkeys(scores[scores.group == group].task))
+    series = {(v, t): _series(scores, v, group, t) for v in variants for t in tasks}
+    best = {t: max(variants, key=lambda v, t=t: series[v, t].mean()) for t in tasks}
+    label = f"{group}: best per task " + ", ".join(f"{t} {v}" for t, v in best.items())
+    for i, t1 in enumerate(tasks):
+        for t2 in tasks[i + 1:]:
+            a, b = best[t1], best[t2]
+            if a == b:
+                continue
+            first, second = compare(series[a, t1], series[b, t1]), compare(series[b, t2], series[a, t2])
+            if first[0] == second[0] == HOLDS:
+                return label, HOLDS, f"{t1}: {a} > {b}, {first[1]}; {t2}: {b} > {a}, {second[1]}"
+    winners = set(best.values())
+    if len(winners) == 1:
+        a = winners.pop()
+        if all(compare(series[a, t], series[b, t])[0] == HOLDS for t in tasks for b in variants if b != a):
+            return label, FAILS, f"{a} is above every other variant on every task in every seed"
+    return label, UNDECIDED, "no two tasks prefer different variants in every seed"
+
+
+def _table_comparisons(check: dict, scores: pd.DataFrame, task_scores: pd.DataFrame,
+                       groups: list[str]) -> list[tuple[str, str, str]]:
     """(label, verdict, evidence) per comparison the check makes."""
     out = []
     for group in groups:
+        if check["kind"] == "best_differs":
+            out.append(_best_differs(check["variants"], task_scores, group))
+            continue
+
         def pair(a: str, b: str, group: str = group) -> tuple[str, str, str]:
             return (f"{group}: {a} > {b}", *compare(_series(scores, a, group), _series(scores, b, group)))
 
@@ -145,7 +178,7 @@ def ledger(claims: list[dict], config: dict, metrics: pd.DataFrame, rows: dict[s
 
     `metrics` are tidy metric rows (molebench.tables.load_metrics) covering the tables the claims read, `rows` the
     (task, metric) rows of each group, `figure_data` a figure name -> its CSV's data."""
-    scores = group_averages(metrics, rows)
+    scores, task_scores = averages(metrics, rows, []), averages(metrics, rows, ["task"])
     rows, details = [], []
     for claim in claims:
         check = claim["check"]
@@ -157,7 +190,7 @@ def ledger(claims: list[dict], config: dict, metrics: pd.DataFrame, rows: dict[s
             verdict, evidence, comparisons = UNDECIDED, f"not run at this scale: {missing}", []
         else:
             comparisons = (_figure_comparisons(check, figure_data[source]) if CHECK_KINDS[check["kind"]] == "figure"
-                           else _table_comparisons(check, scores, config["tables"][source]["groups"]))
+                           else _table_comparisons(check, scores, task_scores, config["tables"][source]["groups"]))
             verdict = combine([v for _, v, _ in comparisons])
             evidence = f"{sum(v == HOLDS for _, v, _ in comparisons)} of {len(comparisons)} comparisons hold"
         rows.append({**{k: claim[k] for k in LEDGER_COLUMNS[:4]}, "verdict": verdict, "evidence": evidence})

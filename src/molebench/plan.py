@@ -61,6 +61,16 @@ def check(config: dict) -> None:
             raise ConfigError(f"variants.{name}.options: {err}") from None
         if "train" in variant and not cls.trainable:
             raise ConfigError(f"variants.{name}: method {cls.name!r} trains nothing; remove its `train` section")
+        source = variant.get("scored_from")
+        if source is not None:
+            other = config["variants"].get(source)
+            if other is None or other["method"] != variant["method"] or not cls.trainable or "scored_from" in other:
+                raise ConfigError(f"variants.{name}: scored_from must name a variant of the same trainable method "
+                                  f"that trains its own state, got {source!r}")
+            inherited = sorted({"train", "per_task", "seeds"} & set(variant))
+            if inherited:
+                raise ConfigError(f"variants.{name}: a variant scored from {source!r} takes its training, seeds and "
+                                  f"setting from it; remove {', '.join(inherited)}")
     for name, table in config["tables"].items():
         for group in table["groups"]:
             if group not in config["groups"]:
@@ -103,15 +113,21 @@ def method_of(config: dict, variant: str):
     return methods.get(config["variants"][variant]["method"])
 
 
+def trained_variant(config: dict, variant: str) -> str:
+    """The variant whose compose job trains this one's state: its `scored_from` (the same training, scored with other
+    inference options, e.g. MoLE Table 5's layer ranges), else itself."""
+    return config["variants"][variant].get("scored_from", variant)
+
+
 def per_task(config: dict, variant: str) -> bool:
     """One composition per task (the single-task setting): the variant's `per_task`, else the method's default."""
-    return config["variants"][variant].get("per_task", method_of(config, variant).per_task)
+    return config["variants"][trained_variant(config, variant)].get("per_task", method_of(config, variant).per_task)
 
 
 def seeds_of(config: dict, variant: str) -> list[int]:
     """The variant's own `seeds` if it sets them (to bound an expensive variant's cost), else the config's; an
     unseeded method runs once."""
-    seeds = config["variants"][variant].get("seeds", config["seeds"])
+    seeds = config["variants"][trained_variant(config, variant)].get("seeds", config["seeds"])
     return seeds if method_of(config, variant).seeded else seeds[:1]
 
 
@@ -206,7 +222,8 @@ def job_chains(config: dict) -> list[list[tuple[str, str]]]:
     for path in all_evaluation_dirs(config):
         variant, group, seed = Path(path).parts[-3:]
         job = f"{variant}-{group}-{seed}"
-        tail = [("compose", job)] if method_of(config, variant).trainable else []
+        tail = [("compose", f"{trained_variant(config, variant)}-{group}-{seed}")] if method_of(
+            config, variant).trainable else []
         tail.append(("evaluate", job))
         lora_steps = [[("train_lora", f"{t}-{seed}")] for t in group_tasks(config, variant, group)] or [[]]
         chains += [[("base_model", "base"), *steps, *tail] for steps in lora_steps]

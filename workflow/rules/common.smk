@@ -18,14 +18,17 @@ def composition_adapters(w):
 
 
 def composition_data(w):
-    if not plan.method_of(config, w.variant).trainable:
-        raise ValueError(f"variant {w.variant} trains nothing, so it has no compose job")
+    if not plan.method_of(config, w.variant).trainable or plan.trained_variant(config, w.variant) != w.variant:
+        raise ValueError(f"variant {w.variant} trains nothing of its own, so it has no compose job")
     return [f"{RES}/data/{t}" for t in plan.group_tasks(config, w.variant, w.group)]
 
 
 def trained_method(w):
-    """Only trainable methods have a compose job; the others are built inside the evaluate job."""
-    return [f"{RES}/methods/{w.variant}/{w.group}/seed{w.seed}"] if plan.method_of(config, w.variant).trainable else []
+    """Only trainable methods have a compose job (a `scored_from` variant uses its source's); the others are built
+    inside the evaluate job."""
+    if not plan.method_of(config, w.variant).trainable:
+        return []
+    return [f"{RES}/methods/{plan.trained_variant(config, w.variant)}/{w.group}/seed{w.seed}"]
 
 
 def evaluated_data(w):
