@@ -290,16 +290,17 @@ def pool_data(spec: TaskSpec, data_cfg: dict, out_dir: str) -> None:
     write_splits(spec, data_cfg, out_dir)
 
 
-def tables(retrieval_file: str, evaluation_dirs: dict[str, str], out_files: dict[str, str]) -> None:
-    """The retrieval table and the mixed-task IID and OOD tables (CSV), paper numbers beside ours where published."""
+def tables(retrieval_file: str, evaluation_dirs: dict[str, str], seed: int, out_files: dict[str, str]) -> None:
+    """The retrieval table and the mixed-task IID and OOD tables (CSV) of the run with `seed` (config ramole.seed),
+    with the paper's numbers beside ours where data/paper/ramole_mixed_{iid,ood}.csv hold them."""
     from molebench.tables import ramole_mixed_table, ramole_retrieval_table
 
     retrieval = io.read_json(retrieval_file)
     io.write_text(out_files["ramole_retrieval"], ramole_retrieval_table(
-        {key: retrieval[key]["accuracy"] for key in EMBEDDERS}).to_csv(index=False))
+        {key: retrieval[key]["accuracy"] for key in EMBEDDERS}, seed).to_csv(index=False))
     paper = Path(__file__).resolve().parents[2] / "data" / "paper"
     for setting in SETTINGS:
         results = {m: io.read_json(Path(d) / f"{setting}.metrics.json") for m, d in evaluation_dirs.items()
                    if (Path(d) / f"{setting}.metrics.json").is_file()}
         io.write_text(out_files[f"ramole_mixed_{setting}"], ramole_mixed_table(
-            results, paper / f"ramole_mixed_{setting}.csv").to_csv(index=False))
+            results, seed, paper / f"ramole_mixed_{setting}.csv").to_csv(index=False))
