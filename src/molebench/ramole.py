@@ -37,11 +37,12 @@ TABLE_NOTES = {
     "ramole_retrieval": "Share of test queries (%) whose retrieved LoRAs are right. IID: the query's own LoRA is the "
                         "top-1 / among the top-k of the whole pool. OOD: the query's own LoRA is removed, and a LoRA of "
                         "the query's domain counts as right. Rows split the queries by whether their task was among "
-                        "the retriever's fine-tuning tasks (40% of the pool).",
+                        "the retriever's fine-tuning tasks (40% of the pool). seed: the run's (config ramole.seed).",
     "ramole_mixed_iid": "Mixed-task test set (every pool task's first test samples, shuffled together; each batch "
                         "mixes tasks and every sample composes its own retrieved LoRAs in one forward). Columns: "
-                        "{method}:{metric}, exact match and ROUGE-L F1 in %. Domain and overall averages are over "
-                        "tasks. oracle = each sample's own task LoRA.",
+                        "seed (the run's, config ramole.seed), then {method}:{metric}, exact match and ROUGE-L F1 in "
+                        "%. Domain and overall averages are over tasks. oracle = each sample's own task LoRA. "
+                        "paper:{method}:{metric}: the paper's published averages, where data/paper holds them.",
     "ramole_mixed_ood": "As the IID table, but each query's own LoRA is removed from the pool before retrieval, so "
                         "every LoRA a sample composes belongs to another task; the oracle does not apply.",
 }
