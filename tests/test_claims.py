@@ -117,3 +117,88 @@ def test_best_differs_needs_a_crossing_every_seed_agrees_on():
     assert verdict({"low": {"t1": (5, 6, 7), "t2": (5, 6, 7)}, "high": {"t1": (1, 2, 3), "t2": (1, 2, 3)}}) == FAILS
     # t2 prefers high on average but not in every seed
     assert verdict({"low": {"t1": (5, 6, 7), "t2": (4, 2, 3)}, "high": {"t1": (1, 2, 3), "t2": (9, 1, 4)}}) == UNDECIDED
+
+
+# ---- RAMoLE's tables (built outside `tables:`, one seed per run) ----------------------------------------------
+
+RAMOLE_METHODS = ("ramole", "mixture", "fusion", "selection", "oracle")
+RAMOLE_CONFIG = {"groups": {}, "tables": {}, "ramole": {"methods": dict.fromkeys(RAMOLE_METHODS)}}
+
+
+def mixed_tables(offsets, seeds=S):
+    """A ramole_mixed_ood table per seed, stacked: method m scores offsets[m] + seed on every task and metric."""
+    from molebench.tables import ramole_mixed_table
+
+    def result(m, s):
+        return {"tasks": {t: {"domain": d, "metrics": {"exact_match": offsets[m] + s, "rougeL": offsets[m] + s + 1}}
+                          for t, d in (("t1", "qa"), ("t2", "math"))}}
+    return pd.concat([ramole_mixed_table({m: result(m, s) for m in offsets}, s) for s in seeds], ignore_index=True)
+
+
+BEATS = claim("beats", {"kind": "above", "table": "ramole_mixed_ood", "groups": ["all"], "variant": "ramole",
+                        "others": ["mixture", "fusion", "selection"]})
+
+
+@pytest.mark.parametrize("offsets,seeds,verdict", [
+    ({"ramole": 5, "mixture": 1, "fusion": 2, "selection": 3}, S, HOLDS),
+    ({"ramole": 5, "mixture": 1, "fusion": 2, "selection": 6}, S, FAILS),  # selection above on every seed
+    ({"ramole": 5, "mixture": 1, "fusion": 2, "selection": 3}, [1], UNDECIDED),  # the mini run: one seed
+])
+def test_ramole_claim_is_checked_over_the_ramole_table_seed_by_seed(offsets, seeds, verdict):
+    verdicts, comparisons = ledger([BEATS], RAMOLE_CONFIG, metrics(), ROWS, {},
+                                   {"ramole_mixed_ood": mixed_tables(offsets, seeds)})
+    assert verdicts.verdict.item() == verdict
+    assert list(comparisons.comparison) == [f"all: ramole > {m}" for m in ("mixture", "fusion", "selection")]
+    if len(seeds) == 1:
+        assert "fewer than 3 seeds" in comparisons.evidence.iloc[0]
+    else:  # the overall average over tasks and both metrics, then over seeds
+        assert comparisons.evidence.iloc[0].startswith("7.5 vs 3.5, 3 of 3 seeds above")
+
+
+def test_ramole_claim_without_a_ramole_block_or_method_is_not_run_at_this_scale():
+    verdicts, _ = ledger([BEATS], {"groups": {}, "tables": {}}, metrics(), ROWS, {})
+    assert verdicts.evidence.item() == "not run at this scale: ramole_mixed_ood (the config has no ramole: block)"
+    fewer = {**RAMOLE_CONFIG, "ramole": {"methods": {"ramole": None, "mixture": None}}}
+    verdicts, _ = ledger([BEATS], fewer, metrics(), ROWS, {}, {"ramole_mixed_ood": mixed_tables({"ramole": 1})})
+    assert verdicts.verdict.item() == UNDECIDED
+    assert verdicts.evidence.item() == "not run at this scale: fusion, selection in ramole_mixed_ood"
+
+
+def test_retrieval_claim_compares_embedders_per_query_task_row():
+    from molebench.tables import ramole_retrieval_table
+
+    def accuracy(bonus):
+        return {part: {"iid_top1": 10 + bonus, "iid_top3": 20 + bonus, "ood_top1": 5.0, "ood_top3": 15.0,
+                       "queries": 6} for part in ("fine-tuning tasks", "held-out tasks", "all tasks")}
+    table = pd.concat([ramole_retrieval_table({"pretrained": accuracy(0), "finetuned": accuracy(s)}, s) for s in S])
+    check = {"kind": "above", "table": "ramole_retrieval", "groups": ["fine-tuning tasks", "held-out tasks"],
+             "variant": "finetuned", "others": ["pretrained"]}
+    verdicts, comparisons = ledger([claim("ft", check)], RAMOLE_CONFIG, metrics(), ROWS, {},
+                                   {"ramole_retrieval": table})
+    assert verdicts.verdict.item() == HOLDS and len(comparisons) == 2
+    assert comparisons.evidence.iloc[0].startswith("13.5 vs 12.5")  # mean of the four accuracies, not `queries`
+
+
+def test_ramole_claims_name_their_groups_and_the_configs_methods(tmp_path):
+    import yaml
+
+    from molebench.claims import needed_ramole, ramole_variants
+    from molebench.plan import SCHEMA, claims_inputs, load_config
+
+    claims = [c for c in load_claims() if c["paper"] == "RAMoLE"]
+    assert {c["check"]["table"] for c in claims} == {"ramole_mixed_iid", "ramole_mixed_ood", "ramole_retrieval"}
+    repo = SCHEMA.parents[2]
+    for name in ("config.yaml", "smoke.yaml"):
+        config = yaml.safe_load((repo / "config" / name).read_text())
+        for c in claims:
+            named = [c["check"]["variant"], *c["check"]["others"]]
+            assert set(named) <= set(ramole_variants(c["check"]["table"], config)), (name, c["id"])
+    smoke = load_config(repo / "config" / "smoke.yaml")
+    assert claims_inputs(smoke)[2] == [f"results/smoke/tables/{t}.csv" for t in needed_ramole(load_claims(), smoke)]
+    assert len(claims_inputs(smoke)[2]) == 3
+    assert claims_inputs({k: v for k, v in smoke.items() if k != "ramole"})[2] == []
+    bad = tmp_path / "claims.yaml"
+    bad.write_text(yaml.safe_dump([{**claims[0], "check": {k: v for k, v in claims[0]["check"].items()
+                                                          if k != "groups"}}]))
+    with pytest.raises(ValueError, match="must name its `groups`"):
+        load_claims(bad)

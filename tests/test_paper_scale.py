@@ -76,6 +76,26 @@ def test_paper_dag_plans_offline(tmp_path):
                   if len(line.split()) == 2)
     assert counts["task_data"] == str(len(PAPER_TASKS)) and counts["train_lora"] == str(3 * len(PAPER_TASKS))
     assert counts["table"] == str(len(yaml.safe_load(PAPER_CONFIG.read_text())["tables"])) and counts["site"] == "1"
+    pool = [t for tasks in yaml.safe_load(PAPER_CONFIG.read_text())["ramole"]["pool"].values() for t in tasks]
+    assert counts["ramole_data"] == counts["ramole_lora"] == counts["ramole_embed"] == str(len(pool))
+    assert counts["ramole_tables"] == counts["claims"] == "1"
+
+
+def test_paper_ramole_block_is_the_papers_setting_on_hub_loaded_flan_tasks():
+    """RAMoLE at paper scale: a pool of FLAN-v2 tasks that all have hub loaders (tested below), k = 3, m = 20, the
+    retriever fine-tuned on 40% of the pool, 50 new tokens; LoRAs that attach to FLAN-T5 and to the Llama-2 override."""
+    from molebench.data import pool_tasks
+
+    ramole = load_config(PAPER_CONFIG)["ramole"]
+    specs = pool_tasks(ramole["pool"])
+    assert set(specs) <= set(PAPER_TASKS) and len(specs) == 19
+    # hub loaders only, and answered by generation: the mixed-task set is scored by exact match of generated text
+    assert all(spec.source["kind"] == "hub" and spec.answer == "generate" for spec in specs.values())
+    retriever = ramole["retriever"]
+    assert (retriever["top_k"], retriever["samples_per_lora"], ramole["eval"]["max_new_tokens"]) == (3, 20, 50)
+    assert len(retriever["finetune_tasks"]) == round(0.4 * len(specs))
+    assert {"q", "v", "q_proj", "v_proj"} == set(ramole["lora"]["target_modules"])
+    assert set(ramole["methods"]) == {"ramole", "mixture", "fusion", "selection", "oracle"}
 
 
 # ---- hub loaders on local files ------------------------------------------------------------------------------

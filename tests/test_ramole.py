@@ -202,15 +202,25 @@ def test_mixed_table_has_domain_and_overall_averages(tmp_path):
     def result(scale):
         return {"tasks": {t: {"domain": d, "metrics": {"exact_match": scale * v, "rougeL": v}}
                           for t, d, v in [("t1", "qa", 10.0), ("t2", "qa", 30.0), ("t3", "math", 50.0)]}}
-    paper = tmp_path / "paper.csv"
-    paper.write_text("domain,metric,method,value\nall,exact_match,RAMoLE,63.5\n")
-    table = ramole_mixed_table({"ramole": result(1.0), "mixture": result(2.0)}, paper)
+    paper = tmp_path / "paper.csv"  # the long layout of every paper CSV; the paper's method and metric names
+    paper.write_text("table,family,paper_task,metric,method,value\n"
+                     "2,all,Average,EM,RAMoLE,63.5\n2,all,Average,EM,Perfect Selection,70.1\n"
+                     "2,qa,Average,Rouge-L,Mixture,41.0\n2,qa,Average,BLEU,Mixture,12.0\n2,qa,Average,chrF,Mixture,30.0\n"
+                     "2,qa,t1,EM,RAMoLE,99.0\n")
+    table = ramole_mixed_table({"ramole": result(1.0), "mixture": result(2.0)}, 7, paper)
+    assert list(table.columns[:4]) == ["kind", "domain", "task", "seed"] and set(table.seed) == {7}
     qa = table[(table.kind == "domain average") & (table.domain == "qa")].iloc[0]
     assert qa["ramole:exact_match"] == 20.0 and qa["mixture:exact_match"] == 40.0
+    assert qa["paper:mixture:rougeL"] == 41.0 and qa["paper:mixture:bleu"] == 12.0
+    assert qa["paper:mixture:chrF"] == 30.0  # a label with no scorer of ours keeps its printed name
     overall = table[table.kind == "average"].iloc[0]
     assert overall["ramole:exact_match"] == pytest.approx(30.0)
-    assert overall["paper:RAMoLE:exact_match"] == 63.5
-    assert table[table.kind == "task"]["paper:RAMoLE:exact_match"].isna().all()
+    assert overall["paper:ramole:exact_match"] == 63.5 and overall["paper:oracle:exact_match"] == 70.1
+    assert table[table.kind == "task"]["paper:ramole:exact_match"].isna().all()  # only Average rows are matched
+    bad = tmp_path / "bad.csv"
+    bad.write_text("domain,metric,method,value\nall,exact_match,RAMoLE,63.5\n")
+    with pytest.raises(ValueError, match="columns must be"):
+        ramole_mixed_table({"ramole": result(1.0)}, 7, bad)
 
 
 @pytest.mark.parametrize("change,message", [

@@ -12,6 +12,13 @@ Claims are data (data/paper/claims.yaml): an id, the paper and its source (table
 A claim holds when all its comparisons hold, fails when any fails, and otherwise has not enough evidence. A claim
 whose table, figure or variants are not part of the config has not enough evidence at that scale, and says so.
 
+RAMoLE's tables (ramole_retrieval, ramole_mixed_iid, ramole_mixed_ood; built outside `tables:` when the config has a
+`ramole:` block) are read as CSVs, and a check on one names its `groups`: domains of the mixed tables (`all` is the
+overall average) or query-task rows of the retrieval table. A variant there is a RAMoLE method (mixed tables) or an
+embedder, `pretrained` or `finetuned` (retrieval table). Its score in a group is the mean over the row's metric
+columns (exact match and ROUGE-L; the four retrieval accuracies), one per value of the tables' `seed` column. The
+RAMoLE run has one seed (config ramole.seed), so its claims have not enough evidence until three seeds are stacked.
+
 Check kinds (scores are a group's average over its tasks and metrics, as in the tables' average rows):
     above        `variant` above each of `others`, in every group of `table`
     decreasing   `variants` in falling order: each above the next, in every group of `table`
@@ -39,6 +46,7 @@ HOLDS, FAILS, UNDECIDED = "holds", "fails", "not enough evidence"
 CLAIMS_FILE = Path(__file__).resolve().parents[2] / "data" / "paper" / "claims.yaml"
 CHECK_KINDS = {"above": "table", "decreasing": "table", "middle_best": "table", "best_differs": "table",
                "figure_above": "figure", "figure_below": "figure"}
+RAMOLE_TABLES = {"ramole_retrieval": "embedder", "ramole_mixed_iid": "method", "ramole_mixed_ood": "method"}
 LEDGER_COLUMNS = ["id", "paper", "source", "claim", "verdict", "evidence"]
 
 
@@ -51,6 +59,8 @@ def load_claims(path: str | Path = CLAIMS_FILE) -> list[dict]:
         kind = claim["check"].get("kind")
         if kind not in CHECK_KINDS:
             raise ValueError(f"{path}: claim {claim['id']!r} has check kind {kind!r}; kinds: {', '.join(CHECK_KINDS)}")
+        if claim["check"].get("table") in RAMOLE_TABLES and not claim["check"].get("groups"):
+            raise ValueError(f"{path}: claim {claim['id']!r} checks a RAMoLE table and must name its `groups`")
     return claims
 
 
@@ -60,6 +70,36 @@ def needed(claims: list[dict], config: dict) -> tuple[list[str], list[str]]:
     figures = [c["check"]["figure"] for c in claims if CHECK_KINDS[c["check"]["kind"]] == "figure"]
     return ([t for t in dict.fromkeys(tables) if t in config["tables"]],
             [f for f in dict.fromkeys(figures) if f in config.get("figures", {})])
+
+
+def needed_ramole(claims: list[dict], config: dict) -> list[str]:
+    """The RAMoLE tables the claims read; none without a `ramole:` block (their claims are then not run)."""
+    if "ramole" not in config:
+        return []
+    return list(dict.fromkeys(c["check"]["table"] for c in claims if c["check"].get("table") in RAMOLE_TABLES))
+
+
+def ramole_variants(table: str, config: dict) -> list[str]:
+    from molebench.ramole import EMBEDDERS, evaluations
+
+    if RAMOLE_TABLES[table] == "embedder":
+        return list(EMBEDDERS)
+    return [m for m, s in evaluations(config) if s == table.rsplit("_", 1)[1]]
+
+
+def ramole_scores(table: str, data: pd.DataFrame) -> pd.DataFrame:
+    """(variant, group, seed, value) from a RAMoLE table CSV: per row, the mean over the variant's metric columns."""
+    if RAMOLE_TABLES[table] == "embedder":
+        keys = ["embedder", "query tasks", "seed"]
+        values = [c for c in data.columns if c not in keys and c != "queries"]
+        out = data.assign(value=data[values].mean(axis=1)).rename(columns={"embedder": "variant",
+                                                                           "query tasks": "group"})
+        return out[["variant", "group", "seed", "value"]]
+    rows = data[data.kind != "task"]
+    methods = dict.fromkeys(c.split(":")[0] for c in data.columns if ":" in c and not c.startswith("paper:"))
+    return pd.DataFrame([{"variant": m, "group": r["domain"], "seed": r["seed"],
+                          "value": r[[c for c in data.columns if c.startswith(f"{m}:")]].mean()}
+                         for m in methods for _, r in rows.iterrows()], columns=["variant", "group", "seed", "value"])
 
 
 def compare(above: pd.Series, below: pd.Series) -> tuple[str, str]:
@@ -124,7 +164,7 @@ def _best_differs(variants: list[str], scores: pd.DataFrame, group: str) -> tupl
     return label, UNDECIDED, "no two tasks prefer different variants in every seed"
 
 
-def _table_comparisons(check: dict, scores: pd.DataFrame, task_scores: pd.DataFrame,
+def _table_comparisons(check: dict, scores: pd.DataFrame, task_scores: pd.DataFrame | None,
                        groups: list[str]) -> list[tuple[str, str, str]]:
     """(label, verdict, evidence) per comparison the check makes."""
     out = []
@@ -173,16 +213,24 @@ def _named(check: dict) -> list[str]:
 
 
 def ledger(claims: list[dict], config: dict, metrics: pd.DataFrame, rows: dict[str, list[tuple[str, str]]],
-           figure_data: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
+           figure_data: dict[str, pd.DataFrame], ramole_data: dict[str, pd.DataFrame] | None = None
+           ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(ledger, comparisons): one row per claim with its verdict, and one row per comparison behind the verdicts.
 
     `metrics` are tidy metric rows (molebench.tables.load_metrics) covering the tables the claims read, `rows` the
-    (task, metric) rows of each group, `figure_data` a figure name -> its CSV's data."""
+    (task, metric) rows of each group, `figure_data` a figure name -> its CSV's data, `ramole_data` a RAMoLE table
+    name -> its CSV's data (needed_ramole)."""
     scores, task_scores = averages(metrics, rows, []), averages(metrics, rows, ["task"])
     rows, details = [], []
     for claim in claims:
         check = claim["check"]
         source = check.get("table") or check.get("figure")
+        if source in RAMOLE_TABLES:
+            verdict, evidence, comparisons = _ramole_claim(check, source, config, ramole_data or {})
+            rows.append({**{k: claim[k] for k in LEDGER_COLUMNS[:4]}, "verdict": verdict, "evidence": evidence})
+            details += [{"id": claim["id"], "comparison": label, "verdict": v, "evidence": ev}
+                        for label, v, ev in comparisons]
+            continue
         spec = {**config["tables"], **config.get("figures", {})}.get(source)
         absent = [v for v in _named(check) if spec is not None and v not in spec["variants"]]
         if spec is None or absent:
@@ -198,3 +246,14 @@ def ledger(claims: list[dict], config: dict, metrics: pd.DataFrame, rows: dict[s
                     for label, v, ev in comparisons]
     return (pd.DataFrame(rows, columns=LEDGER_COLUMNS),
             pd.DataFrame(details, columns=["id", "comparison", "verdict", "evidence"]))
+
+
+def _ramole_claim(check: dict, table: str, config: dict, data: dict[str, pd.DataFrame]) -> tuple[str, str, list]:
+    if "ramole" not in config:
+        return UNDECIDED, f"not run at this scale: {table} (the config has no ramole: block)", []
+    absent = [v for v in _named(check) if v not in ramole_variants(table, config)]
+    if absent:
+        return UNDECIDED, f"not run at this scale: {', '.join(absent)} in {table}", []
+    comparisons = _table_comparisons(check, ramole_scores(table, data[table]), None, check["groups"])
+    verdict = combine([v for _, v, _ in comparisons])
+    return verdict, f"{sum(v == HOLDS for _, v, _ in comparisons)} of {len(comparisons)} comparisons hold", comparisons

@@ -261,7 +261,8 @@ def lora_gain(config: dict, evaluation_dirs: list[str], out_file: str) -> None:
 
 
 def claims(config: dict, evaluation_dirs: list[str], figure_csvs: dict[str, str], out_ledger: str,
-           out_comparisons: str) -> None:
+           out_comparisons: str, ramole_csvs: dict[str, str] | None = None) -> None:
+    """ramole_csvs: RAMoLE table name -> its CSV (plan.claims_inputs), for the claims on RAMoLE's tables."""
     import pandas as pd
 
     from molebench import claims as ledger
@@ -270,7 +271,8 @@ def claims(config: dict, evaluation_dirs: list[str], figure_csvs: dict[str, str]
     groups = list(dict.fromkeys(g for t in ledger.needed(claimed, config)[0] for g in config["tables"][t]["groups"]))
     rows = {g: [(t, m) for t, spec in _tasks({g: config["groups"][g]}).items() for m in spec.metrics] for g in groups}
     verdicts, comparisons = ledger.ledger(claimed, config, _metrics(config, evaluation_dirs, groups), rows,
-                                          {name: pd.read_csv(path) for name, path in figure_csvs.items()})
+                                          {name: pd.read_csv(path) for name, path in figure_csvs.items()},
+                                          {name: pd.read_csv(path) for name, path in (ramole_csvs or {}).items()})
     io.write_text(out_comparisons, comparisons.to_csv(index=False))
     io.write_text(out_ledger, verdicts.to_csv(index=False))
 

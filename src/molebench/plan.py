@@ -178,13 +178,15 @@ def figure_inputs(config: dict, figure: str) -> dict[str, list[str]]:
             for v in spec["variants"]}
 
 
-def claims_inputs(config: dict) -> tuple[list[str], list[str]]:
-    """The evaluation folders and figure CSVs the claims ledger reads (data/paper/claims.yaml)."""
-    from molebench.claims import load_claims, needed
+def claims_inputs(config: dict) -> tuple[list[str], list[str], list[str]]:
+    """The evaluation folders, figure CSVs and RAMoLE table CSVs the claims ledger reads (data/paper/claims.yaml)."""
+    from molebench.claims import load_claims, needed, needed_ramole
 
-    tables, figures = needed(load_claims(), config)
+    claims = load_claims()
+    tables, figures = needed(claims, config)
     return (list(dict.fromkeys(d for t in tables for d in table_inputs(config, t))),
-            [f"{config['results_dir']}/figures/{f}.csv" for f in figures])
+            [f"{config['results_dir']}/figures/{f}.csv" for f in figures],
+            [f"{config['results_dir']}/tables/{t}.csv" for t in needed_ramole(claims, config)])
 
 
 def masking_spec(config: dict) -> dict:

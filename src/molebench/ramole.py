@@ -37,11 +37,12 @@ TABLE_NOTES = {
     "ramole_retrieval": "Share of test queries (%) whose retrieved LoRAs are right. IID: the query's own LoRA is the "
                         "top-1 / among the top-k of the whole pool. OOD: the query's own LoRA is removed, and a LoRA of "
                         "the query's domain counts as right. Rows split the queries by whether their task was among "
-                        "the retriever's fine-tuning tasks (40% of the pool).",
+                        "the retriever's fine-tuning tasks (40% of the pool). seed: the run's (config ramole.seed).",
     "ramole_mixed_iid": "Mixed-task test set (every pool task's first test samples, shuffled together; each batch "
                         "mixes tasks and every sample composes its own retrieved LoRAs in one forward). Columns: "
-                        "{method}:{metric}, exact match and ROUGE-L F1 in %. Domain and overall averages are over "
-                        "tasks. oracle = each sample's own task LoRA.",
+                        "seed (the run's, config ramole.seed), then {method}:{metric}, exact match and ROUGE-L F1 in "
+                        "%. Domain and overall averages are over tasks. oracle = each sample's own task LoRA. "
+                        "paper:{method}:{metric}: the paper's published averages, where data/paper holds them.",
     "ramole_mixed_ood": "As the IID table, but each query's own LoRA is removed from the pool before retrieval, so "
                         "every LoRA a sample composes belongs to another task; the oracle does not apply.",
 }
@@ -290,16 +291,17 @@ def pool_data(spec: TaskSpec, data_cfg: dict, out_dir: str) -> None:
     write_splits(spec, data_cfg, out_dir)
 
 
-def tables(retrieval_file: str, evaluation_dirs: dict[str, str], out_files: dict[str, str]) -> None:
-    """The retrieval table and the mixed-task IID and OOD tables (CSV), paper numbers beside ours where published."""
+def tables(retrieval_file: str, evaluation_dirs: dict[str, str], seed: int, out_files: dict[str, str]) -> None:
+    """The retrieval table and the mixed-task IID and OOD tables (CSV) of the run with `seed` (config ramole.seed),
+    with the paper's numbers beside ours where data/paper/ramole_mixed_{iid,ood}.csv hold them."""
     from molebench.tables import ramole_mixed_table, ramole_retrieval_table
 
     retrieval = io.read_json(retrieval_file)
     io.write_text(out_files["ramole_retrieval"], ramole_retrieval_table(
-        {key: retrieval[key]["accuracy"] for key in EMBEDDERS}).to_csv(index=False))
+        {key: retrieval[key]["accuracy"] for key in EMBEDDERS}, seed).to_csv(index=False))
     paper = Path(__file__).resolve().parents[2] / "data" / "paper"
     for setting in SETTINGS:
         results = {m: io.read_json(Path(d) / f"{setting}.metrics.json") for m, d in evaluation_dirs.items()
                    if (Path(d) / f"{setting}.metrics.json").is_file()}
         io.write_text(out_files[f"ramole_mixed_{setting}"], ramole_mixed_table(
-            results, paper / f"ramole_mixed_{setting}.csv").to_csv(index=False))
+            results, seed, paper / f"ramole_mixed_{setting}.csv").to_csv(index=False))

@@ -202,17 +202,27 @@ def lora_gain_table(metrics: pd.DataFrame, groups: dict[str, list[str]], tasks: 
 
 # ---- RAMoLE (issue 6) ------------------------------------------------------------------------------------------
 
-def ramole_retrieval_table(accuracy: dict[str, dict]) -> pd.DataFrame:
-    """embedder -> the retrieve job's accuracy block: one row per (embedder, query tasks), accuracy columns."""
-    rows = [{"embedder": embedder, "query tasks": part, **values}
+# The paper's method names in its mixed-task tables -> our RAMoLE methods; a name not here keeps its printed spelling
+RAMOLE_PAPER_METHODS = {"RAMoLE": "ramole", "Mixture": "mixture", "Fusion": "fusion", "Selection": "selection",
+                        "Perfect Selection": "oracle"}
+
+
+def ramole_retrieval_table(accuracy: dict[str, dict], seed: int) -> pd.DataFrame:
+    """embedder -> the retrieve job's accuracy block: one row per (embedder, query tasks), accuracy columns; `seed`
+    is the run's (config ramole.seed), so that tables of several seeds can be stacked and compared seed by seed."""
+    rows = [{"embedder": embedder, "query tasks": part, "seed": seed, **values}
             for embedder, parts in accuracy.items() for part, values in parts.items()]
     return pd.DataFrame(rows)
 
 
-def ramole_mixed_table(results: dict[str, dict], paper: str | Path | None = None) -> pd.DataFrame:
+def ramole_mixed_table(results: dict[str, dict], seed: int, paper: str | Path | None = None) -> pd.DataFrame:
     """method -> the evaluate job's metrics.json. Rows: every task, then per-domain averages, then the average over
-    tasks; one column per method and metric ({method}:{metric}). `paper`: data/paper/ramole_*.csv, whose rows
-    (domain, metric, method, value) fill paper:{method}:{metric} columns where the domain matches."""
+    tasks (domain `all`); a `seed` column (the run's), then one column per method and metric ({method}:{metric}).
+
+    `paper`: data/paper/ramole_mixed_{iid,ood}.csv in the long layout of every paper CSV (PAPER_COLUMNS). Its
+    `Average` rows fill paper:{method}:{metric} columns on the average row whose domain equals the row's `family`
+    (`all`: the overall average), with the paper's method names mapped by RAMOLE_PAPER_METHODS and its metric labels
+    by PAPER_METRIC (EM -> exact_match, Rouge-L -> rougeL); a label without a counterpart keeps its printed name."""
     methods = list(results)
     first = results[methods[0]]["tasks"]
     metrics = list(next(iter(first.values()))["metrics"])
@@ -226,11 +236,13 @@ def ramole_mixed_table(results: dict[str, dict], paper: str | Path | None = None
     domains.insert(2, "task", "average")
     overall = df[values].mean().to_frame().T.assign(kind="average", domain="all", task="average")
     out = pd.concat([df, domains, overall], ignore_index=True)[["kind", "domain", "task", *values]]
+    out.insert(3, "seed", seed)
     if paper is not None and Path(paper).is_file():
-        published = pd.read_csv(paper)
-        for r in published.itertuples():
-            column = f"paper:{r.method}:{r.metric}"
+        ours = {label: name for name, label in reversed(PAPER_METRIC.items())}  # EM -> exact_match, not accuracy
+        published = load_paper(paper)
+        for r in published[published.paper_task == "Average"].itertuples():
+            column = f"paper:{RAMOLE_PAPER_METHODS.get(r.method, r.method)}:{ours.get(r.metric, r.metric)}"
             if column not in out:
                 out[column] = float("nan")
-            out.loc[(out.kind != "task") & (out.domain == r.domain), column] = r.value
+            out.loc[(out.kind != "task") & (out.domain == r.family), column] = r.value
     return out

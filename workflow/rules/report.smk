@@ -61,6 +61,7 @@ rule claims:
     input:
         evaluations=plan.claims_inputs(config)[0],
         figures=plan.claims_inputs(config)[1],
+        ramole=plan.claims_inputs(config)[2],  # RAMoLE's tables: none without a `ramole:` block
         claims="data/paper/claims.yaml",
     output:
         ledger=RES + "/tables/claims.csv",
