@@ -3,7 +3,9 @@
     molebench bench --gates              results/bench/gates.json
 
 A randomly initialised LLaMA of SmolLM2-135M's shapes (d 576, FFN 1536, 9 heads, 3 KV heads, vocabulary 49152; fewer
-blocks than its 30, `layers`), random rank-8 LoRAs on all 7 projections, MoLE with its default options. One gate
+blocks than its 30, `layers`), random rank-8 LoRAs on all 7 projections, MoLE with its default options and each
+gate input of `gate_inputs`: the default `pooled` (like the paper's Eq. 9, every gate reads all N LoRA outputs, so it
+holds N x N x d parameters) and the official code's `hidden` (the block input over the prompt, N x L x d). One gate
 training step (forward, task + balance loss, backward, AdamW on the gates) is timed for every N in interleaved rounds
 and reported as the median over rounds, also as a ratio to N = 8. Peak memory is the peak resident set of a fresh
 process that builds the same model and runs two steps (CPU has no allocator counter), so it includes Python and torch.
@@ -23,7 +25,7 @@ import torch
 TARGETS = {"self_attn": ["q_proj", "k_proj", "v_proj", "o_proj"], "mlp": ["gate_proj", "up_proj", "down_proj"]}
 
 
-def _model(n: int, layers: int, rank: int = 8):
+def _model(n: int, layers: int, gate_input: str, seq: int, rank: int = 8):
     """(method, model, trained gate parameters) for n random LoRAs, the base and LoRAs seeded alike for every n."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -40,7 +42,8 @@ def _model(n: int, layers: int, rank: int = 8):
     experts = [Expert(name=f"lora{i}", path=Path(f"lora{i}"), rank=rank, factors={
         name: (torch.randn(rank, m.in_features) * 0.02, torch.randn(m.out_features, rank) * 0.02, 2.0)
         for name, m in linears.items()}) for i in range(n)]
-    method = methods.get("mole")()
+    cls = methods.get("mole")
+    method = cls(cls.config_class(gate_input=gate_input, gate_length=None if gate_input == "pooled" else seq))
     model = method.build(base, experts)
     method.fitting = True  # what `fit` sets: gates train over every LoRA and keep their weights for the balance loss
     return method, model, [p for p in model.mole_gates.parameters() if p.requires_grad]
@@ -72,34 +75,36 @@ def _step_fn(method, model, params, batch):
     return step
 
 
-def _peak_rss_mb(n: int, layers: int, batch: int, seq: int, answer: int, threads: int) -> float:
+def _peak_rss_mb(n: int, layers: int, gate_input: str, batch: int, seq: int, answer: int, threads: int) -> float:
     """In a fresh process: build, run two steps (the second with AdamW state in place), return the peak RSS."""
     torch.set_num_threads(threads)
-    step = _step_fn(*_model(n, layers), _batch(batch, seq, answer))
+    step = _step_fn(*_model(n, layers, gate_input, seq), _batch(batch, seq, answer))
     step()
     step()
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def run(sizes: tuple[int, ...] = (8, 24, 48, 128), layers: int = 4, batch: int = 4, seq: int = 128,
-        answer: int = 16, repeats: int = 3, threads: int = 2) -> list[dict]:
+def run(sizes: tuple[int, ...] = (8, 24, 48, 128), gate_inputs: tuple[str, ...] = ("pooled", "hidden"),
+        layers: int = 4, batch: int = 4, seq: int = 128, answer: int = 16, repeats: int = 3,
+        threads: int = 2) -> list[dict]:
+    cases = [(g, n) for g in gate_inputs for n in sizes]
     peaks = {}
-    for n in sizes:  # one fresh process per N, one after another, so each peak is that N's alone
+    for case in cases:  # one fresh process per case, one after another, so each peak is that case's alone
         with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            peaks[n] = pool.submit(_peak_rss_mb, n, layers, batch, seq, answer, threads).result()
+            peaks[case] = pool.submit(_peak_rss_mb, case[1], layers, case[0], batch, seq, answer, threads).result()
     data = _batch(batch, seq, answer)
-    steps, gate_params = {}, {}
-    for n in sizes:
-        method, model, params = _model(n, layers)
-        steps[n] = _step_fn(method, model, params, data)
-        gate_params[n] = sum(p.numel() for p in params)
-    times: dict[int, list[float]] = {n: [] for n in sizes}
+    times: dict[tuple, list[float]] = {case: [] for case in cases}
+    gate_params = {}
     for _ in range(repeats + 1):  # the first round warms up (and allocates AdamW state) and is dropped
-        for n in sizes:
+        for case in cases:  # one model at a time: all of them at once would not fit in memory at N = 128
+            method, model, params = _model(case[1], layers, case[0], seq)
+            gate_params[case] = sum(p.numel() for p in params)
+            step = _step_fn(method, model, params, data)
+            step()  # AdamW state in place, as in every training step after the first
             start = time.perf_counter()
-            steps[n]()
-            times[n].append(time.perf_counter() - start)
-    medians = {n: statistics.median(t[1:]) for n, t in times.items()}
-    return [{"loras": n, "gate_params": gate_params[n], "median_step_s": round(medians[n], 4),
-             "ratio_to_first": round(medians[n] / medians[sizes[0]], 3), "peak_rss_mb": round(peaks[n])}
-            for n in sizes]
+            step()
+            times[case].append(time.perf_counter() - start)
+    medians = {case: statistics.median(t[1:]) for case, t in times.items()}
+    return [{"gate_input": g, "loras": n, "gate_params": gate_params[g, n], "median_step_s": round(medians[g, n], 4),
+             "ratio_to_first": round(medians[g, n] / medians[g, sizes[0]], 3), "peak_rss_mb": round(peaks[g, n])}
+            for g, n in cases]

@@ -73,9 +73,10 @@ def cmd_bench(args) -> None:
         config = load_config(args.config)
         with pipeline.logged(None, threads=args.threads):
             rows = bench_gates.run(layers=args.layers, repeats=args.repeats, threads=args.threads)
-        print(f"{'LoRAs':>6s} {'gate params':>12s} {'step (median)':>14s} {'ratio to N=8':>13s} {'peak RSS':>10s}")
+        print(f"{'gate input':10s} {'LoRAs':>6s} {'gate params':>12s} {'step (median)':>14s} {'ratio to N=8':>13s} "
+              f"{'peak RSS':>10s}")
         for row in rows:
-            print(f"{row['loras']:6d} {row['gate_params']:12,d} {row['median_step_s']:12.3f} s {row['ratio_to_first']:12.2f}x "
+            print(f"{row['gate_input']:10s} {row['loras']:6d} {row['gate_params']:12,d} {row['median_step_s']:12.3f} s {row['ratio_to_first']:12.2f}x "
                   f"{row['peak_rss_mb']:7d} MB")
         io.write_json(Path(config["results_dir"]) / "bench" / "gates.json", {"rows": rows, "run_info": io.provenance(
             {"threads": args.threads, "repeats": args.repeats, "layers": args.layers})})
