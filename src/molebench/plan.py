@@ -6,6 +6,7 @@ cannot say (unknown methods, tasks, groups and variants; method options), with m
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import yaml
@@ -126,7 +127,7 @@ def check_scaling(config: dict) -> None:
     if "ramole" not in config:
         raise ConfigError("scaling: the composed LoRAs are drawn from the RAMoLE LoRA pool; add a `ramole:` section")
     sizes = cfg["sizes"]
-    if any(b <= a for a, b in zip(sizes, sizes[1:])):
+    if any(b <= a for a, b in itertools.pairwise(sizes)):
         raise ConfigError(f"scaling.sizes must increase: {sizes}")
     if cfg["group"] in config.get("compose_from", {}):
         raise ConfigError(f"scaling.group: {cfg['group']!r} composes other tasks' LoRAs (compose_from); use a group "
