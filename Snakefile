@@ -35,6 +35,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/adapters.smk"
 include: "workflow/rules/methods.smk"
 include: "workflow/rules/ramole.smk"  # RAMoLE (issue 6); before report.smk, whose site reads its tables
+include: "workflow/rules/scaling.smk"  # MoLE Table 6: LoRAs of the pool recipe for the scored group
 include: "workflow/rules/report.smk"
 
 

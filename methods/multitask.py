@@ -61,8 +61,9 @@ class Multitask(Method):
 
     def load(self, model, in_dir):
         super().load(model, in_dir)
-        if self.config.active_layers is not None:
-            self._deactivate_outside(model, *self.config.active_layers)
+        layers = getattr(self.config, "active_layers", None)  # MixLoRA's lora/dora subclasses have no such option
+        if layers is not None:
+            self._deactivate_outside(model, *layers)
         model.merge_and_unload()  # in place: scored at the base model's speed, with the base's parameters
 
     @staticmethod

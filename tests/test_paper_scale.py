@@ -34,7 +34,9 @@ def test_paper_config_passes_the_parse_time_checks():
     assert config["model"] == {"source": "hub", "name": "google/flan-t5-large"}
     assert config["results_dir"] == "results/paper" and config["reports_dir"] == "reports/paper"
     mini = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    assert set(config["variants"]) == set(mini["variants"]) and set(config["tables"]) == set(mini["tables"])
+    assert set(config["variants"]) == set(mini["variants"])
+    # Table 6 draws up to 128 LoRAs from a pool; the paper config's pool (its ramole: block) holds 19 (docs/scales.md)
+    assert set(config["tables"]) == set(mini["tables"]) - {"table6"}
     for name in ("mole", "mole-no-balance"):  # MoLE Section 5: 800 iterations, lr 1e-5, batch 12
         assert config["variants"][name]["train"] == {"steps": 800, "lr": 1e-5, "batch_size": 12}
     assert config["variants"]["mole"]["options"]["balance_alpha"] == 0.5

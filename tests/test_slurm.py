@@ -30,8 +30,8 @@ SBATCH_LINES = {
                   "--export=ALL --comment rule_train_lora_wildcards_smoke_add_1 -A my_account -p gpu -t 360 "
                   "--mem 32000 --cpus-per-task=1 -D <repo> --gpus=1",
 }
-GPU_RULES = {"train_lora", "compose", "evaluate", "masked_evaluate", "ramole_lora", "ramole_router", "ramole_evaluate",
-             "t2i_base", "t2i_subject", "t2i_shifts", "t2i_compose", "t2i_evaluate"}
+GPU_RULES = {"train_lora", "compose", "evaluate", "masked_evaluate", "ramole_lora", "scaling_lora", "ramole_router",
+             "ramole_evaluate", "t2i_base", "t2i_subject", "t2i_shifts", "t2i_compose", "t2i_evaluate"}
 
 
 def fake_slurm_env(root: Path) -> dict:

@@ -129,6 +129,19 @@ def test_paper_values_attach_to_matching_rows(tmp_path):
     assert table.loc[("average", "average"), "paper:MoLE"] == 77.7  # the Average of family "fam", not "other"
 
 
+def test_paper_rows_compare_a_group_average_with_a_named_paper_row(tmp_path):
+    """MoLE Table 6: each size's group average against the paper's "8 LoRAs" row, not the family's Average."""
+    df = load_metrics(write_metrics(tmp_path))
+    paper = pd.DataFrame([(6, "fam", "8 LoRAs", "EM", "MoLE", 36.6), (6, "fam", "Average", "EM", "MoLE", 38.3)],
+                         columns=["table", "family", "paper_task", "metric", "method", "value"])
+    paper.to_csv(tmp_path / "t6.csv", index=False)
+    spec = {**SPEC, "paper": str(tmp_path / "t6.csv"), "paper_rows": {"g1": "8 loras"}}
+    table = build_table("t", spec, df, TASKS, GROUPS, VARIANT_SEEDS).set_index(["task", "metric"])
+    assert table.loc[("average", "average"), "paper_task"] == "8 loras"
+    assert table.loc[("average", "average"), "paper:MoLE"] == 36.6  # case ignored, as for task rows
+    assert math.isnan(table.loc[("t_a", "rouge1"), "paper:MoLE"])
+
+
 def test_gain_valid_both_ways(tmp_path):
     def noisy(variant, task, metric, seed):
         if variant == "zero-shot":

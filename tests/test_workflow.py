@@ -11,6 +11,8 @@ import pytest
 import yaml
 from browser import CHROMIUM, MISSING, check_pages
 
+from molebench import plan
+
 REPO = Path(__file__).resolve().parents[1]
 IGNORE = shutil.ignore_patterns(".git", ".venv", "results", "reports", ".snakemake", "raw", "__pycache__", "*.egg-info")
 
@@ -37,7 +39,7 @@ def smoke_run(repo_copy) -> Path:
 
 
 def test_smoke_dag_writes_tables_and_site(smoke_run):
-    config = yaml.safe_load((smoke_run / "config/smoke.yaml").read_text())
+    config = plan.expand(yaml.safe_load((smoke_run / "config/smoke.yaml").read_text()))  # with the scaling groups
     for name, spec in config["tables"].items():
         table = pd.read_csv(smoke_run / "results/smoke/tables" / f"{name}.csv")
         for variant in spec["variants"]:
@@ -58,6 +60,28 @@ def test_smoke_dag_writes_tables_and_site(smoke_run):
     assert set(claims.verdict) <= {"holds", "fails", "not enough evidence"} and len(claims) > 0
     gain = pd.read_csv(smoke_run / "results/smoke/tables/lora_gain.csv")
     assert set(gain.task) == {t for g in config["groups"].values() for t in g}
+
+
+def test_smoke_dag_runs_table6_over_nested_pool_loras(smoke_run):
+    """MoLE Table 6: one row block per size, each composition's LoRAs the first N of one draw (the group's own first,
+    trained by scaling_lora), scored on the group's tasks; the claim is judged at this scale or says what is missing."""
+    config = plan.expand(yaml.safe_load((smoke_run / "config/smoke.yaml").read_text()))
+    results = smoke_run / "results/smoke"
+    table = pd.read_csv(results / "tables/table6.csv")
+    sizes = plan.scaling_groups(config)
+    assert list(dict.fromkeys(table.group)) == list(sizes)
+    own = config["groups"][config["scaling"]["group"]]
+    used = {}
+    for group, size in sizes.items():
+        scored = yaml.safe_load((results / f"metrics/mole/{group}/seed2/{own[0]}.json").read_text())  # JSON is YAML
+        used[size] = scored["run_info"]["config"]["adapters"]
+        assert len(used[size]) == size and all(a.endswith("/seed1") for a in used[size])  # the pool's one seed
+    small, large = sorted(used)
+    assert used[large][:small] == used[small]
+    assert used[small][:len(own)] == [f"results/smoke/scaling/loras/{t}/seed1" for t in own]
+    assert "results/smoke/ramole/loras/dyck_languages/seed1" in used[large]  # the extra pool task
+    claims = pd.read_csv(results / "tables/claims.csv").set_index("id")
+    assert claims.evidence["mole-lead-grows-with-more-loras"] == "not run at this scale: pems in table6"
 
 
 def test_smoke_dag_runs_mixlora_single_and_multi_task(smoke_run):
@@ -114,6 +138,7 @@ def test_mini_dag_plans_offline(repo_copy):
     ({"variants": {"mole": {"method": "mole", "options": {"granularity": "token"}}}}, "granularity must be one of"),
     ({"seeds": "one"}, "seeds"),
     ({"compose_from": {"no_such_group": ["smoke_add"]}}, "compose_from.no_such_group: not a group"),
+    ({"scaling": {"sizes": [3, 99]}}, "scaling.sizes: 99 LoRAs, but the pool has only 8"),
     ({"lora": {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj"], "rank": 3}}, None),
     ({"variants": {"mixlora-mt": {"method": "mixlora", "options": {"num_experts": 2, "top_k": 3}}}},
      "top_k must be between 1 and num_experts"),

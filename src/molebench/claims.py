@@ -27,6 +27,11 @@ Check kinds (scores are a group's average over its tasks and metrics, as in the 
     best_differs the best of `variants` (by mean, per task: the mean over the task's metrics) differs between two
                  tasks of a group, and each of the two is above the other on its own task; it fails when one
                  variant is best on every task and above every other variant there
+    scaling      `table`'s groups are compositions of more and more LoRAs, in order (MoLE Table 6). Per seed,
+                 `variant`'s margin over the best of `others` (the highest of their scores in that seed), averaged
+                 over the later half of the groups, above that average over the first half (the lead grows); and
+                 each of `variant` and `others` below, at the last group, its own best earlier group (the one with
+                 the highest mean): every method declines at the largest size
     figure_above for `figure` (kind gate_entropy): `variant`'s mean `column` over the second half of training above
                  each of `others`'
     figure_below for a measured `figure` (a benchmark run once in the DAG, e.g. mixlora_efficiency): every row's
@@ -45,7 +50,7 @@ from molebench.tables import MIN_SEEDS
 HOLDS, FAILS, UNDECIDED = "holds", "fails", "not enough evidence"
 CLAIMS_FILE = Path(__file__).resolve().parents[2] / "data" / "paper" / "claims.yaml"
 CHECK_KINDS = {"above": "table", "decreasing": "table", "middle_best": "table", "best_differs": "table",
-               "figure_above": "figure", "figure_below": "figure"}
+               "scaling": "table", "figure_above": "figure", "figure_below": "figure"}
 RAMOLE_TABLES = {"ramole_retrieval": "embedder", "ramole_mixed_iid": "method", "ramole_mixed_ood": "method"}
 LEDGER_COLUMNS = ["id", "paper", "source", "claim", "verdict", "evidence"]
 
@@ -164,9 +169,35 @@ def _best_differs(variants: list[str], scores: pd.DataFrame, group: str) -> tupl
     return label, UNDECIDED, "no two tasks prefer different variants in every seed"
 
 
+def _per_seed(scores: pd.DataFrame, variants: list[str], group: str) -> pd.DataFrame:
+    """seed x variant scores in one group; an unseeded method's one value is repeated over the others' seeds."""
+    series = {v: _series(scores, v, group) for v in variants}
+    seeds = sorted(set().union(*(s.index for s in series.values() if len(s) > 1))) or \
+        sorted(set().union(*(s.index for s in series.values())))
+    return pd.DataFrame({v: s.reindex(seeds) if len(s) > 1 else pd.Series(s.iloc[0], index=seeds)
+                         for v, s in series.items()})
+
+
+def _scaling_comparisons(check: dict, scores: pd.DataFrame, groups: list[str]) -> list[tuple[str, str, str]]:
+    variant, others = check["variant"], check["others"]
+    out = []
+    half = len(groups) // 2
+    if half:
+        margin = {g: (f := _per_seed(scores, [variant, *others], g))[variant] - f[others].max(axis=1) for g in groups}
+        small, large = groups[:half], groups[-half:]
+        out.append((f"{variant}'s lead over the best of {', '.join(others)}: {'+'.join(large)} > {'+'.join(small)}",
+                    *compare(sum(margin[g] for g in large) / half, sum(margin[g] for g in small) / half)))
+    for v in [variant, *others] if len(groups) > 1 else []:
+        best = max(groups[:-1], key=lambda g: _series(scores, v, g).mean())
+        out.append((f"{v}: {best} > {groups[-1]}", *compare(_series(scores, v, best), _series(scores, v, groups[-1]))))
+    return out
+
+
 def _table_comparisons(check: dict, scores: pd.DataFrame, task_scores: pd.DataFrame | None,
                        groups: list[str]) -> list[tuple[str, str, str]]:
     """(label, verdict, evidence) per comparison the check makes."""
+    if check["kind"] == "scaling":
+        return _scaling_comparisons(check, scores, groups)
     out = []
     for group in groups:
         if check["kind"] == "best_differs":

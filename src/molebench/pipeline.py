@@ -178,16 +178,15 @@ def masked_evaluate(config: dict, variant_name: str, group: str, drop: list[str 
     from molebench import plan
 
     res, variant, cls = config["results_dir"], config["variants"][variant_name], plan.method_of(config, variant_name)
-    loras = plan.group_tasks(config, variant_name, group)
+    loras = plan.adapter_dirs(config, variant_name, group, seed)
     if "mask" in cls.config_class.help():
         variant = {**variant, "options": {**variant.get("options", {}), "mask": drop}}
     elif cls.trainable:
         raise ValueError(f"{variant_name}: a trained method without a `mask` option cannot drop LoRAs unretrained")
     else:
-        loras = [t for i, t in enumerate(loras) if t not in drop and i not in drop]
+        loras = [d for i, d in enumerate(loras) if Path(d).parent.name not in drop and i not in drop]
     tasks = plan.evaluated_tasks(config, variant_name, group)
-    evaluate(variant_name, variant, f"drop-{'+'.join(map(str, drop))}", tasks, f"{res}/base",
-             [f"{res}/adapters/{t}/seed{seed}" for t in loras],
+    evaluate(variant_name, variant, f"drop-{'+'.join(map(str, drop))}", tasks, f"{res}/base", loras,
              f"{res}/methods/{variant_name}/{group}/seed{seed}" if cls.trainable else None,
              [f"{res}/data/{t}" for t in tasks], config["eval"], seed, out_dir)
 

@@ -6,6 +6,7 @@ cannot say (unknown methods, tasks, groups and variants; method options), with m
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import yaml
@@ -26,7 +27,22 @@ def load_config(path: str | Path) -> dict:
 
     config = yaml.safe_load(Path(path).read_text())
     validate(config, str(SCHEMA))
+    expand(config)
     check(config)
+    return config
+
+
+def expand(config: dict) -> dict:
+    """Add the groups the config's `scaling:` section defines (MoLE Table 6), in place: `{group}-n{size}` for every
+    size, scored on `group`'s tasks. Everything downstream (tables, claims, the site) then sees ordinary groups.
+    Idempotent; called once where the config is read (workflow/rules/common.smk, `load_config`)."""
+    for name in scaling_groups(config):
+        tasks = config["groups"].get(config["scaling"]["group"])
+        if tasks is None:
+            raise ConfigError(f"scaling.group: unknown group {config['scaling']['group']!r}; groups: "
+                              f"{', '.join(config['groups'])}")
+        if config["groups"].setdefault(name, list(tasks)) != tasks:
+            raise ConfigError(f"groups.{name}: the name of a `scaling` group; rename the group")
     return config
 
 
@@ -71,10 +87,15 @@ def check(config: dict) -> None:
             if inherited:
                 raise ConfigError(f"variants.{name}: a variant scored from {source!r} takes its training, seeds and "
                                   f"setting from it; remove {', '.join(inherited)}")
+    if "scaling" in config:  # MoLE Table 6
+        check_scaling(config)
     for name, table in config["tables"].items():
         for group in table["groups"]:
             if group not in config["groups"]:
                 raise ConfigError(f"tables.{name}: unknown group {group!r}; groups: {', '.join(config['groups'])}")
+        for group in table.get("paper_rows", {}):
+            if group not in table["groups"]:
+                raise ConfigError(f"tables.{name}.paper_rows: {group!r} is not a group of the table")
         for variant in table["variants"]:
             if variant not in config["variants"]:
                 raise ConfigError(f"tables.{name}: unknown variant {variant!r}; variants: "
@@ -107,6 +128,69 @@ def check(config: dict) -> None:
         from molebench import ramole
 
         ramole.check(config)
+
+
+def check_scaling(config: dict) -> None:
+    """What the schema cannot say about `scaling:` (MoLE Table 6)."""
+    cfg = config["scaling"]
+    expand(config)  # an unknown group fails here with its message
+    if "ramole" not in config:
+        raise ConfigError("scaling: the composed LoRAs are drawn from the RAMoLE LoRA pool; add a `ramole:` section")
+    sizes = cfg["sizes"]
+    if any(b <= a for a, b in itertools.pairwise(sizes)):
+        raise ConfigError(f"scaling.sizes must increase: {sizes}")
+    if cfg["group"] in config.get("compose_from", {}):
+        raise ConfigError(f"scaling.group: {cfg['group']!r} composes other tasks' LoRAs (compose_from); use a group "
+                          "that composes its own")
+    try:
+        candidates = scaling_candidates(config)
+    except (KeyError, ValueError) as err:
+        raise ConfigError(f"scaling.extra_pool: {err}") from None
+    own = len(config["groups"][cfg["group"]]) if cfg["own_loras"] else 0
+    if sizes[0] < max(own, 1):
+        raise ConfigError(f"scaling.sizes: {sizes[0]} LoRAs is fewer than the group's own {own} (own_loras), which "
+                          "lead every composition")
+    if sizes[-1] > len(candidates):
+        raise ConfigError(f"scaling.sizes: {sizes[-1]} LoRAs, but the pool has only {len(candidates)} "
+                          f"({own} own, {len(candidates) - own} from ramole.pool and scaling.extra_pool); add tasks "
+                          "to scaling.extra_pool or lower the size")
+
+
+def scaling_groups(config: dict) -> dict[str, int]:
+    """The `scaling` section's groups, `{group}-n{size}` -> size (empty without one)."""
+    cfg = config.get("scaling")
+    return {f"{cfg['group']}-n{n}": n for n in cfg["sizes"]} if cfg else {}
+
+
+def scaling_extra(config: dict) -> dict:
+    """LoRA name -> task spec of `scaling.extra_pool`: pool LoRAs only Table 6 composes (RAMoLE's pool is unchanged),
+    trained by the same rule and recipe as RAMoLE's pool LoRAs."""
+    from molebench.data import pool_tasks
+
+    cfg = config.get("scaling")
+    if not cfg or not cfg.get("extra_pool"):
+        return {}
+    return pool_tasks({"scaling": cfg["extra_pool"]}, config["ramole"]["eval"]["max_new_tokens"])
+
+
+def scaling_candidates(config: dict) -> list[str]:
+    """Every LoRA a scaling composition may use, in draw order: the group's own LoRAs first (`own_loras`), then the
+    RAMoLE pool and `extra_pool` shuffled once with `scaling.seed`. A composition of N LoRAs takes the first N, so the
+    compositions are nested (8 within 24 within 48 within 128)."""
+    import random
+
+    from molebench import ramole
+
+    cfg = config["scaling"]
+    own = list(config["groups"][cfg["group"]]) if cfg["own_loras"] else []
+    extra = scaling_extra(config)
+    pool = list(ramole.pool(config))
+    clash = sorted(set(pool) & set(extra))
+    if clash:
+        raise ValueError(f"{clash} are in ramole.pool already")
+    others = [name for name in [*pool, *extra] if name not in own]
+    random.Random(cfg["seed"]).shuffle(others)
+    return own + others
 
 
 def method_of(config: dict, variant: str):
@@ -142,16 +226,35 @@ def evaluated_tasks(config: dict, variant: str, group: str) -> list[str]:
 
 
 def group_tasks(config: dict, variant: str, group: str) -> list[str]:
-    """Tasks whose LoRAs (and training data) a composition uses: the group's own, or those the config's
-    `compose_from` names for it (a composition trained on one family and scored on another, MoLE Table 8)."""
+    """Tasks whose training data a composition is fitted on: the group's own, or those the config's `compose_from`
+    names for it (a composition trained on one family and scored on another, MoLE Table 8)."""
     cls = method_of(config, variant)
     if not cls.uses_experts and not cls.trainable:
         return []
-    return [group] if per_task(config, variant) else lora_tasks(config, group)
+    return [group] if per_task(config, variant) else config.get("compose_from", {}).get(group, config["groups"][group])
 
 
 def lora_tasks(config: dict, group: str) -> list[str]:
+    """Names of the LoRAs a group's compositions use: its tasks', `compose_from`'s, or a `scaling` group's N."""
+    size = scaling_groups(config).get(group)
+    if size is not None:
+        return scaling_candidates(config)[:size]
     return config.get("compose_from", {}).get(group, config["groups"][group])
+
+
+def adapter_dirs(config: dict, variant: str, group: str, seed: int) -> list[str]:
+    """The LoRA folders a composition loads: the per-task LoRAs of the training seed; for a `scaling` group, LoRAs of
+    the pool recipe (one seed, `ramole.seed`): the group's own trained by `scaling_lora` on the group's training
+    split, the others RAMoLE's pool LoRAs (`ramole_lora`)."""
+    if not method_of(config, variant).uses_experts:
+        return []
+    res = config["results_dir"]
+    if group not in scaling_groups(config):
+        return [f"{res}/adapters/{t}/seed{seed}" for t in ([group] if per_task(config, variant)
+                                                           else lora_tasks(config, group))]
+    own = set(config["groups"][config["scaling"]["group"]]) if config["scaling"]["own_loras"] else set()
+    pool_seed = config["ramole"]["seed"]
+    return [f"{res}/{'scaling' if t in own else 'ramole'}/loras/{t}/seed{pool_seed}" for t in lora_tasks(config, group)]
 
 
 def evaluation_dirs(config: dict, variant: str, groups: list[str]) -> list[str]:
@@ -204,7 +307,9 @@ def masking_inputs(config: dict) -> list[str]:
 
 
 def used_groups(config: dict) -> list[str]:
-    return list(dict.fromkeys(g for t in config["tables"].values() for g in t["groups"]))
+    """Groups the tables score, a `scaling` group counted as the group whose tasks it scores."""
+    scaled = {g: config["scaling"]["group"] for g in scaling_groups(config)}
+    return list(dict.fromkeys(scaled.get(g, g) for t in config["tables"].values() for g in t["groups"]))
 
 
 def gain_variants(config: dict) -> list[str]:
@@ -217,6 +322,9 @@ def gain_inputs(config: dict) -> list[str]:
     return list(dict.fromkeys(d for v in gain_variants(config) for d in evaluation_dirs(config, v, groups)))
 
 
+LORA_RULES = {"adapters": "train_lora", "ramole": "ramole_lora", "scaling": "scaling_lora"}  # by top results folder
+
+
 def job_chains(config: dict) -> list[list[tuple[str, str]]]:
     """Every dependency chain from the base model to an evaluate job, as (rule, benchmark job name) steps: the
     longest one by measured time is the DAG's critical path (the site shows it)."""
@@ -227,7 +335,9 @@ def job_chains(config: dict) -> list[list[tuple[str, str]]]:
         tail = [("compose", f"{trained_variant(config, variant)}-{group}-{seed}")] if method_of(
             config, variant).trainable else []
         tail.append(("evaluate", job))
-        lora_steps = [[("train_lora", f"{t}-{seed}")] for t in group_tasks(config, variant, group)] or [[]]
+        lora_steps = [[(LORA_RULES[Path(d).relative_to(config["results_dir"]).parts[0]],
+                        f"{Path(d).parent.name}-{Path(d).name}")]
+                      for d in adapter_dirs(config, variant, group, int(seed.removeprefix("seed")))] or [[]]
         chains += [[("base_model", "base"), *steps, *tail] for steps in lora_steps]
     return chains
 

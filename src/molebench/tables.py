@@ -15,7 +15,7 @@ Rows follow spec["groups"] and each group's task order. A task gets one row per 
 and each group ends with one "average" row (task and metric "average"). The average row averages, per seed, over the
 group's task rows, then takes the mean and std of those per-seed averages over seeds. A task row gets the paper's
 value when the task's paper_task (case ignored) and the metric match a paper row. The average row gets the paper's
-"Average" row for the group's family.
+"Average" row for the group's family, or the row spec["paper_rows"] names for the group (MoLE Table 6: "8 LoRAs").
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def build_table(name: str, spec: dict, metrics: pd.DataFrame, tasks: dict[str, T
     unknown = [v for v in variants if v not in seeds]
     if unknown:
         raise KeyError(f"table {name}: no seeds given for variant(s) {unknown}")
-    keys = pd.DataFrame(_row_keys(spec["groups"], groups, tasks, metrics),
+    keys = pd.DataFrame(_row_keys(spec["groups"], groups, tasks, metrics, spec.get("paper_rows", {})),
                         columns=["group", "family", "task", "paper_task", "metric", "kind"])
     expected = pd.DataFrame([(v, s) for v in variants for s in seeds[v]], columns=["variant", "seed"])
     expected = keys.loc[keys.kind == "task", ["group", "task", "metric"]].merge(expected, how="cross")
@@ -101,8 +101,9 @@ def build_table(name: str, spec: dict, metrics: pd.DataFrame, tasks: dict[str, T
 
 
 def _row_keys(table_groups: list[str], groups: dict[str, list[str]], tasks: dict[str, TaskSpec] | None,
-              metrics: pd.DataFrame) -> list[tuple]:
-    """(group, family, task, paper_task, metric, kind) for every task row and one average row per group."""
+              metrics: pd.DataFrame, paper_rows: dict[str, str]) -> list[tuple]:
+    """(group, family, task, paper_task, metric, kind) for every task row and one average row per group; the average
+    row's paper_task is "Average" unless paper_rows names another paper row for the group."""
     rows = []
     for group in table_groups:
         if group not in groups:
@@ -123,7 +124,8 @@ def _row_keys(table_groups: list[str], groups: dict[str, list[str]], tasks: dict
             families.add(family)
             rows += [(group, family, task, paper_task, metric, "task") for metric in names]
         # a group mixing families has no single paper average to compare with
-        rows.append((group, families.pop() if len(families) == 1 else "", "average", "Average", "average", "average"))
+        rows.append((group, families.pop() if len(families) == 1 else "", "average", paper_rows.get(group, "Average"),
+                     "average", "average"))
     return rows
 
 
@@ -146,16 +148,17 @@ def _raise_missing(name: str, found: pd.DataFrame, metrics: pd.DataFrame) -> Non
 
 
 def _attach_paper(table: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
-    """Add paper:{Method} columns: task rows match on paper_task and metric, average rows on family."""
+    """Add paper:{Method} columns: task rows match on paper_task and metric, average rows on family and paper_task
+    (the family's "Average", or the paper row `paper_rows` names)."""
     is_avg = paper.paper_task == "Average"
     by_task = {(r.paper_task.casefold(), r.metric, r.method): r.value for r in paper[~is_avg].itertuples()}
-    by_family = {(r.family, r.method): r.value for r in paper[is_avg].itertuples()}
+    by_family = {(r.family, r.paper_task.casefold(), r.method): r.value for r in paper.itertuples()}
     table = table.copy()
     for method in dict.fromkeys(paper.method):
         values = []
         for row in table.itertuples():
             if row.kind == "average":
-                values.append(by_family.get((row.family, method)))
+                values.append(by_family.get((row.family, row.paper_task.casefold(), method)))
             else:
                 values.append(by_task.get((row.paper_task.casefold(), PAPER_METRIC.get(row.metric), method)))
         table[f"paper:{method}"] = pd.Series(values, index=table.index, dtype=float)

@@ -1,6 +1,7 @@
 # Helpers only: the parse-time config check and the input functions, all backed by molebench.plan.
 from molebench import plan
 
+plan.expand(config)  # the `scaling` section's groups (MoLE Table 6) become ordinary groups
 plan.check(config)
 
 THREADS = config["threads_per_job"]
@@ -13,8 +14,7 @@ def variant_cfg(w):
 
 
 def composition_adapters(w):
-    return [f"{RES}/adapters/{t}/seed{w.seed}" for t in plan.group_tasks(config, w.variant, w.group)
-            if plan.method_of(config, w.variant).uses_experts]
+    return plan.adapter_dirs(config, w.variant, w.group, int(w.seed))
 
 
 def composition_data(w):

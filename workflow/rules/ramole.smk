@@ -9,6 +9,8 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
     RAM = config["ramole"]
     RDIR = RES + "/ramole"
     POOL = ramole.pool(config)  # LoRA name -> task spec, in pool order
+    # pool LoRAs trained by ramole_data/ramole_lora: RAMoLE's pool, and those only MoLE Table 6 composes (scaling.smk)
+    POOL_LORAS = {**POOL, **plan.scaling_extra(config)}
     RAMOLE_TABLES = [RES + f"/tables/{name}.csv" for name in ramole.TABLE_TITLES]
 
     def pool_dirs(kind, names=None):
@@ -19,9 +21,9 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
 
     rule ramole_data:
         wildcard_constraints:
-            task="|".join(POOL),
+            task="|".join(POOL_LORAS),
         input:
-            lambda w: [f"{config['data']['raw_dir']}/bigbench-1.0.0.tar.gz"] if POOL[w.task].source["kind"] == "bigbench" else [],
+            lambda w: [f"{config['data']['raw_dir']}/bigbench-1.0.0.tar.gz"] if POOL_LORAS[w.task].source["kind"] == "bigbench" else [],
         output:
             directory(RDIR + "/data/{task}"),
         log:
@@ -29,7 +31,7 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
         benchmark:
             RES + "/benchmarks/ramole_data/{task}.tsv"
         params:
-            spec=lambda w: POOL[w.task],  # an edited pool entry reruns its data and everything downstream
+            spec=lambda w: POOL_LORAS[w.task],  # an edited pool entry reruns its data and everything downstream
             data={**config["data"], **RAM["data"]},
         localrule: True
         script:

@@ -1,0 +1,27 @@
+# MoLE Table 6 (scaling): compositions of 8 to 128 LoRAs. Active when the config has `scaling:` (which needs `ramole:`).
+# plan.expand turns the section into groups `{group}-n{size}`, which the compose, evaluate and table rules run like any
+# other group; their LoRAs (plan.adapter_dirs) are pool-recipe LoRAs: RAMoLE's pool and `scaling.extra_pool`
+# (ramole_data/ramole_lora in ramole.smk), and the scored group's own, trained here.
+
+if "scaling" in config:
+
+    rule scaling_lora:  # the scored group's own LoRAs with the pool's recipe, on the group's own training split
+        wildcard_constraints:
+            task="|".join(config["groups"][config["scaling"]["group"]]),
+        input:
+            base=RES + "/base",
+            data=RES + "/data/{task}",
+        output:
+            directory(RES + "/scaling/loras/{task}/seed{seed}"),
+        log:
+            RES + "/logs/scaling_lora/{task}-seed{seed}.log",
+        benchmark:
+            RES + "/benchmarks/scaling_lora/{task}-seed{seed}.tsv"
+        params:
+            lora=config["ramole"]["lora"],
+            train=config["ramole"]["train"],
+        threads: THREADS
+        resources:
+            gpu=config["gpus_per_job"],
+        script:
+            "../scripts/train_lora.py"
