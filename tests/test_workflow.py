@@ -215,14 +215,14 @@ def test_smoke_dag_renders_ramole_tables(smoke_run):
 
 def test_adding_a_lora_to_the_pool_embeds_only_that_lora(smoke_run, tmp_path):
     config = yaml.safe_load((smoke_run / "config/smoke.yaml").read_text())
-    config["ramole"]["pool"]["bbh"].append("dyck_languages")
+    config["ramole"]["pool"]["bbh"].append("multistep_arithmetic")  # in no pool yet (dyck_languages is Table 6's)
     grown = tmp_path / "grown.yaml"
     grown.write_text(yaml.safe_dump(config, sort_keys=False))  # key order is part of rule params
     done = snakemake(smoke_run, "reproduce", "-n", "--configfile", str(grown))
     counts = job_counts(done.stdout)
     assert counts["ramole_data"] == counts["ramole_lora"] == counts["ramole_embed"] == 1, counts
     assert "ramole_retriever" not in counts  # the retriever's fine-tuning tasks are fixed
-    assert "results/smoke/ramole/embeddings/dyck_languages.pt" in done.stdout
+    assert "results/smoke/ramole/embeddings/multistep_arithmetic.pt" in done.stdout
 
 def test_smoke_dag_renders_the_text_to_image_tables_grids_and_images(smoke_run):
     """Every t2i rule ran on tiny random pipelines: Tables 1, 9, 10 hold a number in every cell of ours, the grids and
