@@ -67,14 +67,7 @@ def check(config: dict) -> None:
             if task not in known_tasks:
                 raise ConfigError(f"compose_from.{group}: unknown task {task!r}; add data/tasks/{task}.yaml")
     for name, variant in config["variants"].items():
-        try:
-            cls = methods.get(variant["method"])
-        except KeyError as err:
-            raise ConfigError(f"variants.{name}: {err.args[0]}") from None
-        try:
-            cls.config_class.from_dict(variant.get("options", {}))
-        except (TypeError, ValueError) as err:
-            raise ConfigError(f"variants.{name}.options: {err}") from None
+        cls, _ = variant_method(variant, f"variants.{name}")
         if "train" in variant and not cls.trainable:
             raise ConfigError(f"variants.{name}: method {cls.name!r} trains nothing; remove its `train` section")
         source = variant.get("scored_from")
@@ -191,6 +184,19 @@ def scaling_candidates(config: dict) -> list[str]:
     others = [name for name in [*pool, *extra] if name not in own]
     random.Random(cfg["seed"]).shuffle(others)
     return own + others
+
+
+def variant_method(variant: dict, where: str, error: type[ValueError] = ConfigError):
+    """(method class, parsed options) of a variant entry; a bad method or option raises `error` naming `where`, the
+    entry's path in the config."""
+    try:
+        cls = methods.get(variant["method"])
+    except KeyError as err:
+        raise error(f"{where}: {err.args[0]}") from None
+    try:
+        return cls, cls.config_class.from_dict(variant.get("options", {}))
+    except (TypeError, ValueError) as err:
+        raise error(f"{where}.options: {err}") from None
 
 
 def method_of(config: dict, variant: str):

@@ -9,6 +9,7 @@ Sources:
 from __future__ import annotations
 
 from molebench import methods
+from molebench.plan import variant_method
 from molebench.t2i import world
 from molebench.t2i.components import WorldModelConfig
 from molebench.t2i.gate_training import GateTrainingConfig
@@ -94,14 +95,7 @@ def check(t2i: dict) -> None:
         except (TypeError, ValueError) as err:
             raise T2IConfigError(f"t2i.{key}: {err}") from None
     for name, variant in t2i["variants"].items():
-        try:
-            cls = methods.get(variant["method"])
-        except KeyError as err:
-            raise T2IConfigError(f"t2i.variants.{name}: {err.args[0]}") from None
-        try:
-            options = cls.config_class.from_dict(variant.get("options", {}))
-        except (TypeError, ValueError) as err:
-            raise T2IConfigError(f"t2i.variants.{name}.options: {err}") from None
+        _, options = variant_method(variant, f"t2i.variants.{name}", T2IConfigError)
         if getattr(options, "gate_input", "pooled") != "pooled":
             raise T2IConfigError(f"t2i.variants.{name}: pipelines need gate_input 'pooled' (UNet gates see a "
                                  f"different number of image tokens at every resolution)")
