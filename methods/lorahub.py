@@ -55,8 +55,8 @@ class FactorSum(Method):
         w = model.factor_weights
 
         def update(layer):
-            a, b = layer.bank.factor_sum(w.a, w.b)
-            return b @ a
+            a, b_t = layer.bank.factor_sum(w.a, w.b)
+            return b_t.T @ a
 
         merge_banks(model, update)
 

@@ -29,7 +29,7 @@ import torch
 from molebench.methods import register_method
 from torch import nn
 
-from molebench.bank import inject, module_key
+from molebench.bank import LowRank, inject, module_key
 from molebench.method import Method, MethodConfig
 
 
@@ -72,7 +72,7 @@ class Retrieved(Method):
             raise RoutingError(f"{self.name}: LoRA index out of range 0..{len(self.experts) - 1}")
         self.routing = indices
 
-    def compose(self, layer, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    def compose(self, layer, x: torch.Tensor, idx: torch.Tensor) -> LowRank:
         raise NotImplementedError
 
 
@@ -136,10 +136,10 @@ class RouterLoRA(nn.Module):
         self.scale = 1 / math.sqrt(dim)
 
     def forward(self, x, h, b, keep):
-        """x (batch, seq, d_in), h (batch, seq, k, r) low-rank outputs, b (batch, k, d_out, r) the LoRAs' B,
+        """x (batch, seq, d_in), h (batch, seq, k, r) low-rank outputs, b (batch, k, r, d_out) the LoRAs' B^T,
         keep (batch, k) bool or None -> (batch, seq, k) weights."""
         q = x @ self.query.T.to(x.dtype)                                   # (batch, seq, dim)
-        key_b = torch.einsum("od,bkdr->bkor", self.key.to(b.dtype), b)     # W_k B_j: keys without the d_out-wide output
+        key_b = torch.einsum("od,bkrd->bkor", self.key.to(b.dtype), b)     # W_k B_j: keys without the d_out-wide output
         keys = torch.einsum("bskr,bkor->bsko", h, key_b)                   # (batch, seq, k, dim)
         scores = torch.einsum("bso,bsko->bsk", q, keys) * self.scale
         if keep is not None:
