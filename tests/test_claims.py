@@ -247,3 +247,68 @@ def test_scaling_claim_pairs_seeds_and_wants_three():
     few = pd.DataFrame([r for r in noisy if r["seed"] < 3])
     verdicts, _ = ledger([claim("t6", check)], config, few, {g: [("t", "em")] for g in SIZES}, {})
     assert verdicts.verdict.item() == UNDECIDED  # fewer than 3 seeds
+
+
+# ---- text-to-image tables (config t2i.tables, read from the metric folders) -------------------------------------
+
+T2I_TABLES = {"table1": {"kind": "per_composition", "sizes": [3], "columns": {"NLA": "nla", "MoLE": "l-mole"}},
+              "table10": {"kind": "per_size", "sizes": [3, 4], "columns": {"NLA": "nla", "MoLE": "l-mole"}}}
+
+
+def t2i_rows(bonus, seeds=S):
+    """Metric rows as molebench.t2i.report.load_metrics gives them: two compositions per size; MoLE is `bonus`
+    above NLA in text alignment on 4 subjects only, and in image alignment only on the first subject."""
+    rows = []
+    for size in (3, 4):
+        for c in range(2):
+            for variant in ("nla", "l-mole"):
+                for seed in seeds:
+                    mine = variant == "l-mole"
+                    for k in range(size):
+                        rows.append({"variant": variant, "composition": f"c{size}{c}", "size": size, "seed": seed,
+                                     "concept": k + 1, "subject": f"s{k}", "presence": 0.5,
+                                     "text_alignment": 0.5 + 0.01 * seed + bonus * (mine and size == 4),
+                                     "image_alignment": 0.4 + bonus * (mine and k == 0)})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("table,bonus,seeds,verdict,groups", [
+    ("t2i:table10", 0.1, S, FAILS, ["3 subjects: text_alignment", "3 subjects: image_alignment",
+                                    "4 subjects: text_alignment", "4 subjects: image_alignment"]),
+    ("t2i:table1", 0.1, S, FAILS, ["text_alignment", "image_alignment"]),  # the tie in text alignment fails
+    ("t2i:table1", -0.1, [1], UNDECIDED, ["text_alignment", "image_alignment"]),  # the mini run: one seed
+])
+def test_t2i_claim_is_checked_per_metric_and_size_seed_by_seed(table, bonus, seeds, verdict, groups):
+    check = {"kind": "above", "table": table, "metrics": ["text_alignment", "image_alignment"],
+             "variant": "l-mole", "others": ["nla"]}
+    verdicts, comparisons = ledger([claim("t2i", check)], {"groups": {}, "tables": {}, "t2i": {"tables": T2I_TABLES}},
+                                   metrics(), ROWS, {}, None, t2i_rows(bonus, seeds))
+    assert verdicts.verdict.item() == verdict
+    assert list(comparisons.comparison) == [f"{g}: l-mole > nla" for g in groups]
+    if table == "t2i:table10":
+        assert list(comparisons.verdict) == [FAILS, HOLDS, HOLDS, HOLDS]
+        # x 100; the image alignment of 4 subjects averages the one better subject in: 40 + 10 / 4
+        assert comparisons.evidence.iloc[3].startswith("42.5 vs 40.0, 3 of 3 seeds above")
+
+
+def test_t2i_claims_name_the_configs_tables_and_variants(tmp_path):
+    import yaml
+
+    from molebench.plan import SCHEMA, claims_inputs, load_config
+    from molebench.t2i.plan import evaluations
+
+    claims = [c for c in load_claims() if c["check"].get("table", "").startswith("t2i:")]
+    assert {c["source"] for c in claims} == {"Table 1", "Table 9 (V&L)", "Table 10"}
+    repo = SCHEMA.parents[2]
+    mini = yaml.safe_load((repo / "config" / "config.yaml").read_text())
+    for c in claims:
+        spec = mini["t2i"]["tables"][c["check"]["table"][len("t2i:"):]]
+        named = [c["check"].get("variant"), *c["check"].get("others", []), *c["check"].get("variants", [])]
+        assert set(filter(None, named)) <= set(spec["columns"].values()), c["id"]
+    smoke = load_config(repo / "config" / "smoke.yaml")
+    assert claims_inputs(smoke)[3] == evaluations(smoke["t2i"], "results/smoke") != []
+    assert claims_inputs({k: v for k, v in smoke.items() if k != "t2i"})[3] == []
+    bad = tmp_path / "claims.yaml"
+    bad.write_text(yaml.safe_dump([{**claims[0], "check": {**claims[0]["check"], "metrics": ["fid"]}}]))
+    with pytest.raises(ValueError, match="must name its `metrics`"):
+        load_claims(bad)

@@ -19,6 +19,11 @@ embedder, `pretrained` or `finetuned` (retrieval table). Its score in a group is
 columns (exact match and ROUGE-L; the four retrieval accuracies), one per value of the tables' `seed` column. The
 RAMoLE run has one seed (config ramole.seed), so its claims have not enough evidence until three seeds are stacked.
 
+Text-to-image tables (config t2i.tables) are named `t2i:<table>` and a check on one names its `metrics` (CLIP
+text_alignment, CLIP image_alignment, presence; each x 100). A score is, per seed, the mean over the table's
+compositions of each composition's mean over its subjects; there is one group per metric, and for a per_size table
+(MoLE Table 10) one per number of subjects and metric, read from the metric folders of molebench.t2i.
+
 Check kinds (scores are a group's average over its tasks and metrics, as in the tables' average rows):
     above        `variant` above each of `others`, in every group of `table`
     decreasing   `variants` in falling order: each above the next, in every group of `table`
@@ -52,6 +57,8 @@ CLAIMS_FILE = Path(__file__).resolve().parents[2] / "data" / "paper" / "claims.y
 CHECK_KINDS = {"above": "table", "decreasing": "table", "middle_best": "table", "best_differs": "table",
                "scaling": "table", "figure_above": "figure", "figure_below": "figure"}
 RAMOLE_TABLES = {"ramole_retrieval": "embedder", "ramole_mixed_iid": "method", "ramole_mixed_ood": "method"}
+T2I_PREFIX = "t2i:"
+T2I_METRICS = ("text_alignment", "image_alignment", "presence")
 LEDGER_COLUMNS = ["id", "paper", "source", "claim", "verdict", "evidence"]
 
 
@@ -66,7 +73,14 @@ def load_claims(path: str | Path = CLAIMS_FILE) -> list[dict]:
             raise ValueError(f"{path}: claim {claim['id']!r} has check kind {kind!r}; kinds: {', '.join(CHECK_KINDS)}")
         if claim["check"].get("table") in RAMOLE_TABLES and not claim["check"].get("groups"):
             raise ValueError(f"{path}: claim {claim['id']!r} checks a RAMoLE table and must name its `groups`")
+        if _is_t2i(claim["check"]) and not set(claim["check"].get("metrics") or ["?"]) <= set(T2I_METRICS):
+            raise ValueError(f"{path}: claim {claim['id']!r} checks a text-to-image table and must name its `metrics` "
+                             f"among {', '.join(T2I_METRICS)}")
     return claims
+
+
+def _is_t2i(check: dict) -> bool:
+    return str(check.get("table", "")).startswith(T2I_PREFIX)
 
 
 def needed(claims: list[dict], config: dict) -> tuple[list[str], list[str]]:
@@ -82,6 +96,11 @@ def needed_ramole(claims: list[dict], config: dict) -> list[str]:
     if "ramole" not in config:
         return []
     return list(dict.fromkeys(c["check"]["table"] for c in claims if c["check"].get("table") in RAMOLE_TABLES))
+
+
+def needed_t2i(claims: list[dict], config: dict) -> bool:
+    """Whether the claims read text-to-image results (never without a `t2i:` block)."""
+    return "t2i" in config and any(_is_t2i(c["check"]) for c in claims)
 
 
 def ramole_variants(table: str, config: dict) -> list[str]:
@@ -105,6 +124,28 @@ def ramole_scores(table: str, data: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame([{"variant": m, "group": r["domain"], "seed": r["seed"],
                           "value": r[[c for c in data.columns if c.startswith(f"{m}:")]].mean()}
                          for m in methods for _, r in rows.iterrows()], columns=["variant", "group", "seed", "value"])
+
+
+def t2i_groups(spec: dict, metrics: list[str]) -> list[str]:
+    if spec["kind"] == "per_size":
+        return [f"{size} subjects: {m}" for size in spec["sizes"] for m in metrics]
+    return list(metrics)
+
+
+def t2i_scores(spec: dict, metrics: list[str], data: pd.DataFrame) -> pd.DataFrame:
+    """(variant, group, seed, value) from text-to-image metric rows (molebench.t2i.report.load_metrics: one per
+    variant, composition, seed and subject) for the table `spec`, in t2i_groups order."""
+    data = data[data["size"].isin(spec["sizes"])]
+    by_size = spec["kind"] == "per_size"
+    keys = ["variant", "seed", *(["size"] if by_size else [])]
+    frames = []
+    for metric in metrics:
+        per_composition = data.groupby([*keys, "composition"], as_index=False)[metric].mean()
+        means = per_composition.groupby(keys, as_index=False)[metric].mean()
+        group = means["size"].astype(str) + f" subjects: {metric}" if by_size else metric
+        frames.append(pd.DataFrame({"variant": means.variant, "group": group, "seed": means.seed,
+                                    "value": 100 * means[metric]}))
+    return pd.concat(frames, ignore_index=True)
 
 
 def compare(above: pd.Series, below: pd.Series) -> tuple[str, str]:
@@ -244,13 +285,13 @@ def _named(check: dict) -> list[str]:
 
 
 def ledger(claims: list[dict], config: dict, metrics: pd.DataFrame, rows: dict[str, list[tuple[str, str]]],
-           figure_data: dict[str, pd.DataFrame], ramole_data: dict[str, pd.DataFrame] | None = None
-           ) -> tuple[pd.DataFrame, pd.DataFrame]:
+           figure_data: dict[str, pd.DataFrame], ramole_data: dict[str, pd.DataFrame] | None = None,
+           t2i_data: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(ledger, comparisons): one row per claim with its verdict, and one row per comparison behind the verdicts.
 
     `metrics` are tidy metric rows (molebench.tables.load_metrics) covering the tables the claims read, `rows` the
     (task, metric) rows of each group, `figure_data` a figure name -> its CSV's data, `ramole_data` a RAMoLE table
-    name -> its CSV's data (needed_ramole)."""
+    name -> its CSV's data (needed_ramole), `t2i_data` the text-to-image metric rows (needed_t2i)."""
     scores, task_scores = averages(metrics, rows, []), averages(metrics, rows, ["task"])
     rows, details = [], []
     for claim in claims:
@@ -258,20 +299,19 @@ def ledger(claims: list[dict], config: dict, metrics: pd.DataFrame, rows: dict[s
         source = check.get("table") or check.get("figure")
         if source in RAMOLE_TABLES:
             verdict, evidence, comparisons = _ramole_claim(check, source, config, ramole_data or {})
-            rows.append({**{k: claim[k] for k in LEDGER_COLUMNS[:4]}, "verdict": verdict, "evidence": evidence})
-            details += [{"id": claim["id"], "comparison": label, "verdict": v, "evidence": ev}
-                        for label, v, ev in comparisons]
-            continue
-        spec = {**config["tables"], **config.get("figures", {})}.get(source)
-        absent = [v for v in _named(check) if spec is not None and v not in spec["variants"]]
-        if spec is None or absent:
-            missing = f"{', '.join(absent)} in {source}" if spec is not None else source
-            verdict, evidence, comparisons = UNDECIDED, f"not run at this scale: {missing}", []
+        elif _is_t2i(check):
+            verdict, evidence, comparisons = _t2i_claim(check, source, config, t2i_data)
         else:
-            comparisons = (_figure_comparisons(check, figure_data[source]) if CHECK_KINDS[check["kind"]] == "figure"
-                           else _table_comparisons(check, scores, task_scores, config["tables"][source]["groups"]))
-            verdict = combine([v for _, v, _ in comparisons])
-            evidence = f"{sum(v == HOLDS for _, v, _ in comparisons)} of {len(comparisons)} comparisons hold"
+            spec = {**config["tables"], **config.get("figures", {})}.get(source)
+            absent = [v for v in _named(check) if spec is not None and v not in spec["variants"]]
+            if spec is None or absent:
+                missing = f"{', '.join(absent)} in {source}" if spec is not None else source
+                verdict, evidence, comparisons = UNDECIDED, f"not run at this scale: {missing}", []
+            else:
+                comparisons = (_figure_comparisons(check, figure_data[source])
+                               if CHECK_KINDS[check["kind"]] == "figure"
+                               else _table_comparisons(check, scores, task_scores, config["tables"][source]["groups"]))
+                verdict, evidence = _counted(comparisons)
         rows.append({**{k: claim[k] for k in LEDGER_COLUMNS[:4]}, "verdict": verdict, "evidence": evidence})
         details += [{"id": claim["id"], "comparison": label, "verdict": v, "evidence": ev}
                     for label, v, ev in comparisons]
@@ -286,5 +326,22 @@ def _ramole_claim(check: dict, table: str, config: dict, data: dict[str, pd.Data
     if absent:
         return UNDECIDED, f"not run at this scale: {', '.join(absent)} in {table}", []
     comparisons = _table_comparisons(check, ramole_scores(table, data[table]), None, check["groups"])
+    return *_counted(comparisons), comparisons
+
+
+def _t2i_claim(check: dict, source: str, config: dict, data: pd.DataFrame | None) -> tuple[str, str, list]:
+    spec = config.get("t2i", {}).get("tables", {}).get(source[len(T2I_PREFIX):])
+    if spec is None:
+        return UNDECIDED, f"not run at this scale: {source}", []
+    absent = [v for v in _named(check) if v not in spec["columns"].values()]
+    if absent:
+        return UNDECIDED, f"not run at this scale: {', '.join(absent)} in {source}", []
+    comparisons = _table_comparisons(check, t2i_scores(spec, check["metrics"], data), None,
+                                     t2i_groups(spec, check["metrics"]))
+    return *_counted(comparisons), comparisons
+
+
+def _counted(comparisons: list[tuple[str, str, str]]) -> tuple[str, str]:
+    """(the claim's verdict, its evidence line) from its comparisons."""
     verdict = combine([v for _, v, _ in comparisons])
-    return verdict, f"{sum(v == HOLDS for _, v, _ in comparisons)} of {len(comparisons)} comparisons hold", comparisons
+    return verdict, f"{sum(v == HOLDS for _, v, _ in comparisons)} of {len(comparisons)} comparisons hold"

@@ -260,18 +260,21 @@ def lora_gain(config: dict, evaluation_dirs: list[str], out_file: str) -> None:
 
 
 def claims(config: dict, evaluation_dirs: list[str], figure_csvs: dict[str, str], out_ledger: str,
-           out_comparisons: str, ramole_csvs: dict[str, str] | None = None) -> None:
-    """ramole_csvs: RAMoLE table name -> its CSV (plan.claims_inputs), for the claims on RAMoLE's tables."""
+           out_comparisons: str, ramole_csvs: dict[str, str] | None = None, t2i_dirs: list[str] | None = None) -> None:
+    """ramole_csvs: RAMoLE table name -> its CSV, t2i_dirs: text-to-image metric folders (plan.claims_inputs), for
+    the claims on those tables."""
     import pandas as pd
 
     from molebench import claims as ledger
+    from molebench.t2i.report import load_metrics as t2i_metrics
 
     claimed = ledger.load_claims()
     groups = list(dict.fromkeys(g for t in ledger.needed(claimed, config)[0] for g in config["tables"][t]["groups"]))
     rows = {g: [(t, m) for t, spec in _tasks({g: config["groups"][g]}).items() for m in spec.metrics] for g in groups}
     verdicts, comparisons = ledger.ledger(claimed, config, _metrics(config, evaluation_dirs, groups), rows,
                                           {name: pd.read_csv(path) for name, path in figure_csvs.items()},
-                                          {name: pd.read_csv(path) for name, path in (ramole_csvs or {}).items()})
+                                          {name: pd.read_csv(path) for name, path in (ramole_csvs or {}).items()},
+                                          t2i_metrics(t2i_dirs) if t2i_dirs else None)
     io.write_text(out_comparisons, comparisons.to_csv(index=False))
     io.write_text(out_ledger, verdicts.to_csv(index=False))
 

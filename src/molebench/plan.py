@@ -287,15 +287,18 @@ def figure_inputs(config: dict, figure: str) -> dict[str, list[str]]:
             for v in spec["variants"]}
 
 
-def claims_inputs(config: dict) -> tuple[list[str], list[str], list[str]]:
-    """The evaluation folders, figure CSVs and RAMoLE table CSVs the claims ledger reads (data/paper/claims.yaml)."""
-    from molebench.claims import load_claims, needed, needed_ramole
+def claims_inputs(config: dict) -> tuple[list[str], list[str], list[str], list[str]]:
+    """The evaluation folders, figure CSVs, RAMoLE table CSVs and text-to-image metric folders the claims ledger
+    reads (data/paper/claims.yaml)."""
+    from molebench.claims import load_claims, needed, needed_ramole, needed_t2i
+    from molebench.t2i import plan as t2i_plan
 
     claims = load_claims()
     tables, figures = needed(claims, config)
     return (list(dict.fromkeys(d for t in tables for d in table_inputs(config, t))),
             [f"{config['results_dir']}/figures/{f}.csv" for f in figures],
-            [f"{config['results_dir']}/tables/{t}.csv" for t in needed_ramole(claims, config)])
+            [f"{config['results_dir']}/tables/{t}.csv" for t in needed_ramole(claims, config)],
+            t2i_plan.evaluations(config["t2i"], config["results_dir"]) if needed_t2i(claims, config) else [])
 
 
 def masking_spec(config: dict) -> dict:

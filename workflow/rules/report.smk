@@ -62,6 +62,7 @@ rule claims:
         evaluations=plan.claims_inputs(config)[0],
         figures=plan.claims_inputs(config)[1],
         ramole=plan.claims_inputs(config)[2],  # RAMoLE's tables: none without a `ramole:` block
+        t2i=plan.claims_inputs(config)[3],  # text-to-image metric folders: none without a `t2i:` block
         claims="data/paper/claims.yaml",
     output:
         ledger=RES + "/tables/claims.csv",
