@@ -56,6 +56,7 @@ def test_index_shows_the_claims_ledger_and_its_page_the_comparisons(tmp_path):
     index = (out / "index.html").read_text()
     assert "1 holds, 0 fails, 0 not enough evidence" in index
     assert '<tr class="holds">' in index and "MoLE &lt;beats&gt; single" in index
+    assert '<a href="table3.html">Table 3</a>' in index  # the claim's source links to its evidence
     page = (out / "claims.html").read_text()
     assert "g1: mole &gt; single" in page and "3 of 3 seeds above" in page
 

@@ -59,7 +59,7 @@ CHECK_KINDS = {"above": "table", "decreasing": "table", "middle_best": "table", 
 RAMOLE_TABLES = {"ramole_retrieval": "embedder", "ramole_mixed_iid": "method", "ramole_mixed_ood": "method"}
 T2I_PREFIX = "t2i:"
 T2I_METRICS = ("text_alignment", "image_alignment", "presence")
-LEDGER_COLUMNS = ["id", "paper", "source", "claim", "verdict", "evidence"]
+LEDGER_COLUMNS = ["id", "paper", "source", "claim", "verdict", "evidence", "page"]  # page: the site page of the evidence
 
 
 def load_claims(path: str | Path = CLAIMS_FILE) -> list[dict]:
@@ -312,7 +312,9 @@ def ledger(claims: list[dict], config: dict, metrics: pd.DataFrame, rows: dict[s
                                if CHECK_KINDS[check["kind"]] == "figure"
                                else _table_comparisons(check, scores, task_scores, config["tables"][source]["groups"]))
                 verdict, evidence = _counted(comparisons)
-        rows.append({**{k: claim[k] for k in LEDGER_COLUMNS[:4]}, "verdict": verdict, "evidence": evidence})
+        page = f"t2i/{source[len(T2I_PREFIX):]}.html" if _is_t2i(check) else f"{source}.html"
+        rows.append({**{k: claim[k] for k in LEDGER_COLUMNS[:4]}, "verdict": verdict, "evidence": evidence,
+                     "page": page})
         details += [{"id": claim["id"], "comparison": label, "verdict": v, "evidence": ev}
                     for label, v, ev in comparisons]
     return (pd.DataFrame(rows, columns=LEDGER_COLUMNS),

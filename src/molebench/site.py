@@ -142,9 +142,12 @@ def render_site(out_dir: str | Path, tables: dict[str, tuple[dict, pd.DataFrame]
     with atomic_path(out_dir) as site:
         site.mkdir()
         ledger, comparisons = claims
-        write_text(site / "index.html", _page("molebench", _index(tables, figures, gain, ledger, config, extra_tables,
-                                                                  t2i_pages is not None)))
-        write_text(site / "claims.html", _page("Claims ledger", _claims_page(ledger, comparisons, config)))
+        pages = {f"{name}.html" for name in [*tables, *figures, *extra_tables]}
+        pages |= {f"t2i/{p.name}" for p in Path(t2i_pages).glob("*.html")} if t2i_pages is not None else set()
+        ledger_table = _ledger_table(ledger, pages)
+        write_text(site / "index.html", _page("molebench", _index(tables, figures, gain, ledger_table, ledger, config,
+                                                                  extra_tables, t2i_pages is not None)))
+        write_text(site / "claims.html", _page("Claims ledger", _claims_page(ledger_table, comparisons, config)))
         for name, frame in (("claims", ledger), ("claims_comparisons", comparisons)):
             write_text(site / f"{name}.csv", frame.to_csv(index=False))
         for name, table in extra_tables.items():
@@ -193,7 +196,7 @@ def _setup_line(config: dict) -> str:
             f"seeds <b>{esc(', '.join(map(str, config.get('seeds', []))))}</b>")
 
 
-def _index(tables: dict, figures: dict, gain: pd.DataFrame, ledger: pd.DataFrame, config: dict,
+def _index(tables: dict, figures: dict, gain: pd.DataFrame, ledger_table: str, ledger: pd.DataFrame, config: dict,
            extra_tables: dict, t2i: bool = False) -> str:
     about = ("<p>molebench trains one LoRA per task on a small language model, composes each group's LoRAs with the "
              "methods compared in the MoLE paper (MoLE, normalised linear arithmetic, ...) and scores every "
@@ -203,7 +206,7 @@ def _index(tables: dict, figures: dict, gain: pd.DataFrame, ledger: pd.DataFrame
     glance = ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICT_CLASS)
     claims = (f"<h2>The papers' claims at this scale</h2><p>{esc(glance)} "
               f"({_link('claims.html', 'the rule and the comparisons')}).</p>")
-    parts = [about, claims, _ledger_table(ledger), f"<h2>What was run</h2><p>{_setup_line(config)}</p>"]
+    parts = [about, claims, ledger_table, f"<h2>What was run</h2><p>{_setup_line(config)}</p>"]
     data = config.get("data", {})
     if data:
         parts.append(f"<p>{esc(data.get('n_train', '?'))} training and {esc(data.get('n_test', '?'))} test "
@@ -229,15 +232,17 @@ def _index(tables: dict, figures: dict, gain: pd.DataFrame, ledger: pd.DataFrame
     return "\n".join(parts)
 
 
-def _ledger_table(ledger: pd.DataFrame) -> str:
-    rows = [[f'<td class="key">{esc(r.paper)}</td>', f'<td class="key">{esc(r.source)}</td>',
+def _ledger_table(ledger: pd.DataFrame, pages: set[str]) -> str:
+    """The ledger with each claim's source linked to the page of its evidence, where this site has that page."""
+    rows = [[f'<td class="key">{esc(r.paper)}</td>',
+             f'<td class="key">{_link(r.page, r.source) if r.page in pages else esc(r.source)}</td>',
              f'<td class="key">{esc(r.claim)}</td>', f'<td class="key"><b>{esc(r.verdict)}</b></td>',
              f'<td class="key">{esc(r.evidence)}</td>'] for r in ledger.itertuples()]
     return _html_table(["paper", "source", "claim", "verdict", "evidence"], rows,
                        [VERDICT_CLASS[v] for v in ledger.verdict])
 
 
-def _claims_page(ledger: pd.DataFrame, comparisons: pd.DataFrame, config: dict) -> str:
+def _claims_page(ledger_table: str, comparisons: pd.DataFrame, config: dict) -> str:
     from molebench.claims import __doc__ as rule
 
     intro = (f"<p>{_setup_line(config)}. Each claim of the papers is checked against this run's results. "
@@ -245,7 +250,7 @@ def _claims_page(ledger: pd.DataFrame, comparisons: pd.DataFrame, config: dict) 
     rows = [[f'<td class="key">{esc(r.id)}</td>', f'<td class="key">{esc(r.comparison)}</td>',
              f'<td class="key">{esc(r.verdict)}</td>', f'<td class="key">{esc(r.evidence)}</td>']
             for r in comparisons.itertuples()]
-    return (intro + _ledger_table(ledger) + "<h2>Comparisons</h2>"
+    return (intro + ledger_table + "<h2>Comparisons</h2>"
             + _html_table(["claim", "comparison", "verdict", "evidence"], rows,
                           [VERDICT_CLASS[v] for v in comparisons.verdict])
             + f"<p>{_link('claims.csv', 'Ledger as CSV')}, {_link('claims_comparisons.csv', 'comparisons as CSV')}</p>")
