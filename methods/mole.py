@@ -31,6 +31,7 @@ Departures, and why (docs/methods.md repeats them):
 """
 
 import dataclasses
+import math
 import re
 
 import torch
@@ -147,9 +148,12 @@ def entropy(weights: torch.Tensor) -> torch.Tensor:
     return -torch.special.xlogy(weights, weights).sum(-1)
 
 
-def balance_loss(weights: torch.Tensor) -> torch.Tensor:
-    """Eq. 14-15: (gates, batch, N) gate weights of one training step -> -sum_i log q_i."""
-    return -torch.log(weights.mean((0, 1))).sum()
+def balance_loss(log_weights: torch.Tensor) -> torch.Tensor:
+    """Eq. 14-15: (gates, batch, N) log gate weights of one training step -> -sum_i log q_i, with log q_i taken as
+    a logsumexp of the log weights: the same value, but finite when a LoRA's weight underflows to 0 in every sample
+    (which -log(mean) turned into inf and a NaN gradient at 128 LoRAs)."""
+    count = log_weights.shape[0] * log_weights.shape[1]
+    return -(torch.logsumexp(log_weights, dim=(0, 1)) - math.log(count)).sum()
 
 
 class Gate(nn.Module):
@@ -161,8 +165,8 @@ class Gate(nn.Module):
         self.log_tau = nn.Parameter(log_tau, requires_grad=learn_temperature)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """(batch, features) -> (batch, N) gate weights."""
-        return torch.softmax(features @ self.weight.T / self.log_tau.exp(), dim=-1)
+        """(batch, features) -> (batch, N) log gate weights (the balance loss needs them; the mix takes exp)."""
+        return torch.log_softmax(features @ self.weight.T / self.log_tau.exp(), dim=-1)
 
 
 @register_method("mole")
@@ -189,7 +193,7 @@ class MoLE(Method):
         self.keep = self._keep(self.experts)
         seq2seq = bool(getattr(base.config, "is_encoder_decoder", False))
         self.fitting = False
-        self.step_weights: dict[str, torch.Tensor] = {}  # gate weights (with grad) of the current training step
+        self.step_weights: dict[str, torch.Tensor] = {}  # log gate weights (with grad) of the current training step
         self.last_step: dict[str, torch.Tensor] = {}
         self.seen: dict[str, list] = {}  # gate -> [sum of weights, sum of entropies, samples], at inference
 
@@ -220,9 +224,10 @@ class MoLE(Method):
                         raise RuntimeError(f"MoLE gate {key}: prompt mask {tuple(mask.shape)} does not match the "
                                            f"input {tuple(h.shape[:2])} at the first forward of a batch")
                 features = features_fn(layer.bank, x, h, mask, cfg.gate_length, key)
-                weights = gates[module_key(key)](features)
+                log_weights = gates[module_key(key)](features)
+                weights = log_weights.exp()
                 if self.fitting:
-                    self.step_weights[key] = weights
+                    self.step_weights[key] = log_weights
                 else:
                     if self.keep is not None:  # Figure 8: drop LoRAs, share their weight out proportionally
                         weights = weights * self.keep.to(weights.device)
@@ -261,11 +266,11 @@ class MoLE(Method):
 
     def step_loss(self) -> torch.Tensor:
         """Balance loss of the training step that just ran forward; keeps its gate weights for `step_metrics`."""
-        weights = torch.stack(list(self.step_weights.values()))  # (gates, batch, N)
-        self.last_step = {key: w.detach() for key, w in self.step_weights.items()}
+        log_weights = torch.stack(list(self.step_weights.values()))  # (gates, batch, N)
+        self.last_step = {key: w.detach().exp() for key, w in self.step_weights.items()}
         self.step_weights = {}
         alpha = self.config.balance_alpha
-        return alpha * balance_loss(weights) if alpha else torch.zeros(())
+        return alpha * balance_loss(log_weights) if alpha else torch.zeros(())
 
     def step_metrics(self) -> dict:
         """Figure 5: mean gate entropy and mean weight per LoRA over every gate and sample of the step."""

@@ -143,12 +143,21 @@ def test_fixed_temperature_stays_fixed_after_fit(lora_dirs, tmp_path):
         assert gate.log_tau.item() == torch.tensor(2.0).log().item()
 
 
-def test_balance_loss_is_minimal_at_uniform_gates():
+def test_balance_loss_is_minimal_at_uniform_gates_and_finite_when_a_weight_underflows():
     from molebench.methods.mole import balance_loss
 
-    uniform = balance_loss(torch.full((2, 4, 3), 1 / 3))
-    assert balance_loss(torch.tensor([[[0.8, 0.1, 0.1]] * 4])) > uniform
+    uniform = balance_loss(torch.full((2, 4, 3), 1 / 3).log())
+    skewed = torch.tensor([[[0.8, 0.1, 0.1]] * 4])
+    assert balance_loss(skewed.log()) > uniform
+    assert balance_loss(skewed.log()).item() == pytest.approx(-torch.log(skewed.mean((0, 1))).sum().item(), rel=1e-6)
     assert uniform.item() == pytest.approx(3 * math.log(3), rel=1e-6)
+    # 128 LoRAs, one of them starved: its softmax weight is exp(-200), 0 in float32, so -log(mean weight) is inf
+    logits = torch.zeros(2, 4, 128, requires_grad=True)
+    starved = logits - 200 * (torch.arange(128) == 5)
+    loss = balance_loss(torch.log_softmax(starved, dim=-1))
+    loss.backward()
+    assert torch.isfinite(loss) and loss.item() > 128 * math.log(128)
+    assert torch.isfinite(logits.grad).all() and logits.grad[..., 5].lt(0).all()  # descent raises the starved LoRA
 
 
 def test_gates_start_near_nla(lora_dirs, inputs):
