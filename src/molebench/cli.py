@@ -65,7 +65,7 @@ def cmd_bench(args) -> None:
     from molebench.models import load_base
     from molebench.plan import load_config
     from molebench.scoring import generate
-    from molebench.training import TrainConfig, Trainer, answer_logprobs
+    from molebench.training import TrainConfig, Trainer, answer_logprobs, autocast
 
     if args.gates:
         from molebench import bench_gates
@@ -137,15 +137,18 @@ def cmd_bench(args) -> None:
         _, batch = next(trainer.batches(tokenizer, splits["train"], False))
         opt = torch.optim.AdamW(params, lr=train_cfg.lr)
 
-        def step():
-            loss = -answer_logprobs(peft_model, batch).sum()
+        def step(bf16: bool):
+            with autocast(bf16, peft_model.device):
+                loss = -answer_logprobs(peft_model, batch).sum()
             loss.backward()
             opt.step()
             opt.zero_grad()
 
         tokens = int(batch["attention_mask"].sum())
         rows.append((f"LoRA training step, batch {train_cfg.batch_size} ({tokens} tokens), {args.task}",
-                     _median_time(step, args.repeats), "s"))
+                     _median_time(lambda: step(False), args.repeats), "s"))
+        rows.append(("the same step with bf16 autocast (train: {autocast_bf16: true})",
+                     _median_time(lambda: step(True), args.repeats), "s"))
         peft_model.eval()
         prompts = [r["input"] for r in splits["test"][: config["eval"]["batch_size"]]]
         rows.append((f"scoring batch: greedy generation of {len(prompts)} x {spec.max_new_tokens} tokens",
