@@ -187,12 +187,18 @@ def as_tensor(images: np.ndarray) -> torch.Tensor:
 def train_world_generator(gen: Generator, images: np.ndarray, captions: list[str], steps: int, batch_size: int,
                           lr: float, caption_dropout: float, seed: int) -> dict:
     """Train the UNet and text encoder from scratch; captions are dropped (to "") at `caption_dropout` so that
-    classifier-free guidance has an unconditional model."""
+    classifier-free guidance has an unconditional model. Linear warm-up, cosine decay, gradient clipping at 1, and
+    the saved weights are diffusers' EMA of the trained ones (decay up to 0.999): a run of a few thousand steps
+    lands on a usable model only with all of them."""
+    from diffusers.training_utils import EMAModel
+
     rng = torch.Generator().manual_seed(seed)
     params = [*gen.unet.parameters(), *gen.text_encoder.parameters()]
     for p in params:
         p.requires_grad_(True)
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    ema = EMAModel(params, decay=0.999)
+    warmup = min(100, steps // 10 + 1)
     pixels = as_tensor(images)
     ids_all = encode_prompts(gen.tokenizer, captions)
     empty = encode_prompts(gen.tokenizer, [""])[0]
@@ -202,16 +208,19 @@ def train_world_generator(gen: Generator, images: np.ndarray, captions: list[str
         idx = torch.randint(0, len(pixels), (batch_size,), generator=rng)
         ids = ids_all[idx].clone()
         ids[torch.rand(batch_size, generator=rng) < caption_dropout] = empty
-        for g in opt.param_groups:  # cosine decay: a few thousand steps must land on a usable model
-            g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
+        for g in opt.param_groups:
+            g["lr"] = lr * min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / steps))
         loss = diffusion_loss(gen, pixels[idx], ids, rng)
         opt.zero_grad()
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
+        ema.step(params)
         losses.append(loss.item())
         if (step + 1) % max(1, steps // 10) == 0:  # progress in the rule's log
             print(f"step {step + 1}/{steps} loss {np.mean(losses[-max(1, steps // 10):]):.4f} "
                   f"{time.time() - start:.0f}s", flush=True)
+    ema.copy_to(params)
     gen.eval()
     for p in params:
         p.requires_grad_(False)

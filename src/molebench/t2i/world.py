@@ -126,19 +126,17 @@ def _texture(texture: str, size: int) -> np.ndarray:
     raise ValueError(f"unknown texture {texture!r}")
 
 
-def draw(things: list[Thing], background: str, resolution: int, rng: np.random.Generator) -> np.ndarray:
-    """An (H, W, 3) uint8 image with the things at random, mostly non-overlapping places."""
+def draw(things: list[Thing], background: str, resolution: int) -> np.ndarray:
+    """An (H, W, 3) uint8 image with each thing at its shape's fixed place: a 3 x 2 grid, one cell per shape in
+    `SHAPES` order. Fixed places instead of random ones (a departure from photographs) so that a diffusion model
+    trained for minutes on 2 CPU cores draws the shapes: at random places and sizes, 1,200 steps still drew blobs."""
     image = np.empty((resolution, resolution, 3), np.uint8)
     image[:] = BACKGROUNDS[background]
-    size = max(5, int(resolution * (0.55 if len(things) == 1 else 0.8 / np.sqrt(len(things)) + 0.05)))
-    cells = int(np.ceil(np.sqrt(len(things))))
-    slots = rng.permutation(cells * cells)[:len(things)]
-    cell = resolution / cells
-    for thing, slot in zip(things, slots):
-        cy, cx = divmod(int(slot), cells)
-        jitter = max(0.0, cell - size)
-        top = int(min(resolution - size, max(0, cy * cell + rng.uniform(0, jitter))))
-        left = int(min(resolution - size, max(0, cx * cell + rng.uniform(0, jitter))))
+    cell_w, cell_h = resolution / 3, resolution / 2
+    size = max(3, int(min(cell_w, cell_h)) - 1)
+    for thing in things:
+        row, col = divmod(SHAPES.index(thing.shape), 3)
+        top, left = int(row * cell_h + (cell_h - size) / 2), int(col * cell_w + (cell_w - size) / 2)
         mask = _mask(thing.shape, size)
         colour = np.array(COLOURS[thing.colour])
         pixels = np.where(_texture(thing.texture, size)[..., None], colour, colour // 3)
@@ -168,7 +166,7 @@ def base_dataset(n: int, resolution: int, max_objects: int, seed: int) -> tuple[
         things = [Thing(SHAPES[s], list(COLOURS)[rng.integers(len(COLOURS))], TEXTURES[rng.integers(len(TEXTURES))])
                   for s in shapes]
         background = list(BACKGROUNDS)[rng.integers(len(BACKGROUNDS))]
-        images[i] = draw(things, background, resolution, rng)
+        images[i] = draw(things, background, resolution)
         captions.append(caption(things, background))
         for t in things:
             labels[i, presence_index(t)] = 1
@@ -180,8 +178,8 @@ def presence_index(thing: Thing) -> int:
 
 
 def subject_images(subject: Subject, n: int, resolution: int, seed: int) -> np.ndarray:
-    """The subject alone on random backgrounds at random places: DreamBooth's few training images, and the reference
-    images of image alignment."""
+    """The subject alone on random backgrounds: DreamBooth's few training images, and the reference images of image
+    alignment."""
     rng = np.random.default_rng(seed)
-    return np.stack([draw([subject.thing], list(BACKGROUNDS)[rng.integers(len(BACKGROUNDS))], resolution, rng)
+    return np.stack([draw([subject.thing], list(BACKGROUNDS)[rng.integers(len(BACKGROUNDS))], resolution)
                      for _ in range(n)])
