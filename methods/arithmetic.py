@@ -15,11 +15,10 @@ import abc
 import dataclasses
 
 import torch
-from molebench.methods import register_method
 
-from molebench.adapters import peft_combine
-from molebench.bank import inject
-from molebench.method import Method, MethodConfig
+from molebench.core.adapters import peft_combine
+from molebench.core.bank import inject
+from molebench.core.method import Method, MethodConfig, register_method
 
 SPACES = ("output", "weight", "factor")
 
@@ -35,6 +34,12 @@ class ArithmeticConfig(MethodConfig):
 
 class Arithmetic(Method):
     config_class = ArithmeticConfig
+
+    @classmethod
+    def pipeline_problem(cls, config):
+        if config.space != "output":
+            return "pipelines compose LoRAs in output space only (the PEFT weight/factor merges need one PEFT model)"
+        return None
 
     @abc.abstractmethod
     def weights(self, n: int) -> list[float]:

@@ -8,10 +8,9 @@ from the same task's training split and separated by blank lines. Few-shot promp
 import dataclasses
 import random
 
-from molebench.methods import register_method
 from molebench.methods.zero_shot import ZeroShot
 
-from molebench.method import MethodConfig
+from molebench.core.method import MethodConfig, register_method
 
 
 @dataclasses.dataclass

@@ -19,13 +19,12 @@ import random
 
 import numpy as np
 import torch
-from molebench.methods import register_method
 from torch import nn
 
-from molebench.adapters import AdapterError
-from molebench.bank import inject, merge_banks
-from molebench.method import Method, MethodConfig
-from molebench.training import answer_loss, collate, encode_answer, encode_prompt, is_seq2seq
+from molebench.core.adapters import AdapterError
+from molebench.core.bank import inject, merge_banks
+from molebench.core.method import Method, MethodConfig, register_method
+from molebench.core.training import answer_loss, collate, encode_answer, encode_prompt, is_seq2seq
 
 
 class FactorSum(Method):

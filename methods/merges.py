@@ -11,10 +11,8 @@ entries (disjoint mean), so their default weight is 1 (the TIES paper's lambda =
 
 import dataclasses
 
-from molebench.methods import register_method
-
-from molebench.adapters import peft_combine
-from molebench.method import Method, MethodConfig
+from molebench.core.adapters import peft_combine
+from molebench.core.method import Method, MethodConfig, register_method
 
 SIGN_METHODS = ("total", "frequency")
 

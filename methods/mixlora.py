@@ -33,14 +33,14 @@ import dataclasses
 import json
 import math
 import re
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from molebench.methods import register_method
 from molebench.methods.multitask import Multitask
 from torch import nn
 
-from molebench.method import Method, MethodConfig
+from molebench.core.method import Method, MethodConfig, register_method
 
 
 @dataclasses.dataclass(frozen=True)
@@ -295,8 +295,6 @@ class MixLoRA(Method):
         """The official MixLoRA folder format (PyPI `mixlora` 0.2.x, LLaMA family): adapter_config.json and
         adapter_model.bin with keys mixlora.layers.{i}.self_attn.{proj}.lora_{A,B}.weight,
         mixlora.layers.{i}.mlp.{proj}.experts.{e}.lora_{A,B}.weight and mixlora.layers.{i}.mlp.moe_gate.weight."""
-        from pathlib import Path
-
         cfg, layout = self.config, self.layout
         weights = {}
         for i, (name, w) in enumerate(self.ffns.items()):

@@ -36,12 +36,11 @@ import re
 
 import torch
 import torch.nn.functional as F
-from molebench.methods import register_method
 from torch import nn
 
-from molebench.bank import inject, module_key
-from molebench.method import Method, MethodConfig
-from molebench.models import current_prompt
+from molebench.core.bank import inject, module_key
+from molebench.core.method import Method, MethodConfig, register_method
+from molebench.core.models import current_prompt
 
 GRANULARITIES = ("matrix", "layer", "block", "network")
 GATE_INPUTS = ("pooled", "paper", "hidden")
@@ -174,6 +173,14 @@ class MoLE(Method):
     description = "MoLE: learnable gates (per layer) over frozen LoRA outputs, learnable temperature, balance loss"
     config_class = MoLEConfig
     trainable = True
+    can_mask = True
+
+    @classmethod
+    def pipeline_problem(cls, config):
+        if config.gate_input != "pooled":
+            return "pipelines need gate_input 'pooled' (UNet gates see a different number of image tokens at every " \
+                   "resolution)"
+        return None
 
     def build(self, base, experts):
         cfg = self.config

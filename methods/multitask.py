@@ -11,10 +11,8 @@ with `scored_from: multitask` reuses that variant's trained LoRA instead of trai
 import dataclasses
 import re
 
-from molebench.methods import register_method
-
-from molebench.adapters import AdapterError
-from molebench.method import Method, MethodConfig
+from molebench.core.adapters import AdapterError
+from molebench.core.method import Method, MethodConfig, register_method
 
 # a LoRA-wrapped module's stack and block index: model.layers.3.self_attn.q_proj | encoder.block.3.layer.0.SelfAttention.q
 BLOCK_INDEX = re.compile(r"^(?:base_model\.model\.)?(.*?)\.(\d+)\.")

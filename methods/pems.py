@@ -14,11 +14,10 @@ import dataclasses
 import random
 
 import torch
-from molebench.methods import register_method
 from molebench.methods.lorahub import FactorSum, encode_batch
 
-from molebench.method import MethodConfig
-from molebench.training import answer_loss
+from molebench.core.method import MethodConfig, register_method
+from molebench.core.training import answer_loss
 
 
 @dataclasses.dataclass

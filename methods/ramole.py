@@ -26,11 +26,10 @@ import math
 from typing import ClassVar
 
 import torch
-from molebench.methods import register_method
 from torch import nn
 
-from molebench.bank import LowRank, inject, module_key
-from molebench.method import Method, MethodConfig
+from molebench.core.bank import BankedLinear, LowRank, inject, module_key
+from molebench.core.method import Method, MethodConfig, register_method
 
 
 class RoutingError(RuntimeError):
@@ -154,8 +153,6 @@ class RAMoLE(Retrieved):
     trainable = True
 
     def add_parameters(self, model):
-        from molebench.bank import BankedLinear
-
         layers = [m for m in model.modules() if isinstance(m, BankedLinear)]
         routers = nn.ModuleDict({module_key(layer.name): RouterLoRA(layer.base.in_features, layer.base.out_features,
                                                                     self.config.router_dim) for layer in layers})

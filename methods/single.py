@@ -1,14 +1,14 @@
 """The task's own LoRA, applied through PEFT: the oracle a composition of LoRAs is compared against."""
 
-from molebench.methods import register_method
 
-from molebench.method import Method
+from molebench.core.method import Method, register_method
 
 
 @register_method("single")
 class Single(Method):
     description = "the evaluated task's own LoRA (oracle), merged into the base through PEFT"
     per_task = True
+    reference = "single_lora"
 
     def build(self, base, experts):
         from peft import PeftModel

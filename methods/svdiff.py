@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from molebench.methods import register_method
+from safetensors.torch import load_file, save_file
 from torch import nn
 
-from molebench.method import Method, MethodConfig
+from molebench.core.method import Method, MethodConfig, register_method
 
 
 @dataclasses.dataclass
@@ -82,8 +82,6 @@ def attach(model: nn.Module, patterns: list[str]) -> dict[str, SpectralShiftLine
 
 
 def save_shifts(shifted: dict[str, SpectralShiftLinear], out_dir: Path, info: dict) -> None:
-    from safetensors.torch import save_file
-
     out_dir.mkdir(parents=True, exist_ok=True)
     save_file({n: m.delta.detach().cpu().contiguous() for n, m in shifted.items()}, out_dir / "shifts.safetensors")
     (out_dir / "svdiff.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
@@ -98,8 +96,6 @@ class SpectralShifts:
 
 
 def load_shifts(path: str | Path, name: str) -> SpectralShifts:
-    from safetensors.torch import load_file
-
     path = Path(path)
     if not (path / "shifts.safetensors").is_file():
         raise FileNotFoundError(f"{path}: no shifts.safetensors; train the subject's SVDiff shifts first")

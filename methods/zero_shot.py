@@ -1,8 +1,7 @@
 """The base model alone, no LoRA: the floor every composition must beat."""
 
-from molebench.methods import register_method
 
-from molebench.method import Method
+from molebench.core.method import Method, register_method
 
 
 @register_method("zero-shot")
@@ -11,6 +10,7 @@ class ZeroShot(Method):
     uses_experts = False
     per_task = True
     seeded = False
+    reference = "zero_shot"
 
     def build(self, base, experts):
         return base

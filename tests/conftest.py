@@ -47,8 +47,8 @@ def inputs():
 
 def build(name, lora_dirs, base=tiny_llama, **options):
     """(method, model): method `name` with `options` over the LoRAs in `lora_dirs` on a fresh tiny base model."""
-    from molebench import methods
-    from molebench.adapters import load_expert
+    from molebench.core import method as methods
+    from molebench.core.adapters import load_expert
 
     cls = methods.get(name)
     model = base()
@@ -58,7 +58,7 @@ def build(name, lora_dirs, base=tiny_llama, **options):
 
 
 def logits(model, ids, mask):
-    from molebench.models import prompt_positions
+    from molebench.core.models import prompt_positions
 
     with torch.no_grad(), prompt_positions(mask):
         return model(input_ids=ids, attention_mask=mask).logits
@@ -66,7 +66,7 @@ def logits(model, ids, mask):
 
 def manual_sum(lora_dirs, weights, ids, mask):
     """W x + sum_i w_i s_i B_i A_i x by hand, one LoRA at a time (the reference the bank must match)."""
-    from molebench.adapters import load_expert
+    from molebench.core.adapters import load_expert
 
     base = tiny_llama()
     experts = [load_expert(d, base) for d in lora_dirs]

@@ -6,11 +6,11 @@ import json
 import pytest
 import torch
 
-from molebench import methods
-from molebench.accounting import cost
-from molebench.adapters import AdapterError, load_expert
-from molebench.bank import BankedLinear
-from molebench.training import TrainConfig, Trainer
+from molebench.core import method as methods
+from molebench.core.accounting import cost
+from molebench.core.adapters import AdapterError, load_expert
+from molebench.core.bank import BankedLinear
+from molebench.core.training import TrainConfig, Trainer
 from tests.conftest import CharTokenizer, build, logits, make_lora, manual_sum, tiny_llama, train_records
 
 MERGES = ["peft-linear", "cat", "svd", "ties", "dare-linear", "dare-ties", "magnitude-prune"]
@@ -209,10 +209,10 @@ def test_lorahub_objective_matches_the_official_package(tmp_path):
     from peft import LoraConfig, PeftModel, get_peft_model
     from peft.utils import load_peft_weights
 
-    from molebench import pipeline
-    from molebench.models import load_base
+    from molebench.core import stages as core_stages
+    from molebench.core.models import load_base
 
-    pipeline.base_model({"source": "tiny-random", "arch": "t5", "hidden_size": 32, "layers": 2, "heads": 2,
+    core_stages.base_model({"source": "tiny-random", "arch": "t5", "hidden_size": 32, "layers": 2, "heads": 2,
                          "kv_heads": 1, "vocab_size": 400}, str(tmp_path / "base"))
     dirs = []
     for i in range(3):

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from molebench.claims import FAILS, HOLDS, UNDECIDED, combine, compare, ledger, load_claims
+from molebench.report.claims import FAILS, HOLDS, UNDECIDED, combine, compare, ledger, load_claims
 
 S = [1, 2, 3]
 
@@ -75,7 +75,7 @@ def test_ledger_verdict_per_check_kind():
 def test_the_ledger_file_names_only_known_kinds_and_the_configs_variants():
     import yaml
 
-    from molebench.plan import SCHEMA
+    from molebench.config import SCHEMA
 
     claims = load_claims()
     assert len({c["id"] for c in claims}) == len(claims)
@@ -127,7 +127,7 @@ RAMOLE_CONFIG = {"groups": {}, "tables": {}, "ramole": {"methods": dict.fromkeys
 
 def mixed_tables(offsets, seeds=S):
     """A ramole_mixed_ood table per seed, stacked: method m scores offsets[m] + seed on every task and metric."""
-    from molebench.tables import ramole_mixed_table
+    from molebench.ramole.report import ramole_mixed_table
 
     def result(m, s):
         return {"tasks": {t: {"domain": d, "metrics": {"exact_match": offsets[m] + s, "rougeL": offsets[m] + s + 1}}
@@ -165,7 +165,7 @@ def test_ramole_claim_without_a_ramole_block_or_method_is_not_run_at_this_scale(
 
 
 def test_retrieval_claim_compares_embedders_per_query_task_row():
-    from molebench.tables import ramole_retrieval_table
+    from molebench.ramole.report import ramole_retrieval_table
 
     def accuracy(bonus):
         return {part: {"iid_top1": 10 + bonus, "iid_top3": 20 + bonus, "ood_top1": 5.0, "ood_top3": 15.0,
@@ -182,8 +182,9 @@ def test_retrieval_claim_compares_embedders_per_query_task_row():
 def test_ramole_claims_name_their_groups_and_the_configs_methods(tmp_path):
     import yaml
 
-    from molebench.claims import needed_ramole, ramole_variants
-    from molebench.plan import SCHEMA, claims_inputs, load_config
+    from molebench.config import SCHEMA, load_config
+    from molebench.report.claims import inputs as claims_inputs
+    from molebench.report.claims import needed_ramole, ramole_variants
 
     claims = [c for c in load_claims() if c["paper"] == "RAMoLE"]
     assert {c["check"]["table"] for c in claims} == {"ramole_mixed_iid", "ramole_mixed_ood", "ramole_retrieval"}
@@ -294,7 +295,8 @@ def test_t2i_claim_is_checked_per_metric_and_size_seed_by_seed(table, bonus, see
 def test_t2i_claims_name_the_configs_tables_and_variants(tmp_path):
     import yaml
 
-    from molebench.plan import SCHEMA, claims_inputs, load_config
+    from molebench.config import SCHEMA, load_config
+    from molebench.report.claims import inputs as claims_inputs
     from molebench.t2i.plan import evaluations
 
     claims = [c for c in load_claims() if c["check"].get("table", "").startswith("t2i:")]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from molebench.data import TaskSpec, build_splits, list_tasks, load_task
+from molebench.core.data import TaskSpec, build_splits, list_tasks, load_task
 
 TASKS = list_tasks()
 GENERATOR_TASKS = [t for t in TASKS if load_task(t).source["kind"] == "generator"]

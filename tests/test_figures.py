@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from molebench import figures
-from molebench.io import write_json
+from molebench.core.io import write_json
+from molebench.nlp import figures
 
 
 def write_logs(root, variant, seeds, entropy):

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from molebench import generators
-from molebench.generators import GENERATORS, OBJECT_CATEGORIES, WORDS, corpus, generate, register_generator
+from molebench.core import generators
+from molebench.core.generators import GENERATORS, OBJECT_CATEGORIES, WORDS, corpus, generate, register_generator
 
 ALL = sorted(GENERATORS)
 

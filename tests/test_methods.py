@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from molebench import methods
-from molebench.adapters import AdapterError, load_expert
-from molebench.bank import inject
+from molebench.core import method as methods
+from molebench.core.adapters import AdapterError, load_expert
+from molebench.core.bank import inject
 from tests.conftest import CharTokenizer, build, logits, make_lora, manual_sum, tiny_llama
 
 
@@ -75,7 +75,7 @@ def test_adapter_validation(tmp_path, lora_dirs):
 
 
 def test_answer_logprobs_keeps_only_answer_logits_without_changing_them(inputs):
-    from molebench.training import answer_logprobs, collate
+    from molebench.core.training import answer_logprobs, collate
 
     model = tiny_llama()
     pairs = [([1, 5, 6, 7, 8], [9, 10, 2]), ([1, 5], [11, 2])]

@@ -8,8 +8,8 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, T5Config, T5ForConditionalGeneration
 
-from molebench import methods
-from molebench.training import TrainConfig, Trainer
+from molebench.core import method as methods
+from molebench.core.training import TrainConfig, Trainer
 from tests.conftest import CharTokenizer, logits, tiny_llama, train_records
 from tests.test_mole import tiny_t5
 
@@ -143,7 +143,7 @@ def fit(seed, tmp_path, options=None):
 
 
 def test_fit_is_seeded_and_trains_routers_experts_and_attention_only(tmp_path):
-    from molebench.io import read_jsonl
+    from molebench.core.io import read_jsonl
 
     method, model, info = fit(1, tmp_path, {"jitter_noise": 0.1, "lora_dropout": 0.1})
     _, again, _ = fit(1, tmp_path)  # options other than the seed's stochastic parts do not matter here
@@ -161,7 +161,7 @@ def test_fit_is_seeded_and_trains_routers_experts_and_attention_only(tmp_path):
 
 
 def test_balance_loss_coefficient_zero_turns_it_off(tmp_path):
-    from molebench.io import read_jsonl
+    from molebench.core.io import read_jsonl
 
     fit(2, tmp_path, {"router_aux_loss_coef": 0.0})
     assert all(rec["extra_loss"] == 0 for rec in read_jsonl(tmp_path / "log2.jsonl"))
@@ -188,7 +188,8 @@ def test_t5_gated_ffns_in_encoder_and_decoder():
     ({"execution": "fast"}, "execution must be one of"),
 ])
 def test_bad_options_fail_at_config_check(options, message):
-    from molebench.plan import ConfigError, check, load_config
+    from molebench.config import check, load_config
+    from molebench.core.errors import ConfigError
 
     config = copy.deepcopy(load_config("config/smoke.yaml"))
     config["variants"]["bad"] = {"method": "mixlora", "options": options}
@@ -207,13 +208,13 @@ def test_a_model_without_a_known_gated_ffn_fails_at_build():
 
 def test_compose_fails_before_training_on_an_unknown_ffn(tmp_path, monkeypatch):
     """The build runs before any training step, so a model without the FFN names fails before the trainer starts."""
-    from molebench import pipeline
+    from molebench.nlp import stages
 
     monkeypatch.setattr("molebench.models.load_base", lambda path: (tiny_llama(), CharTokenizer()))
     monkeypatch.setattr("molebench.training.Trainer.train", lambda *a, **k: pytest.fail("training started"))
     variant = {"method": "mixlora", "options": {"layout": "t5"}}
     with pytest.raises(ValueError, match="has no gated FFN"):
-        pipeline.compose("bad", variant, "base", [], [], {"steps": 2}, 1, str(tmp_path / "out"))
+        stages.compose("bad", variant, "base", [], [], {"steps": 2}, 1, str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
 
 
@@ -258,7 +259,7 @@ def test_baselines_are_peft_adapters_on_attention_and_ffn(name, dora, inputs, tm
 def test_cost_counts_router_expert_and_attention_lora_flops():
     """Per token over the base: attention LoRAs 2 r (d_in + d_out) each; per FFN the router 2 d E, top_k experts'
     LoRA deltas on three matrices, and top_k - 1 more W2 products."""
-    from molebench.accounting import cost
+    from molebench.core.accounting import cost
 
     _, model = build({"num_experts": 4, "top_k": 2, "r": 2})
     base_params = sum(p.numel() for p in tiny_llama().parameters())

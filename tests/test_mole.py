@@ -8,9 +8,9 @@ import pytest
 import torch
 from transformers import T5Config, T5ForConditionalGeneration
 
-from molebench import methods
-from molebench.models import prompt_positions
-from molebench.training import TrainConfig, Trainer
+from molebench.core import method as methods
+from molebench.core.models import prompt_positions
+from molebench.core.training import TrainConfig, Trainer
 from tests.conftest import CharTokenizer, build, logits, make_lora, manual_sum, train_records
 
 T5_TARGETS = ["q", "k", "v", "o", "wi_0", "wi_1", "wo"]

@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from molebench.data import build_splits, list_tasks, load_task
-from molebench.plan import load_config
+from molebench.config import load_config
+from molebench.core.data import build_splits, list_tasks, load_task
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER_CONFIG = REPO / "config" / "paper.yaml"
@@ -86,7 +86,7 @@ def test_paper_dag_plans_offline(tmp_path):
 def test_paper_ramole_block_is_the_papers_setting_on_hub_loaded_flan_tasks():
     """RAMoLE at paper scale: a pool of FLAN-v2 tasks that all have hub loaders (tested below), k = 3, m = 20, the
     retriever fine-tuned on 40% of the pool, 50 new tokens; LoRAs that attach to FLAN-T5 and to the Llama-2 override."""
-    from molebench.data import pool_tasks
+    from molebench.core.data import pool_tasks
 
     ramole = load_config(PAPER_CONFIG)["ramole"]
     specs = pool_tasks(ramole["pool"])

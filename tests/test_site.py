@@ -7,9 +7,9 @@ import pytest
 from browser import CHROMIUM, MISSING, check_pages
 from test_tables import GROUPS, SEEDS, SPEC, TASKS, VARIANT_SEEDS, write_metrics, write_paper
 
-from molebench.claims import ledger
-from molebench.site import load_benchmarks, load_costs, load_provenance, render_site
-from molebench.tables import build_table, load_metrics, lora_gain_table
+from molebench.nlp.report import build_table, load_metrics, lora_gain_table
+from molebench.report.claims import ledger
+from molebench.report.site import load_benchmarks, load_costs, load_provenance, render_site
 
 CONFIG = {"scale": "mini", "model": {"source": "smollm2-gguf"}, "seeds": SEEDS, "groups": GROUPS,
           "data": {"n_train": 400, "n_test": 50, "split_seed": 0},
@@ -33,7 +33,7 @@ def make_site(tmp_path, title="Table <A> & co", benchmarks=None, figures=None, t
     faults = [{"fault": "kill <b>", "tries": 2, "expected": "resume", "observed": "2/2", "ok": True}]
     rows = {"g1": [(t, m) for t, spec in TASKS.items() for m in spec.metrics]}
     claims = ledger([CLAIM], {"groups": GROUPS, "tables": {"table3": spec_a}}, metrics, rows, {})
-    render_site(out, tables, figures or {}, lora_gain_table(metrics, GROUPS, TASKS), claims, load_provenance(paths),
+    render_site(out, tables, figures or {}, lora_gain_table(metrics, GROUPS, TASKS, "zero-shot", "single"), claims, load_provenance(paths),
                 benchmarks, CONFIG, faults, load_costs(paths), CHAINS, t2i_pages=t2i_pages)
     return out
 
@@ -101,7 +101,7 @@ def test_provenance_and_benchmarks(tmp_path):
 def test_critical_path_is_the_longest_chain():
     import pandas as pd
 
-    from molebench.site import critical_path
+    from molebench.report.site import critical_path
 
     bench = pd.DataFrame({"rule": ["base", "train", "train", "eval"], "job": ["b", "x", "y", "e"],
                           "s": [1.0, 5.0, 7.0, 2.0], "max_rss": [0.0] * 4})
@@ -121,7 +121,7 @@ def test_ramole_tables_get_a_linked_page_each(tmp_path):
                           {"kind": "average", "domain": "all", "task": "average", "ramole:exact_match": 12.5}])
     out = tmp_path / "site"
     no_claims = ledger([], {"groups": GROUPS, "tables": {}}, metrics, {}, {})
-    render_site(out, {}, {}, lora_gain_table(metrics, GROUPS, TASKS), no_claims, load_provenance(paths), None, CONFIG,
+    render_site(out, {}, {}, lora_gain_table(metrics, GROUPS, TASKS, "zero-shot", "single"), no_claims, load_provenance(paths), None, CONFIG,
                 [], load_costs(paths), CHAINS, {"ramole_mixed_iid": mixed})
     assert 'href="ramole_mixed_iid.html"' in (out / "index.html").read_text()
     page = (out / "ramole_mixed_iid.html").read_text()

@@ -11,7 +11,7 @@ import torch
 import yaml
 from PIL import Image
 
-from molebench import methods
+from molebench.core import method as methods
 from molebench.t2i import components, jobs, plan, world
 from molebench.t2i.components import Generator, PromptError, SubjectFolderError
 from molebench.t2i.gate_training import ClipGuidedTrainer, GateTrainingConfig

@@ -7,8 +7,8 @@ import statistics
 import pandas as pd
 import pytest
 
-from molebench.data import TaskSpec
-from molebench.tables import build_table, load_metrics, lora_gain_table
+from molebench.core.data import TaskSpec
+from molebench.nlp.report import build_table, load_metrics, lora_gain_table
 
 GROUPS = {"g1": ["t_a", "t_b"]}
 SEEDS = [1, 2, 3]
@@ -151,7 +151,7 @@ def test_gain_valid_both_ways(tmp_path):
 
     paths = write_metrics(tmp_path, variants=("single",), score_fn=noisy)
     paths += write_metrics(tmp_path, variants=("zero-shot",), seeds=[0], score_fn=noisy)
-    gain = lora_gain_table(load_metrics(paths), GROUPS, TASKS).set_index("task")
+    gain = lora_gain_table(load_metrics(paths), GROUPS, TASKS, "zero-shot", "single").set_index("task")
     assert gain.loc["t_a", "metric"] == "rouge1"
     assert gain.loc["t_a", "gain"] == pytest.approx(32.0)
     assert bool(gain.loc["t_a", "valid"]) is True
@@ -162,7 +162,7 @@ def test_gain_valid_both_ways(tmp_path):
 def test_gain_needs_three_seeds(tmp_path):
     paths = write_metrics(tmp_path, variants=("single",), seeds=[1, 2])
     paths += write_metrics(tmp_path, variants=("zero-shot",), seeds=[0])
-    gain = lora_gain_table(load_metrics(paths), GROUPS, TASKS)
+    gain = lora_gain_table(load_metrics(paths), GROUPS, TASKS, "zero-shot", "single")
     assert not gain.valid.any()
     assert set(gain.reason) == {"fewer than 3 seeds"}
 
@@ -170,4 +170,4 @@ def test_gain_needs_three_seeds(tmp_path):
 def test_gain_missing_zero_shot_is_named(tmp_path):
     df = load_metrics(write_metrics(tmp_path, variants=("single",)))
     with pytest.raises(FileNotFoundError, match=r"results/metrics/zero-shot/g1/t_a/seed\*.json"):
-        lora_gain_table(df, GROUPS, TASKS)
+        lora_gain_table(df, GROUPS, TASKS, "zero-shot", "single")

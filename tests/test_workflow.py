@@ -11,7 +11,7 @@ import pytest
 import yaml
 from browser import CHROMIUM, MISSING, check_pages
 
-from molebench import plan
+from molebench.nlp import plan
 
 REPO = Path(__file__).resolve().parents[1]
 IGNORE = shutil.ignore_patterns(".git", ".venv", "results", "reports", ".snakemake", "raw", "__pycache__", "*.egg-info")

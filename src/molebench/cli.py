@@ -10,184 +10,115 @@
     molebench bench --mixed       8 samples with 8 different LoRA sets in one forward: ours, PEFT adapter_names, base
     molebench mask V G --drop L   score a trained MoLE composition with LoRAs masked out (paper Figure 8)
     molebench faults              fault injection: kill training and resume, corrupt adapters, break data
+
+Run it from the repository root: configs are paths relative to it, and `bench` runs the repository's Snakefile.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from molebench import faults
+from molebench.bench import compose, gates, lorahub, mixlora, spine
+from molebench.config import load_config
+from molebench.core import io
+from molebench.core.data import list_tasks, load_task
+from molebench.core.method import available
+from molebench.core.runtime import logged
+from molebench.nlp import plan, stages
 
 
 def cmd_methods(args) -> None:
-    from molebench import methods
-
-    for name, cls in methods.available().items():
+    for name, cls in available().items():
         print(f"{name:16s} {cls.description}")
 
 
 def cmd_tasks(args) -> None:
-    from molebench.data import list_tasks, load_task
-
     for name in list_tasks():
         spec = load_task(name)
         print(f"{name:42s} {spec.source['kind']:10s} {spec.family:16s} {spec.answer:16s} {','.join(spec.metrics)}")
 
 
 def cmd_check(args) -> None:
-    from molebench.plan import load_config
-
     load_config(args.config)
     print(f"{args.config}: ok")
 
 
-def _median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def _save(config: dict, name: str, rows: list, **run) -> None:
+    io.write_json(Path(config["results_dir"]) / "bench" / f"{name}.json",
+                  {"rows": rows, "run_info": io.provenance(run)})
 
 
 def cmd_bench(args) -> None:
-    """Measured side by side in one run; results/bench/spine.json keeps the numbers."""
-    import torch
-
-    from molebench import io, pipeline
-    from molebench.data import build_splits, load_task
-    from molebench.models import load_base
-    from molebench.plan import load_config
-    from molebench.scoring import generate
-    from molebench.training import TrainConfig, Trainer, answer_logprobs, autocast
-
+    """Measured side by side in one run; results/bench/*.json keeps the numbers."""
+    config = load_config(args.config)
     if args.gates:
-        from molebench import bench_gates
-
-        config = load_config(args.config)
-        with pipeline.logged(None, threads=args.threads):
-            rows = bench_gates.run(layers=args.layers, repeats=args.repeats, threads=args.threads)
+        with logged(None, threads=args.threads):
+            rows = gates.run(layers=args.layers, repeats=args.repeats, threads=args.threads)
         print(f"{'gate input':10s} {'LoRAs':>6s} {'gate params':>12s} {'step (median)':>14s} {'ratio to N=8':>13s} "
               f"{'peak RSS':>10s}")
         for row in rows:
             print(f"{row['gate_input']:10s} {row['loras']:6d} {row['gate_params']:12,d} {row['median_step_s']:12.3f} s {row['ratio_to_first']:12.2f}x "
                   f"{row['peak_rss_mb']:7d} MB")
-        io.write_json(Path(config["results_dir"]) / "bench" / "gates.json", {"rows": rows, "run_info": io.provenance(
-            {"threads": args.threads, "repeats": args.repeats, "layers": args.layers})})
+        _save(config, "gates", rows, threads=args.threads, repeats=args.repeats, layers=args.layers)
         return
     if args.mixlora:
-        from molebench import bench_mixlora
-
-        config = load_config(args.config)
-        with pipeline.logged(None, threads=args.threads):
-            rows = bench_mixlora.run(repeats=args.repeats)
+        with logged(None, threads=args.threads):
+            rows = mixlora.run(repeats=args.repeats)
         print(f"{'shapes':13s} {'mode':9s} {'path':9s} {'tokens':>6s} {'us/token':>9s} {'peak MB':>8s}  optimised vs plain")
         for row in rows:
             change = (f"  latency {row['latency_vs_plain']:+.0%}, memory {row['memory_vs_plain']:+.0%}"
                       if "latency_vs_plain" in row else "")
             print(f"{row['shape']:13s} {row['mode']:9s} {row['path']:9s} {row['tokens']:6d} {row['us_per_token']:9.1f} "
                   f"{row['peak_mb']:8.1f}{change}")
-        io.write_json(Path(config["results_dir"]) / "bench" / "mixlora.json", {"rows": rows, "run_info": io.provenance(
-            {"threads": args.threads, "repeats": args.repeats, "options": bench_mixlora.OPTIONS,
-             "shapes": bench_mixlora.SHAPES})})
+        _save(config, "mixlora", rows, threads=args.threads, repeats=args.repeats, options=mixlora.OPTIONS,
+              shapes=mixlora.SHAPES)
         return
     if args.composition or args.lorahub or args.mixed:  # configurations timed side by side on the mini base model
-        from molebench import bench_compose, bench_lorahub
-
-        run, name = {"composition": (bench_compose.run, "composition"), "lorahub": (bench_lorahub.run, "lorahub"),
-                     "mixed": (bench_compose.run_mixed, "mixed")}[
-            next(n for n in ("composition", "lorahub", "mixed") if getattr(args, n))]
-        config = load_config(args.config)
-        with pipeline.logged(None, threads=args.threads):
+        name = next(n for n in ("composition", "lorahub", "mixed") if getattr(args, n))
+        run = {"composition": compose.run, "lorahub": lorahub.run, "mixed": compose.run_mixed}[name]
+        with logged(None, threads=args.threads):
             rows = run(Path(config["results_dir"]) / "base", repeats=args.repeats)
         ratio = next(k for k in rows[0] if k.startswith("ratio_to_"))
         for row in rows:
             print(f"{row['configuration']:80s} {row['median_s']:8.3f} s {row[ratio]:7.3f}x ({ratio})")
-        io.write_json(Path(config["results_dir"]) / "bench" / f"{name}.json",
-                      {"rows": rows, "run_info": io.provenance({"threads": args.threads, "repeats": args.repeats})})
+        _save(config, name, rows, threads=args.threads, repeats=args.repeats)
         return
-    rows = []
-    if not args.skip_smoke:
-        with tempfile.TemporaryDirectory() as tmp:
-            cmd = [sys.executable, "-m", "snakemake", "reproduce", "--cores", "2", "--configfile", "config/smoke.yaml",
-                   "--config", f"results_dir={tmp}/results", f"reports_dir={tmp}/reports"]
-            start = time.perf_counter()
-            subprocess.run(cmd, cwd=REPO, check=True, capture_output=True)
-            rows.append(("smoke DAG, 2 cores, from nothing", time.perf_counter() - start, "s"))
-    config = load_config(args.config)
-    with pipeline.logged(None, threads=args.threads):
-        base_dir = Path(config["results_dir"]) / "base"
-        if not base_dir.is_dir():
-            pipeline.base_model(config["model"], str(base_dir))
-        model, tokenizer = load_base(base_dir)
-        spec = load_task(args.task)
-        splits, _ = build_splits(spec, 16, 16, 0, config["data"]["raw_dir"])
-        train_cfg = TrainConfig.from_dict(config["train"])
-        from peft import LoraConfig, get_peft_model
-
-        peft_model = get_peft_model(model, LoraConfig(**config["lora"]))
-        params = [p for p in peft_model.parameters() if p.requires_grad]
-        trainer = Trainer(train_cfg, seed=0)
-        _, batch = next(trainer.batches(tokenizer, splits["train"], False))
-        opt = torch.optim.AdamW(params, lr=train_cfg.lr)
-
-        def step(bf16: bool):
-            with autocast(bf16, peft_model.device):
-                loss = -answer_logprobs(peft_model, batch).sum()
-            loss.backward()
-            opt.step()
-            opt.zero_grad()
-
-        tokens = int(batch["attention_mask"].sum())
-        rows.append((f"LoRA training step, batch {train_cfg.batch_size} ({tokens} tokens), {args.task}",
-                     _median_time(lambda: step(False), args.repeats), "s"))
-        rows.append(("the same step with bf16 autocast (train: {autocast_bf16: true})",
-                     _median_time(lambda: step(True), args.repeats), "s"))
-        peft_model.eval()
-        prompts = [r["input"] for r in splits["test"][: config["eval"]["batch_size"]]]
-        rows.append((f"scoring batch: greedy generation of {len(prompts)} x {spec.max_new_tokens} tokens",
-                     _median_time(lambda: generate(peft_model, tokenizer, prompts, spec.max_new_tokens,
-                                                   config["eval"]["max_input_tokens"], len(prompts)), args.repeats),
-                     "s"))
+    with logged(None, threads=args.threads):
+        rows = spine.run(config, args.task, args.repeats, smoke=not args.skip_smoke)
     for name, value, unit in rows:
         print(f"{name:70s} {value:8.2f} {unit}")
-    io.write_json(Path(config["results_dir"]) / "bench" / "spine.json",
-                  {"rows": [{"name": n, "value": round(v, 3), "unit": u} for n, v, u in rows],
-                   "run_info": io.provenance({"config": args.config, "task": args.task, "threads": args.threads})})
+    _save(config, "spine", [{"name": n, "value": round(v, 3), "unit": u} for n, v, u in rows], config=args.config,
+          task=args.task, threads=args.threads)
 
 
 def cmd_mask(args) -> None:
     """Score the trained gates of a MoLE variant with LoRAs masked out, into results/masked/ (nothing is retrained)."""
-    from molebench import io, pipeline, plan
-
-    config = plan.load_config(args.config)
+    config = load_config(args.config)
     variant = config["variants"].get(args.variant)
-    if variant is None or "mask" not in plan.method_of(config, args.variant).config_class.help():
-        raise ValueError(f"{args.variant!r} is not a MoLE variant of {args.config}")
-    res, seed = config["results_dir"], args.seed if args.seed is not None else config["seeds"][0]
-    method_dir = Path(f"{res}/methods/{args.variant}/{args.group}/seed{seed}")  # the DAG's paths (workflow/rules)
-    if not method_dir.is_dir():
+    if variant is None or not plan.method_of(config, args.variant).can_mask:
+        raise ValueError(f"{args.variant!r} is not a variant of {args.config} whose method can mask LoRAs (MoLE)")
+    seed = args.seed if args.seed is not None else config["seeds"][0]
+    method_dir = plan.method_dir(config, args.variant, args.group, seed)
+    if not Path(method_dir).is_dir():
         raise FileNotFoundError(f"{method_dir} does not exist: run `snakemake {method_dir} --configfile {args.config}`")
     drop = [int(d) if d.isdigit() else d for d in args.drop]
-    out = Path(f"{res}/masked/{args.variant}/{args.group}/seed{seed}/drop-{'+'.join(map(str, args.drop))}")
-    with pipeline.logged(None, threads=args.threads, offline=config["offline"]):
-        pipeline.masked_evaluate(config, args.variant, args.group, drop, seed, str(out))
-    for task in plan.evaluated_tasks(config, args.variant, args.group):
-        print(f"{task:28s} {io.read_json(out / f'{task}.json')['metrics']}")
+    out = plan.masked_dir(config, args.variant, args.group, seed, drop)
+    tasks = plan.evaluated_tasks(config, args.variant, args.group)
+    with logged(None, threads=args.threads, offline=config["offline"]):
+        stages.masked_evaluate(args.variant, variant, drop, tasks, f"{config['results_dir']}/base",
+                               plan.adapter_dirs(config, args.variant, args.group, seed), method_dir,
+                               plan.data_dirs(config, tasks), config["eval"], seed, out)
+    for task in tasks:
+        print(f"{task:28s} {io.read_json(Path(out) / f'{task}.json')['metrics']}")
     print(f"written to {out}")
 
 
 def cmd_faults(args) -> None:
-    from molebench import io, pipeline
-
     try:
-        pipeline.faults(args.kills, args.out)
+        faults.write_campaign(load_config(args.config), args.kills, args.out)
     finally:
         for row in io.read_json(args.out)["rows"] if Path(args.out).is_file() else []:
             print(f"[{'ok' if row['ok'] else 'FAILED'}] {row['fault']} x{row['tries']}: {row['observed']}")
@@ -231,10 +162,11 @@ def main(argv: list[str] | None = None) -> None:
     mask.add_argument("--seed", type=int, help="default: the config's first seed")
     mask.add_argument("--threads", type=int, default=2)
     mask.set_defaults(fn=cmd_mask)
-    faults = sub.add_parser("faults", help="fault injection: SIGKILL and resume training, corrupt adapters, ...")
-    faults.add_argument("--kills", type=int, default=20)
-    faults.add_argument("--out", default="results/faults.json")
-    faults.set_defaults(fn=cmd_faults)
+    fault = sub.add_parser("faults", help="fault injection: SIGKILL and resume training, corrupt adapters, ...")
+    fault.add_argument("--kills", type=int, default=20)
+    fault.add_argument("--config", default="config/smoke.yaml", help="the base of the bad configs tried")
+    fault.add_argument("--out", default="results/faults.json")
+    fault.set_defaults(fn=cmd_faults)
     args = parser.parse_args(argv)
     try:
         args.fn(args)

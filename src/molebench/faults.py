@@ -14,9 +14,20 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from unittest import mock
 
-from molebench import io, pipeline
-from molebench.training import KILL_AT_STEP
+import yaml
+from snakemake.exceptions import WorkflowError
+
+from molebench.config import load_config
+from molebench.core import io, models
+from molebench.core.adapters import AdapterError, load_expert
+from molebench.core.data import TaskSpec, build_splits
+from molebench.core.errors import ConfigError
+from molebench.core.models import load_base
+from molebench.core.runtime import checkpoint_dir, logged
+from molebench.core.stages import base_model, task_data
+from molebench.core.training import KILL_AT_STEP
 
 BASE = {"source": "tiny-random", "arch": "llama", "hidden_size": 32, "layers": 2, "heads": 2, "kv_heads": 1,
         "vocab_size": 400}
@@ -26,7 +37,7 @@ TRAIN = {"steps": 12, "batch_size": 4, "lr": 1e-3, "max_input_tokens": 48, "max_
 
 
 def _train_in_subprocess(root: Path, out: str, kill_at: int | None) -> int:
-    code = (f"from molebench import pipeline; pipeline.train_lora({str(root / 'base')!r}, 'smoke_add', "
+    code = (f"from molebench.core.stages import train_lora; train_lora({str(root / 'base')!r}, 'smoke_add', "
             f"{str(root / 'data')!r}, {LORA!r}, {TRAIN!r}, 1, {out!r})")
     env = dict(os.environ)
     env.pop(KILL_AT_STEP, None)
@@ -62,7 +73,7 @@ def kill_and_resume(root: Path, kills: int, seed: int = 0) -> dict:
         # the last kill at `step` leaves the checkpoint of the last multiple of `every` before it
         if (_train_in_subprocess(root, str(out), None) == 0 and _same_weights(out, reference)
                 and io.read_json(out / "run.json")["train_info"]["resumed_from_step"] == step // every * every
-                and not any(p.exists() for p in leftovers) and not pipeline.checkpoint_dir(str(out)).exists()):
+                and not any(p.exists() for p in leftovers) and not checkpoint_dir(str(out)).exists()):
             resumed_identical += 1
     return {"fault": f"SIGKILL during LoRA training at random steps (checkpoint every {every} steps)",
             "tries": killed, "expected": "no output left behind; the re-run resumes from the last checkpoint and ends "
@@ -73,9 +84,6 @@ def kill_and_resume(root: Path, kills: int, seed: int = 0) -> dict:
 
 
 def corrupt_adapters(root: Path) -> dict:
-    from molebench.adapters import AdapterError, load_expert
-    from molebench.models import load_base
-
     model, _ = load_base(root / "base")
     cases = {
         "truncated weights": lambda d: (d / "adapter_model.safetensors").write_bytes(
@@ -103,8 +111,6 @@ def corrupt_adapters(root: Path) -> dict:
 
 
 def broken_records(root: Path) -> dict:
-    from molebench.data import TaskSpec, build_splits
-
     raw = root / "broken.jsonl"
     good = [{"input": f"q{i}", "references": [f"a{i}"]} for i in range(10)]
     bad = [{"input": "", "references": ["x"]}, {"input": "q", "references": [""]}, {"input": "q2", "references": []}]
@@ -117,14 +123,8 @@ def broken_records(root: Path) -> dict:
             "observed": f"{counted}/{len(bad)} counted: {report['dropped']}", "ok": counted == len(bad)}
 
 
-def bad_configs(root: Path) -> dict:
-    """Wrong values in a copy of the smoke config must fail before any job runs, with a message naming the key."""
-    import yaml
-    from snakemake.exceptions import WorkflowError
-
-    from molebench.plan import SCHEMA, ConfigError, load_config
-
-    base = yaml.safe_load((SCHEMA.parents[2] / "config" / "smoke.yaml").read_text())
+def bad_configs(root: Path, base: dict) -> dict:
+    """Wrong values in a copy of the running config must fail before any job runs, with a message naming the key."""
     cases = {
         "unknown top-level key": ({"epochs": 3}, "epochs"),
         "wrong type": ({"seeds": "1,2"}, "seeds"),
@@ -151,10 +151,6 @@ def bad_configs(root: Path) -> dict:
 
 
 def missing_asset(root: Path) -> dict:
-    from unittest import mock
-
-    from molebench import models
-
     with mock.patch.object(models.importlib.util, "find_spec", return_value=None):
         try:
             models.materialise_base({"source": "smollm2-gguf"}, root / "asset")
@@ -167,11 +163,22 @@ def missing_asset(root: Path) -> dict:
             "observed": message or "no error", "ok": ok}
 
 
-def campaign(kills: int = 20, seed: int = 0) -> list[dict]:
-    with tempfile.TemporaryDirectory() as tmp, pipeline.logged(None):
+def campaign(config: dict, kills: int = 20, seed: int = 0) -> list[dict]:
+    """Every fault, on a tiny model in a temporary folder; `config` (the running one) is the base of the bad
+    configs."""
+    with tempfile.TemporaryDirectory() as tmp, logged(None):
         root = Path(tmp)
-        pipeline.base_model(BASE, str(root / "base"))
-        pipeline.task_data("smoke_add", {"n_train": 32, "n_test": 4, "split_seed": 0, "raw_dir": str(root)},
+        base_model(BASE, str(root / "base"))
+        task_data("smoke_add", {"n_train": 32, "n_test": 4, "split_seed": 0, "raw_dir": str(root)},
                            str(root / "data"))
-        return [kill_and_resume(root, kills, seed), corrupt_adapters(root), broken_records(root), bad_configs(root),
+        return [kill_and_resume(root, kills, seed), corrupt_adapters(root), broken_records(root), bad_configs(root, config),
                 missing_asset(root)]
+
+
+def write_campaign(config: dict, kills: int, out_file: str) -> None:
+    """The faults rule: every fault tried, the rows with their provenance (the site's reliability page)."""
+    rows = campaign(config, kills)
+    io.write_json(out_file, {"rows": rows, "run_info": io.provenance({"kills": kills})})
+    failed = [row["fault"] for row in rows if not row["ok"]]
+    if failed:
+        raise RuntimeError(f"faults not handled as designed: {failed} (see {out_file})")

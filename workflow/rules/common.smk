@@ -1,8 +1,10 @@
-# Helpers only: the parse-time config check and the input functions, all backed by molebench.plan.
-from molebench import plan
+# Helpers only: the parse-time config check and the input functions, all backed by the tracks' plans.
+from molebench.config import check as check_config
+from molebench.core.io import resource
+from molebench.core.data import load_task
+from molebench.nlp import plan
 
-plan.expand(config)  # the `scaling` section's groups (MoLE Table 6) become ordinary groups
-plan.check(config)
+check_config(config)  # expands the `scaling` section's groups (MoLE Table 6) into ordinary groups, then checks
 
 THREADS = config["threads_per_job"]
 RES = config["results_dir"]  # every scale writes under its own roots, so smoke outputs never satisfy mini targets
@@ -20,23 +22,24 @@ def composition_adapters(w):
 def composition_data(w):
     if not plan.method_of(config, w.variant).trainable or plan.trained_variant(config, w.variant) != w.variant:
         raise ValueError(f"variant {w.variant} trains nothing of its own, so it has no compose job")
-    return [f"{RES}/data/{t}" for t in plan.group_tasks(config, w.variant, w.group)]
+    return plan.data_dirs(config, plan.group_tasks(config, w.variant, w.group))
 
 
 def trained_method(w):
     """Only trainable methods have a compose job (a `scored_from` variant uses its source's); the others are built
     inside the evaluate job."""
-    if not plan.method_of(config, w.variant).trainable:
-        return []
-    return [f"{RES}/methods/{plan.trained_variant(config, w.variant)}/{w.group}/seed{w.seed}"]
+    method_dir = plan.method_dir(config, w.variant, w.group, int(w.seed))
+    return [method_dir] if method_dir else []
+
+
+def evaluated_tasks(w):
+    return plan.evaluated_tasks(config, w.variant, w.group)
 
 
 def evaluated_data(w):
-    return [f"{RES}/data/{t}" for t in plan.evaluated_tasks(config, w.variant, w.group)]
+    return plan.data_dirs(config, evaluated_tasks(w))
 
 
 def task_sources(w):
     """The bigbench archive, for tasks streamed from it."""
-    from molebench.data import load_task
-
     return [f"{config['data']['raw_dir']}/bigbench-1.0.0.tar.gz"] if load_task(w.task).source["kind"] == "bigbench" else []

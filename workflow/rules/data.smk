@@ -27,7 +27,7 @@ rule bigbench_archive:
 
 rule task_data:
     input:
-        "data/tasks/{task}.yaml",  # an edited template or source reruns the task and everything downstream
+        str(resource("tasks")) + "/{task}.yaml",  # an edited template or source reruns the task and everything downstream
         task_sources,
     output:
         directory(RES + "/data/{task}"),

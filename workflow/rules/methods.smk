@@ -33,6 +33,7 @@ rule evaluate:
         RES + "/benchmarks/evaluate/{variant}-{group}-seed{seed}.tsv"
     params:
         variant=variant_cfg,
+        tasks=evaluated_tasks,
         eval=config["eval"],
     threads: THREADS
     resources:
@@ -53,6 +54,10 @@ rule masked_evaluate:
         RES + "/logs/masked_evaluate/{variant}-{group}-seed{seed}-drop-{lora}.log",
     benchmark:
         RES + "/benchmarks/masked_evaluate/{variant}-{group}-seed{seed}-drop-{lora}.tsv"
+    params:
+        variant=variant_cfg,
+        tasks=evaluated_tasks,
+        eval=config["eval"],
     threads: THREADS
     resources:
         gpu=config["gpus_per_job"],

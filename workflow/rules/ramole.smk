@@ -1,17 +1,19 @@
 # RAMoLE (issue 6): LoRA pool, LoraRetriever, RouterLoRA, mixed-task evaluation. Active when the config has `ramole:`.
 # One job per pool task for its data, its LoRA (the spine's train_lora script) and its embedding: adding a task to
 # the pool adds those jobs and re-embeds no other LoRA.
-from molebench import ramole
+from molebench.core.io import resource
+from molebench.ramole import plan as ramole_plan
+from molebench.ramole.report import TABLE_TITLES as RAMOLE_TITLES
 
 RAMOLE_TABLES = []
 
 if "ramole" in config:  # checked at parse time by plan.check (common.smk)
     RAM = config["ramole"]
     RDIR = RES + "/ramole"
-    POOL = ramole.pool(config)  # LoRA name -> task spec, in pool order
+    POOL = ramole_plan.pool(config)  # LoRA name -> task spec, in pool order
     # pool LoRAs trained by ramole_data/ramole_lora: RAMoLE's pool, and those only MoLE Table 6 composes (scaling.smk)
     POOL_LORAS = {**POOL, **plan.scaling_extra(config)}
-    RAMOLE_TABLES = [RES + f"/tables/{name}.csv" for name in ramole.TABLE_TITLES]
+    RAMOLE_TABLES = [RES + f"/tables/{name}.csv" for name in RAMOLE_TITLES]
 
     def pool_dirs(kind, names=None):
         return {n: f"{RDIR}/{kind}/{n}" for n in (names or POOL)}
@@ -142,7 +144,7 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
             RES + "/benchmarks/ramole_evaluate/{method}.tsv"
         params:
             ramole=RAM,
-            settings=lambda w: [s for m, s in ramole.evaluations(config) if m == w.method],
+            settings=lambda w: [s for m, s in ramole_plan.evaluations(config) if m == w.method],
         threads: THREADS
         resources:
             gpu=config["gpus_per_job"],
@@ -159,6 +161,7 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
             RES + "/logs/table/ramole.log",
         params:
             methods=list(RAM["methods"]),
+            paper_dir=str(resource("paper")),  # the paper's numbers, where it has them
         localrule: True
         script:
             "../scripts/ramole_tables.py"

@@ -1,3 +1,8 @@
+from molebench.report import claims as ledger
+
+CLAIMS_INPUTS = ledger.inputs(config)  # (evaluations, figure CSVs, RAMoLE tables, t2i metric folders)
+
+
 rule table:
     wildcard_constraints:
         table="|".join(config["tables"]),
@@ -18,7 +23,7 @@ rule figure:
     wildcard_constraints:
         figure="|".join(config["figures"]) or "no-figure",
     input:
-        lambda w: [d for dirs in plan.figure_inputs(config, w.figure).values() for d in dirs],
+        unpack(lambda w: plan.figure_inputs(config, w.figure)),  # named by variant
     output:
         png=RES + "/figures/{figure}.png",
         csv=RES + "/figures/{figure}.csv",
@@ -59,11 +64,11 @@ rule lora_gain:
 
 rule claims:
     input:
-        evaluations=plan.claims_inputs(config)[0],
-        figures=plan.claims_inputs(config)[1],
-        ramole=plan.claims_inputs(config)[2],  # RAMoLE's tables: none without a `ramole:` block
-        t2i=plan.claims_inputs(config)[3],  # text-to-image metric folders: none without a `t2i:` block
-        claims="data/paper/claims.yaml",
+        evaluations=CLAIMS_INPUTS[0],
+        figures=CLAIMS_INPUTS[1],
+        ramole=CLAIMS_INPUTS[2],  # RAMoLE's tables: none without a `ramole:` block
+        t2i=CLAIMS_INPUTS[3],  # text-to-image metric folders: none without a `t2i:` block
+        claims=str(ledger.CLAIMS_FILE),
     output:
         ledger=RES + "/tables/claims.csv",
         comparisons=RES + "/tables/claims_comparisons.csv",
@@ -102,6 +107,9 @@ rule site:
         report(directory(REP + "/site"), htmlindex="index.html", caption="../report/site.rst", category="molebench"),
     log:
         RES + "/logs/site.log",
+    params:
+        # every job's `benchmark:` file (not DAG outputs, so not inputs): the site's cost and critical-path tables
+        benchmarks=RES + "/benchmarks",
     localrule: True
     script:
         "../scripts/site.py"

@@ -1,12 +1,11 @@
 # text-to-image (issue 7): MoLE's V&L half. World -> base model, CLIP -> subject LoRAs / SVDiff shifts -> MoLE gates ->
-# images and CLIP/presence scores -> Tables 1, 9, 10, grids. Stages: molebench.t2i.jobs; lists: molebench.t2i.plan.
+# images and CLIP/presence scores -> Tables 1, 9, 10, grids. Stages: molebench.t2i.stages; lists: molebench.t2i.plan.
 from types import SimpleNamespace
 
 from molebench.t2i import plan as t2i_plan
 
 T2I = config["t2i"]
-T2I_RES = RES + "/t2i"
-t2i_plan.check(T2I)
+T2I_RES = RES + "/t2i"  # checked at parse time with the whole config (molebench.config.check)
 
 
 wildcard_constraints:
@@ -17,7 +16,7 @@ wildcard_constraints:
 def t2i_experts(w):
     """The composition's subject LoRAs, or for SVDiff the variant's spectral shifts."""
     names = t2i_plan.composition(T2I, w.composition)["subjects"]
-    if getattr(t2i_plan.method_of(T2I, w.variant), "expert_kind", "lora") == "spectral_shifts":
+    if t2i_plan.method_of(T2I, w.variant).expert_kind == "spectral_shifts":
         return {s: f"{T2I_RES}/shifts/{w.variant}/{s}/seed{w.seed}" for s in names}
     return {s: f"{T2I_RES}/subjects/{s}/seed{w.seed}" for s in names}
 

@@ -1,4 +1,5 @@
-from molebench import pipeline
+from molebench.core.runtime import logged
+from molebench.core.stages import base_model
 
-with pipeline.logged(snakemake.log[0], snakemake.threads, snakemake.config["offline"]):
-    pipeline.base_model(snakemake.params.model, snakemake.output[0])
+with logged(snakemake.log[0], snakemake.threads, snakemake.config["offline"]):
+    base_model(snakemake.params.model, snakemake.output[0])

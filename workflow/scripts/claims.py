@@ -1,9 +1,10 @@
 from pathlib import Path
 
-from molebench import pipeline
+from molebench.core.runtime import logged
+from molebench.report import claims
 
-with pipeline.logged(snakemake.log[0], offline=snakemake.config["offline"]):
-    pipeline.claims(snakemake.config, list(snakemake.input.evaluations),
-                    {Path(p).stem: p for p in snakemake.input.figures}, snakemake.output.ledger,
-                    snakemake.output.comparisons, {Path(p).stem: p for p in snakemake.input.ramole},
-                    list(snakemake.input.t2i))
+with logged(snakemake.log[0], offline=snakemake.config["offline"]):
+    claims.write_ledger(snakemake.config, list(snakemake.input.evaluations),
+                        {Path(p).stem: p for p in snakemake.input.figures},
+                        {Path(p).stem: p for p in snakemake.input.ramole}, list(snakemake.input.t2i),
+                        snakemake.input.claims, snakemake.output.ledger, snakemake.output.comparisons)

@@ -1,4 +1,5 @@
-from molebench import pipeline
+from molebench import faults
+from molebench.core.runtime import logged
 
-with pipeline.logged(snakemake.log[0], snakemake.threads, snakemake.config["offline"]):
-    pipeline.faults(snakemake.params.kills, snakemake.output[0])
+with logged(snakemake.log[0], snakemake.threads, snakemake.config["offline"]):
+    faults.write_campaign(snakemake.config, snakemake.params.kills, snakemake.output[0])

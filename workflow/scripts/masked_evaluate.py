@@ -1,5 +1,9 @@
-from molebench import pipeline
+from molebench.core.runtime import logged
+from molebench.nlp import stages
 
 w = snakemake.wildcards
-with pipeline.logged(snakemake.log[0], snakemake.threads, snakemake.config["offline"]):
-    pipeline.masked_evaluate(snakemake.config, w.variant, w.group, [w.lora], int(w.seed), snakemake.output[0])
+with logged(snakemake.log[0], snakemake.threads, snakemake.config["offline"]):
+    stages.masked_evaluate(w.variant, snakemake.params.variant, [w.lora], snakemake.params.tasks,
+                           snakemake.input.base, list(snakemake.input.adapters),
+                           snakemake.input.method[0] if snakemake.input.method else None, list(snakemake.input.data),
+                           snakemake.params.eval, int(w.seed), snakemake.output[0])

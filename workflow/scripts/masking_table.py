@@ -1,4 +1,5 @@
-from molebench import pipeline
+from molebench.core.runtime import logged
+from molebench.nlp import report
 
-with pipeline.logged(snakemake.log[0], offline=snakemake.config["offline"]):
-    pipeline.masking_table(snakemake.config, list(snakemake.input), snakemake.output[0])
+with logged(snakemake.log[0], offline=snakemake.config["offline"]):
+    report.masking_table(snakemake.config, list(snakemake.input), snakemake.output[0])

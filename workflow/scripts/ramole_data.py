@@ -1,4 +1,5 @@
-from molebench import pipeline, ramole
+from molebench.core.runtime import logged
+from molebench.core.stages import write_splits
 
-with pipeline.logged(snakemake.log[0], offline=snakemake.config["offline"]):
-    ramole.pool_data(snakemake.params.spec, snakemake.params.data, snakemake.output[0])
+with logged(snakemake.log[0], offline=snakemake.config["offline"]):
+    write_splits(snakemake.params.spec, snakemake.params.data, snakemake.output[0])

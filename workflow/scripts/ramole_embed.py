@@ -1,5 +1,6 @@
-from molebench import pipeline, ramole
+from molebench.core.runtime import logged
+from molebench.ramole import stages
 
-with pipeline.logged(snakemake.log[0], snakemake.threads, snakemake.config["offline"]):
-    ramole.embed(snakemake.wildcards.task, snakemake.input.data, snakemake.input.retriever, snakemake.config["ramole"],
+with logged(snakemake.log[0], snakemake.threads, snakemake.config["offline"]):
+    stages.embed(snakemake.wildcards.task, snakemake.input.data, snakemake.input.retriever, snakemake.config["ramole"],
                  snakemake.output[0])

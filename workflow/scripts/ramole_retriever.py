@@ -1,5 +1,6 @@
-from molebench import pipeline, ramole
+from molebench.core.runtime import logged
+from molebench.ramole import stages
 
-with pipeline.logged(snakemake.log[0], snakemake.threads, snakemake.config["offline"]):
-    ramole.finetune_retriever(snakemake.params.data, snakemake.config["ramole"], snakemake.config["ramole"]["seed"],
+with logged(snakemake.log[0], snakemake.threads, snakemake.config["offline"]):
+    stages.finetune_retriever(snakemake.params.data, snakemake.config["ramole"], snakemake.config["ramole"]["seed"],
                               snakemake.output[0])

@@ -1,8 +1,10 @@
 from pathlib import Path
 
-from molebench import pipeline, ramole
+from molebench.core.runtime import logged
+from molebench.ramole import report
 
-with pipeline.logged(snakemake.log[0], offline=snakemake.config["offline"]):
-    ramole.tables(snakemake.input.retrieval, dict(zip(snakemake.params.methods, snakemake.input.evaluations,
+with logged(snakemake.log[0], offline=snakemake.config["offline"]):
+    report.tables(snakemake.input.retrieval, dict(zip(snakemake.params.methods, snakemake.input.evaluations,
                                                       strict=True)),
-                  snakemake.config["ramole"]["seed"], {Path(p).stem: p for p in snakemake.output})
+                  snakemake.config["ramole"]["seed"], snakemake.params.paper_dir,
+                  {Path(p).stem: p for p in snakemake.output})

@@ -1,5 +1,5 @@
-from molebench import pipeline
-from molebench.t2i import jobs
+from molebench.core.runtime import logged
+from molebench.t2i import stages
 
-with pipeline.logged(snakemake.log[0], snakemake.threads, snakemake.config["offline"]):
-    jobs.base_stage(snakemake.params.t2i, snakemake.input.world, snakemake.output[0])
+with logged(snakemake.log[0], snakemake.threads, snakemake.config["offline"]):
+    stages.base_stage(snakemake.params.t2i, snakemake.input.world, snakemake.output[0])

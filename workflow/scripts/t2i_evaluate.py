@@ -1,8 +1,8 @@
-from molebench import pipeline
-from molebench.t2i import jobs
+from molebench.core.runtime import logged
+from molebench.t2i import stages
 
 w = snakemake.wildcards
-with pipeline.logged(snakemake.log[0], snakemake.threads, snakemake.config["offline"]):
-    jobs.evaluate_stage(snakemake.params.t2i, w.variant, w.composition, int(w.seed), snakemake.input.base,
+with logged(snakemake.log[0], snakemake.threads, snakemake.config["offline"]):
+    stages.evaluate_stage(snakemake.params.t2i, w.variant, w.composition, int(w.seed), snakemake.input.base,
                         snakemake.params.experts, (list(snakemake.input.method) or [None])[0], snakemake.input.clip,
                         (list(snakemake.input.presence) or [None])[0], snakemake.input.world, snakemake.output[0])

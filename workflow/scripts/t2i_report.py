@@ -1,7 +1,7 @@
-from molebench import pipeline
-from molebench.t2i import jobs
+from molebench.core.runtime import logged
+from molebench.t2i import report
 
 config = snakemake.config
-with pipeline.logged(snakemake.log[0], offline=config["offline"]):
-    jobs.report_stage(snakemake.params.t2i, config["scale"], config["results_dir"], snakemake.input.masking_png,
-                      snakemake.input.masking_csv, snakemake.output[0])
+with logged(snakemake.log[0], offline=config["offline"]):
+    report.report_stage(snakemake.params.t2i, config["scale"], list(snakemake.input.evaluations),
+                        snakemake.input.masking_png, snakemake.input.masking_csv, snakemake.output[0])

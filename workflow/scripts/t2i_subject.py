@@ -1,7 +1,7 @@
-from molebench import pipeline
-from molebench.t2i import jobs
+from molebench.core.runtime import logged
+from molebench.t2i import stages
 
 w = snakemake.wildcards
-with pipeline.logged(snakemake.log[0], snakemake.threads, snakemake.config["offline"]):
-    jobs.subject_stage(snakemake.params.t2i, w.subject, int(w.seed), snakemake.input.base, snakemake.input.world,
+with logged(snakemake.log[0], snakemake.threads, snakemake.config["offline"]):
+    stages.subject_stage(snakemake.params.t2i, w.subject, int(w.seed), snakemake.input.base, snakemake.input.world,
                        snakemake.output[0])

@@ -1,5 +1,6 @@
-from molebench import pipeline
+from molebench.core.runtime import logged
+from molebench.core.stages import train_lora
 
-with pipeline.logged(snakemake.log[0], snakemake.threads, snakemake.config["offline"]):
-    pipeline.train_lora(snakemake.input.base, snakemake.wildcards.task, snakemake.input.data, snakemake.params.lora,
-                        snakemake.params.train, int(snakemake.wildcards.seed), snakemake.output[0])
+with logged(snakemake.log[0], snakemake.threads, snakemake.config["offline"]):
+    train_lora(snakemake.input.base, snakemake.wildcards.task, snakemake.input.data, snakemake.params.lora,
+               snakemake.params.train, int(snakemake.wildcards.seed), snakemake.output[0])

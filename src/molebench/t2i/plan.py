@@ -8,8 +8,9 @@ Sources:
 
 from __future__ import annotations
 
-from molebench import methods
-from molebench.plan import variant_method
+from molebench.core import method as methods
+from molebench.core.errors import ConfigError
+from molebench.core.method import variant_method
 from molebench.t2i import world
 from molebench.t2i.components import WorldModelConfig
 from molebench.t2i.gate_training import GateTrainingConfig
@@ -18,7 +19,7 @@ from molebench.t2i.subjects import SubjectLoraConfig
 SOURCES = ("world", "stable-diffusion")
 
 
-class T2IConfigError(ValueError):
+class T2IConfigError(ConfigError):
     pass
 
 
@@ -95,13 +96,10 @@ def check(t2i: dict) -> None:
         except (TypeError, ValueError) as err:
             raise T2IConfigError(f"t2i.{key}: {err}") from None
     for name, variant in t2i["variants"].items():
-        _, options = variant_method(variant, f"t2i.variants.{name}", T2IConfigError)
-        if getattr(options, "gate_input", "pooled") != "pooled":
-            raise T2IConfigError(f"t2i.variants.{name}: pipelines need gate_input 'pooled' (UNet gates see a "
-                                 f"different number of image tokens at every resolution)")
-        if getattr(options, "space", "output") != "output":
-            raise T2IConfigError(f"t2i.variants.{name}: pipelines compose LoRAs in output space only "
-                                 f"(the PEFT weight/factor merges need one PEFT model; see docs/methods.md)")
+        cls, options = variant_method(variant, f"t2i.variants.{name}", T2IConfigError)
+        problem = cls.pipeline_problem(options)
+        if problem:
+            raise T2IConfigError(f"t2i.variants.{name}: {problem}; see docs/methods.md")
     for table, spec in t2i["tables"].items():
         for label, variant in spec["columns"].items():
             if variant not in t2i["variants"]:

@@ -13,15 +13,18 @@ composition's subject order (Concept 1, 2, 3 as in the paper).
 
 from __future__ import annotations
 
-import html
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from molebench.io import atomic_path, read_json, write_text
+from molebench.core.html import esc, page
+from molebench.core.io import atomic_path, read_json, write_text
+from molebench.t2i import plan
 
+SITE_ROOT = "../"  # these pages are copied into the site as t2i/
 PAPER_METHODS = {"nla": "NLA", "svdiff": "SVDiff", "mole": "MoLE", "m-mole": "m-MoLE", "l-mole": "l-MoLE",
                  "b-mole": "b-MoLE", "n-mole": "n-MoLE"}
 
@@ -165,16 +168,15 @@ CAPTIONS = {
 def render(t2i: dict, scale: str, tables: dict[str, pd.DataFrame], grids: dict[str, str], masking: tuple[str, str],
            out_dir: str | Path) -> None:
     """The t2i pages: index, one page per table (+ CSV), the grids and the masking grid."""
-    esc = html.escape
     with atomic_path(out_dir) as site:
         site.mkdir()
         links, grid_html = [], []
         for name, table in tables.items():
             spec = t2i["tables"][name]
             write_text(site / f"{name}.csv", table.to_csv(index=False))
-            body = (f"<h1>{esc(spec['title'])}</h1><p>{esc(CAPTIONS[spec['kind']])}</p>"
+            body = (f"<p>{esc(CAPTIONS[spec['kind']])}</p>"
                     f"{_html_table(table)}<p><a href='{esc(name)}.csv'>CSV</a> · <a href='index.html'>back</a></p>")
-            write_text(site / f"{name}.html", _page(spec["title"], body))
+            write_text(site / f"{name}.html", page(spec["title"], body, root=SITE_ROOT))
             links.append(f"<li><a href='{esc(name)}.html'>{esc(spec['title'])}</a></li>")
         for name, png in grids.items():
             (site / f"{name}.png").write_bytes(Path(png).read_bytes())
@@ -183,18 +185,28 @@ def render(t2i: dict, scale: str, tables: dict[str, pd.DataFrame], grids: dict[s
         (site / "masking.png").write_bytes(Path(png).read_bytes())
         (site / "masking.csv").write_bytes(Path(csv).read_bytes())
         masking_table = _html_table(pd.read_csv(csv))
-        body = (f"<h1>Text-to-image MoLE ({esc(scale)})</h1>"
-                f"<p>Source: {esc(t2i['source'])}. Numbers are CLIP cosines of a CLIP trained on the generated world "
+        body = (f"<p>Source: {esc(t2i['source'])}. Numbers are CLIP cosines of a CLIP trained on the generated world "
                 f"(mini/smoke) or a local CLIP (paper); they are not comparable to the paper's ViT CLIP values.</p>"
                 f"<ul>{''.join(links)}</ul><h2>Images per composition and method (Figures 9-11)</h2>"
                 f"{''.join(grid_html)}<h2>Masking: each subject's LoRA dropped from the trained gates (Figures 6, 8)"
                 f"</h2><img src='masking.png' alt='masking grid'>{masking_table}"
                 f"<p><a href='masking.csv'>CSV</a></p>")
-        write_text(site / "index.html", _page("Text-to-image MoLE", body))
+        write_text(site / "index.html", page(f"Text-to-image MoLE ({scale})", body, root=SITE_ROOT))
 
 
-def _page(title: str, body: str) -> str:
-    style = ("body{font-family:system-ui,sans-serif;margin:2em auto;max-width:80em;padding:0 1em}"
-             "table{border-collapse:collapse;font-size:.85em}th,td{border:1px solid #ccc;padding:.2em .5em}")
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{style}</style></head><body>{body}</body></html>\n")
+def report_stage(t2i: dict, scale: str, evaluation_dirs: list[str], masking_png: str, masking_csv: str,
+                 out_dir: str) -> None:
+    """Tables 1, 9, 10 as CSV and HTML, a grid per composition of the first table (first seed), the masking grid.
+    evaluation_dirs: the evaluate folders, `.../{variant}/{composition}/seed{seed}` (plan.evaluations)."""
+    data = load_metrics(evaluation_dirs)
+    by_run = {tuple(Path(d).parts[-3:]): d for d in evaluation_dirs}
+    tables = {name: build_table(spec, data) for name, spec in t2i["tables"].items()}
+    first_table, first_seed = next(iter(t2i["tables"])), t2i["seeds"][0]
+    columns = t2i["tables"][first_table]["columns"]
+    with tempfile.TemporaryDirectory() as tmp:
+        grids = {}
+        for comp in plan.table_compositions(t2i, first_table):
+            dirs = {v: by_run[(v, comp["name"], f"seed{first_seed}")] for v in columns.values()}
+            grids[comp["name"]] = Path(tmp) / f"{comp['name']}.png"
+            composition_grid(comp, columns, dirs, t2i["grid_images"], grids[comp["name"]])
+        render(t2i, scale, tables, grids, (masking_png, masking_csv), out_dir)

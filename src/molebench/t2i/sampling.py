@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from molebench.models import prompt_positions
+from molebench.core.models import prompt_positions
 from molebench.t2i.components import Generator, encode_prompts, from_model_space
 
 UNET_GATE_PREFIX = "unet."

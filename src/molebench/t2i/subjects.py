@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from molebench.adapters import Expert, load_expert
+from molebench.core.adapters import Expert, load_expert
 from molebench.t2i.components import Generator, SubjectFolderError, as_tensor, diffusion_loss, encode_prompts
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")

@@ -1,7 +1,7 @@
-"""RAMoLE's stages (issue 6): the LoRA pool, LoraRetriever, RouterLoRA training and mixed-task evaluation.
+"""RAMoLE's stages (issue 6): LoraRetriever, RouterLoRA training and mixed-task evaluation.
 
 The config's `ramole:` block defines everything (config/config.yaml documents each key); workflow/rules/ramole.smk
-runs one job per pool task's data, LoRA (the spine's train_lora script) and LoRA embedding, so adding a task to the
+runs one job per pool task's data, LoRA (the shared train_lora stage) and LoRA embedding, so adding a task to the
 pool adds exactly those jobs and re-embeds nothing else. Then:
 
     retriever   contrastive instruction fine-tuning of the embedder on `finetune_tasks` (40% of the pool)
@@ -21,90 +21,17 @@ from pathlib import Path
 
 import torch
 
-from molebench import io
-from molebench.data import TaskSpec, pool_tasks
-from molebench.plan import ConfigError
-
-SETTINGS = ("iid", "ood")
-MIXED_METRICS = ("exact_match", "rougeL")
-EMBEDDERS = ("pretrained", "finetuned")
-TABLE_TITLES = {
-    "ramole_retrieval": "RAMoLE: LoraRetriever accuracy, IID and OOD, before and after instruction fine-tuning",
-    "ramole_mixed_iid": "RAMoLE: mixed-task evaluation, IID (every task's own LoRA is in the pool)",
-    "ramole_mixed_ood": "RAMoLE: mixed-task evaluation, OOD (each query's own LoRA removed from the pool)",
-}
-TABLE_NOTES = {
-    "ramole_retrieval": "Share of test queries (%) whose retrieved LoRAs are right. IID: the query's own LoRA is the "
-                        "top-1 / among the top-k of the whole pool. OOD: the query's own LoRA is removed, and a LoRA of "
-                        "the query's domain counts as right. Rows split the queries by whether their task was among "
-                        "the retriever's fine-tuning tasks (40% of the pool). seed: the run's (config ramole.seed).",
-    "ramole_mixed_iid": "Mixed-task test set (every pool task's first test samples, shuffled together; each batch "
-                        "mixes tasks and every sample composes its own retrieved LoRAs in one forward). Columns: "
-                        "seed (the run's, config ramole.seed), then {method}:{metric}, exact match and ROUGE-L F1 in "
-                        "%. Domain and overall averages are over tasks. oracle = each sample's own task LoRA. "
-                        "paper:{method}:{metric}: the paper's published averages, where data/paper holds them.",
-    "ramole_mixed_ood": "As the IID table, but each query's own LoRA is removed from the pool before retrieval, so "
-                        "every LoRA a sample composes belongs to another task; the oracle does not apply.",
-}
-
-
-def pool(config: dict) -> dict[str, TaskSpec]:
-    cfg = config["ramole"]
-    return pool_tasks(cfg["pool"], cfg["eval"]["max_new_tokens"])
-
-
-def check(config: dict) -> None:
-    """What the schema cannot say about the `ramole:` block, with messages that name the fix."""
-    from peft import LoraConfig
-
-    from molebench import methods
-    from molebench.methods.ramole import Retrieved
-
-    cfg = config["ramole"]
-    try:
-        LoraConfig(**cfg["lora"])
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"ramole.lora: not a valid PEFT LoraConfig: {err}") from None
-    try:
-        specs = pool(config)
-    except (KeyError, ValueError) as err:
-        raise ConfigError(f"ramole.pool: {err}") from None
-    if not specs:
-        raise ConfigError("ramole.pool is empty: the retriever needs at least k + 1 LoRAs")
-    k = cfg["retriever"]["top_k"]
-    if len(specs) < k + 1:
-        raise ConfigError(f"ramole.pool has {len(specs)} LoRAs; OOD top-{k} retrieval needs at least {k + 1}")
-    unknown = [t for t in cfg["retriever"]["finetune_tasks"] if t not in specs]
-    if unknown:
-        raise ConfigError(f"ramole.retriever.finetune_tasks: {unknown} are not LoRAs of ramole.pool "
-                          f"({', '.join(specs)})")
-    for name, entry in cfg["methods"].items():
-        try:
-            cls = methods.get(name)
-        except KeyError as err:
-            raise ConfigError(f"ramole.methods: {err.args[0]}") from None
-        if not issubclass(cls, Retrieved):
-            raise ConfigError(f"ramole.methods: {name!r} does not compose retrieved LoRAs; use ramole, mixture, "
-                              f"fusion, selection or oracle")
-        try:
-            cls.config_class.from_dict((entry or {}).get("options", {}))
-        except (TypeError, ValueError) as err:
-            raise ConfigError(f"ramole.methods.{name}.options: {err}") from None
-
-
-def evaluations(config: dict) -> list[tuple[str, str]]:
-    """(method, setting) pairs: the oracle needs the query's own LoRA, so it has no OOD run."""
-    from molebench import methods
-
-    return [(m, s) for m in config["ramole"]["methods"] for s in SETTINGS
-            if not (s == "ood" and methods.get(m).own_lora)]
-
+from molebench.core import io
+from molebench.core.data import pool_tasks
+from molebench.core.runtime import checkpoint_dir, load_composition
+from molebench.core.scoring import SCORERS, generate
+from molebench.core.training import TrainConfig, Trainer, seed_everything
+from molebench.ramole.plan import EMBEDDERS, MIXED_METRICS
+from molebench.ramole.retrieval import Embedder, Index, embed_lora, finetune, lora_samples
 
 # ---- retriever -------------------------------------------------------------------------------------------------
 
 def finetune_retriever(data_dirs: dict[str, str], cfg: dict, seed: int, out_dir: str) -> None:
-    from molebench.retrieval import Embedder, finetune, lora_samples
-
     rcfg = cfg["retriever"]
     samples = {name: lora_samples(name, Path(d) / "train.jsonl", 10**9) for name, d in data_dirs.items()}
     embedder = Embedder(rcfg["embedder"])
@@ -122,8 +49,6 @@ def finetune_retriever(data_dirs: dict[str, str], cfg: dict, seed: int, out_dir:
 
 def embed(name: str, data_dir: str, finetuned_dir: str, cfg: dict, out_file: str) -> None:
     """One LoRA's embedding by both embedders: the mean of its first m instruction-prefixed samples."""
-    from molebench.retrieval import Embedder, embed_lora, lora_samples
-
     rcfg = cfg["retriever"]
     samples = lora_samples(name, Path(data_dir) / "train.jsonl", rcfg["samples_per_lora"])
     vectors = {key: embed_lora(Embedder(source), samples, rcfg["instruction"])
@@ -145,8 +70,6 @@ def _retrieve(embedder_key: str, embedder_source: str, embedding_files: dict[str
               cfg: dict) -> dict:
     """Accuracy: IID, the query's own LoRA is among the top 1 / top k; OOD (own LoRA removed), a LoRA of the query's
     domain is. Split by whether the query's task was in the retriever's fine-tuning set."""
-    from molebench.retrieval import Embedder, Index
-
     specs = pool_tasks(cfg["pool"])
     rcfg = cfg["retriever"]
     k = rcfg["top_k"]
@@ -187,26 +110,11 @@ def _retrieve(embedder_key: str, embedder_source: str, embedding_files: dict[str
 
 # ---- RouterLoRA and evaluation ----------------------------------------------------------------------------------
 
-def _build(method_name: str, options: dict, base_dir: str, adapter_dirs: dict[str, str]):
-    from molebench import methods
-    from molebench.adapters import load_expert
-    from molebench.models import load_base
-
-    cls = methods.get(method_name)
-    method = cls(cls.config_class.from_dict(options))
-    model, tokenizer = load_base(base_dir)
-    experts = [load_expert(d, model, name=name) for name, d in adapter_dirs.items()]
-    return method, method.build(model, experts), tokenizer
-
-
 def train_router(base_dir: str, adapter_dirs: dict[str, str], data_dirs: dict[str, str], retrieval_file: str,
                  cfg: dict, seed: int, out_dir: str) -> None:
-    from molebench.pipeline import checkpoint_dir
-    from molebench.training import TrainConfig, Trainer, seed_everything
-
     seed_everything(seed)
     entry = cfg["methods"]["ramole"] or {}
-    method, model, tokenizer = _build("ramole", entry.get("options", {}), base_dir, adapter_dirs)
+    method, model, tokenizer, _ = load_composition("ramole", entry.get("options", {}), base_dir, adapter_dirs)
     retrieved = io.read_json(retrieval_file)["finetuned"]["queries"]
     names = list(adapter_dirs)
     records = []
@@ -236,11 +144,9 @@ def evaluate(method_name: str, settings: list[str], base_dir: str, adapter_dirs:
              data_dirs: dict[str, str], retrieval_file: str, router_dir: str | None, cfg: dict, seed: int,
              out_dir: str) -> None:
     """Score one method on the mixed-task test set in each setting: out_dir/{setting}.metrics.json (+ predictions)."""
-    from molebench.training import seed_everything
-
     seed_everything(seed)
-    method, model, tokenizer = _build(method_name, (cfg["methods"][method_name] or {}).get("options", {}), base_dir,
-                                      adapter_dirs)
+    method, model, tokenizer, _ = load_composition(method_name, (cfg["methods"][method_name] or {}).get("options", {}),
+                                                   base_dir, adapter_dirs)
     if router_dir:
         method.load(model, router_dir)
     retrieved = io.read_json(retrieval_file)["finetuned"]["queries"]
@@ -257,8 +163,6 @@ def evaluate(method_name: str, settings: list[str], base_dir: str, adapter_dirs:
 
 def _score_mixed(method, model, tokenizer, names: list[str], records: list[dict], retrieved: dict, setting: str,
                  cfg: dict) -> tuple[dict, list[dict]]:
-    from molebench.scoring import SCORERS, generate
-
     ecfg = cfg["eval"]
     start = time.time()
     loras = [[r["task"]] if method.own_lora else retrieved[r["id"]][setting] for r in records]
@@ -283,25 +187,3 @@ def _score_mixed(method, model, tokenizer, names: list[str], records: list[dict]
     predictions = [{"id": r["id"], "task": r["task"], "loras": chosen, "prediction": p, "references": r["references"]}
                    for r, chosen, p in zip(records, loras, outputs)]
     return metrics, predictions
-
-
-def pool_data(spec: TaskSpec, data_cfg: dict, out_dir: str) -> None:
-    from molebench.pipeline import write_splits
-
-    write_splits(spec, data_cfg, out_dir)
-
-
-def tables(retrieval_file: str, evaluation_dirs: dict[str, str], seed: int, out_files: dict[str, str]) -> None:
-    """The retrieval table and the mixed-task IID and OOD tables (CSV) of the run with `seed` (config ramole.seed),
-    with the paper's numbers beside ours where data/paper/ramole_mixed_{iid,ood}.csv hold them."""
-    from molebench.tables import ramole_mixed_table, ramole_retrieval_table
-
-    retrieval = io.read_json(retrieval_file)
-    io.write_text(out_files["ramole_retrieval"], ramole_retrieval_table(
-        {key: retrieval[key]["accuracy"] for key in EMBEDDERS}, seed).to_csv(index=False))
-    paper = Path(__file__).resolve().parents[2] / "data" / "paper"
-    for setting in SETTINGS:
-        results = {m: io.read_json(Path(d) / f"{setting}.metrics.json") for m, d in evaluation_dirs.items()
-                   if (Path(d) / f"{setting}.metrics.json").is_file()}
-        io.write_text(out_files[f"ramole_mixed_{setting}"], ramole_mixed_table(
-            results, seed, paper / f"ramole_mixed_{setting}.csv").to_csv(index=False))

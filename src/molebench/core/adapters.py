@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 
 PICKLE_FILES = ("adapter_model.bin", "pytorch_model.bin")
 # PEFT combinations that add the A and B factors separately, so every LoRA must have the same rank
@@ -46,7 +47,6 @@ def load_expert(path: str | Path, base: torch.nn.Module, name: str | None = None
     """
     from peft import LoraConfig
     from peft.utils import load_peft_weights
-    from safetensors import SafetensorError
 
     path = Path(path)
     if not (path / "adapter_config.json").is_file():

@@ -1,35 +1,23 @@
-"""What the DAG must run for a config: the checks made at parse time and the paths each target needs.
+"""The NLP tables' plan: what the DAG must run for a config's groups, variants, tables, figures, masking and
+scaling sections, the checks made at parse time, and the result paths each target needs (the one place that knows
+them besides the rules that write them).
 
-The Snakefile validates the config's shape against workflow/schemas/config.schema.yaml; `check` adds what a schema
-cannot say (unknown methods, tasks, groups and variants; method options), with messages that name the fix.
+`molebench.config` validates the config's shape; `check` adds what a schema cannot say (unknown methods, tasks,
+groups and variants; method options), with messages that name the fix.
 """
 
 from __future__ import annotations
 
 import itertools
+import random
 from pathlib import Path
 
-import yaml
+from molebench.core import method as methods
+from molebench.core.data import list_tasks, load_task, pool_tasks
+from molebench.core.errors import ConfigError
+from molebench.nlp.figures import FIGURE_KINDS, FROM_TRAINING
 
-from molebench import methods
-from molebench.data import list_tasks, load_task
-
-SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
-
-
-class ConfigError(ValueError):
-    pass
-
-
-def load_config(path: str | Path) -> dict:
-    """The config as the Snakefile sees it: schema-validated with defaults filled, then checked."""
-    from snakemake.utils import validate
-
-    config = yaml.safe_load(Path(path).read_text())
-    validate(config, str(SCHEMA))
-    expand(config)
-    check(config)
-    return config
+GATES_SUFFIX = ".gates.json"  # an evaluation folder's gate weights per task, beside the task's metric file
 
 
 def expand(config: dict) -> dict:
@@ -67,7 +55,7 @@ def check(config: dict) -> None:
             if task not in known_tasks:
                 raise ConfigError(f"compose_from.{group}: unknown task {task!r}; add data/tasks/{task}.yaml")
     for name, variant in config["variants"].items():
-        cls, _ = variant_method(variant, f"variants.{name}")
+        cls, _ = methods.variant_method(variant, f"variants.{name}")
         if "train" in variant and not cls.trainable:
             raise ConfigError(f"variants.{name}: method {cls.name!r} trains nothing; remove its `train` section")
         source = variant.get("scored_from")
@@ -93,8 +81,6 @@ def check(config: dict) -> None:
             if variant not in config["variants"]:
                 raise ConfigError(f"tables.{name}: unknown variant {variant!r}; variants: "
                                   f"{', '.join(config['variants'])}")
-    from molebench.figures import FIGURE_KINDS
-
     for name, figure in config.get("figures", {}).items():
         if figure["kind"] not in FIGURE_KINDS:
             raise ConfigError(f"figures.{name}: unknown kind {figure['kind']!r}; kinds: {', '.join(FIGURE_KINDS)}")
@@ -111,16 +97,13 @@ def check(config: dict) -> None:
             if variant not in config["variants"]:
                 raise ConfigError(f"masking: unknown variant {variant!r}")
             cls = method_of(config, variant)
-            if per_task(config, variant) or (cls.trainable and "mask" not in cls.config_class.help()):
+            if per_task(config, variant) or (cls.trainable and not cls.can_mask):
                 raise ConfigError(f"masking: {variant!r} can neither mask LoRAs (MoLE) nor be recomposed from the "
                                   "remaining LoRAs without training (NLA)")
-    for required in ("zero-shot", "single"):
-        if not any(v["method"] == required for v in config["variants"].values()):
-            raise ConfigError(f"variants: a variant with method {required!r} is needed for the LoRA gain check")
-    if "ramole" in config:  # RAMoLE (issue 6)
-        from molebench import ramole
-
-        ramole.check(config)
+    for reference in REFERENCES:
+        if not any(methods.get(v["method"]).reference == reference for v in config["variants"].values()):
+            raise ConfigError(f"variants: the LoRA gain check needs a variant whose method is a {reference} "
+                              f"reference ({', '.join(n for n, c in methods.available().items() if c.reference == reference)})")
 
 
 def check_scaling(config: dict) -> None:
@@ -158,8 +141,6 @@ def scaling_groups(config: dict) -> dict[str, int]:
 def scaling_extra(config: dict) -> dict:
     """LoRA name -> task spec of `scaling.extra_pool`: pool LoRAs only Table 6 composes (RAMoLE's pool is unchanged),
     trained by the same rule and recipe as RAMoLE's pool LoRAs."""
-    from molebench.data import pool_tasks
-
     cfg = config.get("scaling")
     if not cfg or not cfg.get("extra_pool"):
         return {}
@@ -170,33 +151,16 @@ def scaling_candidates(config: dict) -> list[str]:
     """Every LoRA a scaling composition may use, in draw order: the group's own LoRAs first (`own_loras`), then the
     RAMoLE pool and `extra_pool` shuffled once with `scaling.seed`. A composition of N LoRAs takes the first N, so the
     compositions are nested (8 within 24 within 48 within 128)."""
-    import random
-
-    from molebench import ramole
-
     cfg = config["scaling"]
     own = list(config["groups"][cfg["group"]]) if cfg["own_loras"] else []
     extra = scaling_extra(config)
-    pool = list(ramole.pool(config))
+    pool = list(pool_tasks(config["ramole"]["pool"]))
     clash = sorted(set(pool) & set(extra))
     if clash:
         raise ValueError(f"{clash} are in ramole.pool already")
     others = [name for name in [*pool, *extra] if name not in own]
     random.Random(cfg["seed"]).shuffle(others)
     return own + others
-
-
-def variant_method(variant: dict, where: str, error: type[ValueError] = ConfigError):
-    """(method class, parsed options) of a variant entry; a bad method or option raises `error` naming `where`, the
-    entry's path in the config."""
-    try:
-        cls = methods.get(variant["method"])
-    except KeyError as err:
-        raise error(f"{where}: {err.args[0]}") from None
-    try:
-        return cls, cls.config_class.from_dict(variant.get("options", {}))
-    except (TypeError, ValueError) as err:
-        raise error(f"{where}.options: {err}") from None
 
 
 def method_of(config: dict, variant: str):
@@ -263,6 +227,22 @@ def adapter_dirs(config: dict, variant: str, group: str, seed: int) -> list[str]
     return [f"{res}/{'scaling' if t in own else 'ramole'}/loras/{t}/seed{pool_seed}" for t in lora_tasks(config, group)]
 
 
+def data_dirs(config: dict, tasks: list[str]) -> list[str]:
+    return [f"{config['results_dir']}/data/{t}" for t in tasks]
+
+
+def method_dir(config: dict, variant: str, group: str, seed: int) -> str | None:
+    """The compose output a variant's evaluation loads: its trained state (a `scored_from` variant's source's), or
+    None for a method that trains nothing (built inside the evaluate job)."""
+    if not method_of(config, variant).trainable:
+        return None
+    return f"{config['results_dir']}/methods/{trained_variant(config, variant)}/{group}/seed{seed}"
+
+
+def masked_dir(config: dict, variant: str, group: str, seed: int, drop: list[str | int]) -> str:
+    return f"{config['results_dir']}/masked/{variant}/{group}/seed{seed}/drop-{'+'.join(map(str, drop))}"
+
+
 def evaluation_dirs(config: dict, variant: str, groups: list[str]) -> list[str]:
     """One evaluate job per (variant, group, seed) scores every task of the group into one folder."""
     pairs = dict.fromkeys(g for g, _ in compositions(config, variant, groups))
@@ -277,28 +257,12 @@ def table_inputs(config: dict, table: str) -> list[str]:
 
 def figure_inputs(config: dict, figure: str) -> dict[str, list[str]]:
     """variant -> the folders a figure reads: compose outputs (training logs) or evaluate outputs (gate weights)."""
-    from molebench.figures import FROM_TRAINING
-
     spec = config["figures"][figure]
     stage = "methods" if spec["kind"] in FROM_TRAINING else "metrics"
     return {v: [f"{config['results_dir']}/{stage}/{v}/{group}/seed{s}"
                 for group in dict.fromkeys(g for g, _ in compositions(config, v, [spec["group"]]))
                 for s in seeds_of(config, v)]
             for v in spec["variants"]}
-
-
-def claims_inputs(config: dict) -> tuple[list[str], list[str], list[str], list[str]]:
-    """The evaluation folders, figure CSVs, RAMoLE table CSVs and text-to-image metric folders the claims ledger
-    reads (data/paper/claims.yaml)."""
-    from molebench.claims import load_claims, needed, needed_ramole, needed_t2i
-    from molebench.t2i import plan as t2i_plan
-
-    claims = load_claims()
-    tables, figures = needed(claims, config)
-    return (list(dict.fromkeys(d for t in tables for d in table_inputs(config, t))),
-            [f"{config['results_dir']}/figures/{f}.csv" for f in figures],
-            [f"{config['results_dir']}/tables/{t}.csv" for t in needed_ramole(claims, config)],
-            t2i_plan.evaluations(config["t2i"], config["results_dir"]) if needed_t2i(claims, config) else [])
 
 
 def masking_spec(config: dict) -> dict:
@@ -311,8 +275,8 @@ def masking_inputs(config: dict) -> list[str]:
     spec = config.get("masking")
     if not spec:
         return []
-    return [f"{config['results_dir']}/masked/{v}/{spec['group']}/seed{s}/{g}"
-            for v in spec["variants"] for s in seeds_of(config, v) for g in masking_spec(config)["groups"]]
+    return [masked_dir(config, v, spec["group"], s, [lora]) for v in spec["variants"] for s in seeds_of(config, v)
+            for lora in lora_tasks(config, spec["group"])]
 
 
 def used_groups(config: dict) -> list[str]:
@@ -321,14 +285,21 @@ def used_groups(config: dict) -> list[str]:
     return list(dict.fromkeys(scaled.get(g, g) for t in config["tables"].values() for g in t["groups"]))
 
 
-def gain_variants(config: dict) -> list[str]:
-    return [name for name, v in config["variants"].items() if v["method"] in ("zero-shot", "single")]
+REFERENCES = ("zero_shot", "single_lora")  # the reference points of the LoRA gain check (Method.reference)
+
+
+def gain_variants(config: dict) -> dict[str, str]:
+    """reference -> the first variant whose method is that reference point."""
+    found = {}
+    for name, v in config["variants"].items():
+        found.setdefault(methods.get(v["method"]).reference, name)
+    return {r: found[r] for r in REFERENCES}
 
 
 def gain_inputs(config: dict) -> list[str]:
     """Zero-shot and single-LoRA scores of every task a table relies on."""
     groups = used_groups(config)
-    return list(dict.fromkeys(d for v in gain_variants(config) for d in evaluation_dirs(config, v, groups)))
+    return list(dict.fromkeys(d for v in gain_variants(config).values() for d in evaluation_dirs(config, v, groups)))
 
 
 LORA_RULES = {"adapters": "train_lora", "ramole": "ramole_lora", "scaling": "scaling_lora"}  # by top results folder

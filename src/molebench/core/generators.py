@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import random
 
-from molebench.registry import Registry
+from molebench.core.registry import Registry
 
 # name -> fn(rng: random.Random, **kwargs) -> one raw example
 GENERATORS = Registry("generator")

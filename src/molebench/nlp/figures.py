@@ -24,8 +24,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from molebench.io import read_json, read_jsonl
-from molebench.registry import Registry
+from molebench.bench import mixlora
+from molebench.core.io import read_json, read_jsonl
+from molebench.core.registry import Registry
 
 FIGURE_KINDS = Registry("figure kind")
 FROM_TRAINING = {"gate_entropy", "mixlora_efficiency"}  # kinds that read compose outputs; the rest read evaluate's
@@ -137,8 +138,6 @@ def mixlora_efficiency(dirs: dict[str, list[str]]) -> tuple[pd.DataFrame, Figure
     128 tokens) run plainly (the whole FFN per expert) or optimised (W1 x and W3 x once for all tokens), for
     inference and for a training step. Only the FFN block is timed; `molebench bench --mixlora` also measures
     Llama-2-7B shapes (docs/performance.md)."""
-    from molebench import bench_mixlora
-
     rows = []
     for variant, folders in dirs.items():
         folder = Path(folders[0])  # the measurement does not depend on the seed
@@ -147,7 +146,7 @@ def mixlora_efficiency(dirs: dict[str, list[str]]) -> tuple[pd.DataFrame, Figure
         d = base.get("hidden_size", base.get("d_model"))
         ffn = base.get("intermediate_size", base.get("d_ff"))
         shapes = {f"{base['model_type']} d {d}, FFN {ffn}": (d, ffn, 8, 128)}
-        rows += [{"variant": variant, **row} for row in bench_mixlora.run(repeats=3, shapes=shapes, options=options)]
+        rows += [{"variant": variant, **row} for row in mixlora.run(repeats=3, shapes=shapes, options=options)]
     data = pd.DataFrame(rows)
     fig = Figure(figsize=(10, 3.6))
     for ax, (column, label) in zip(fig.subplots(1, 2), (("us_per_token", "microseconds per token"),

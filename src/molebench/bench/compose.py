@@ -17,15 +17,17 @@ import time
 from pathlib import Path
 
 import torch
+from peft import LoraConfig, PeftModel, get_peft_model
 
-from molebench.models import load_base, prompt_positions
+from molebench.core import method as methods
+from molebench.core.adapters import load_expert
+from molebench.core.bank import inject
+from molebench.core.models import load_base, prompt_positions
 
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]  # LLaMA-family names
 
 
 def _random_loras(base_dir: Path, n: int, out: Path, r: int = 8) -> list[str]:
-    from peft import LoraConfig, get_peft_model
-
     dirs = []
     for i in range(n):
         model, _ = load_base(base_dir)
@@ -38,8 +40,6 @@ def _random_loras(base_dir: Path, n: int, out: Path, r: int = 8) -> list[str]:
 
 
 def _peft(base_dir: Path, dirs: list[str]):
-    from peft import PeftModel
-
     model, _ = load_base(base_dir)
     model = PeftModel.from_pretrained(model, dirs[0], adapter_name="e0")
     for i, d in enumerate(dirs[1:], start=1):
@@ -48,18 +48,12 @@ def _peft(base_dir: Path, dirs: list[str]):
 
 
 def _bank(base_dir: Path, dirs: list[str], weights: torch.Tensor):
-    from molebench.adapters import load_expert
-    from molebench.bank import inject
-
     model, _ = load_base(base_dir)
     inject(model, [load_expert(d, model) for d in dirs], lambda layer, x: layer.bank.mix(layer.bank.low_rank(x), weights))
     return model
 
 
 def _mole(base_dir: Path, dirs: list[str]):
-    from molebench import methods
-    from molebench.adapters import load_expert
-
     model, _ = load_base(base_dir)
     return methods.get("mole")().build(model, [load_expert(d, model) for d in dirs])
 
@@ -95,9 +89,6 @@ def run(base_dir: str | Path, sizes: tuple[int, ...] = (3, 8, 32), batch: int = 
 
 def _routed(name: str, base_dir: Path, dirs: list[str], routes: torch.Tensor):
     """A RAMoLE-family method over the pool `dirs`, each sample routed to its own LoRAs."""
-    from molebench import methods
-    from molebench.adapters import load_expert
-
     model, _ = load_base(base_dir)
     method = methods.get(name)()
     model = method.build(model, [load_expert(d, model) for d in dirs])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from molebench.bank import BankedLinear
+from molebench.core.bank import BankedLinear
 
 
 def cost(model: nn.Module, base_params: int, trainable_params: int) -> dict:

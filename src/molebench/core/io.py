@@ -16,12 +16,18 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from importlib import metadata
+from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 
 TRACKED_PACKAGES = ("molebench", "torch", "transformers", "peft", "datasets", "lm_eval", "sacrebleu", "rouge_score",
                     "snakemake", "safetensors")
+
+
+def resource(*parts: str) -> Path:
+    """A file shipped with the package (`molebench.resources`: the repository's data/ folder, the task specs and the
+    papers' published numbers), found the same way in a checkout, an editable and a regular install."""
+    return Path(str(resources.files("molebench.resources").joinpath(*parts)))
 
 
 @contextlib.contextmanager

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from molebench.models import prompt_positions
+from molebench.core.io import atomic_path
+from molebench.core.models import prompt_positions
 
 
 @dataclasses.dataclass
@@ -180,8 +181,6 @@ class Trainer:
                 "shapes": [list(p.shape) for p in params]}
 
     def _save(self, step: int, params, opt, curve: list[dict], fingerprint: dict) -> None:
-        from molebench.io import atomic_path
-
         state = {"step": step, "params": [p.detach().clone() for p in params], "optimizer": opt.state_dict(),
                  "torch_rng": torch.get_rng_state(), "curve": curve, "fingerprint": fingerprint}
         with atomic_path(self.checkpoint_dir / "checkpoint.pt") as tmp:

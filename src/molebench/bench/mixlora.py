@@ -21,6 +21,11 @@ import statistics
 import time
 
 import torch
+from torch.profiler import ProfilerActivity, profile
+from transformers import LlamaConfig
+from transformers.models.llama.modeling_llama import LlamaMLP
+
+from molebench.methods.mixlora import LAYOUTS, MixLoRAConfig, MixLoRAFFN, Routing
 
 SHAPES = {"SmolLM2-135M": (576, 1536, 8, 128), "Llama-2-7B": (4096, 11008, 2, 128)}  # d, FFN, batch, sequence
 OPTIONS = {"num_experts": 8, "top_k": 2, "r": 16, "lora_alpha": 32, "lora_dropout": 0.0}
@@ -28,10 +33,6 @@ OPTIONS = {"num_experts": 8, "top_k": 2, "r": 16, "lora_alpha": 32, "lora_dropou
 
 def block(d: int, ffn: int, execution: str, device: str, options: dict):
     """A MixLoRA FFN over a random frozen LLaMA FFN, LoRA B random too (the cost does not depend on values)."""
-    from transformers import LlamaConfig
-    from transformers.models.llama.modeling_llama import LlamaMLP
-
-    from molebench.methods.mixlora import LAYOUTS, MixLoRAConfig, MixLoRAFFN, Routing
 
     torch.manual_seed(0)
     mlp = LlamaMLP(LlamaConfig(hidden_size=d, intermediate_size=ffn, hidden_act="silu")).to(device).requires_grad_(False)
@@ -67,8 +68,6 @@ def peak_bytes(fn, device: str) -> int:
         fn()
         torch.cuda.synchronize()
         return torch.cuda.max_memory_allocated() - start
-    from torch.profiler import ProfilerActivity, profile
-
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
     live = peak = 0

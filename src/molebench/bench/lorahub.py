@@ -17,10 +17,14 @@ import time
 from pathlib import Path
 
 import torch
+from peft import PeftModel
+from peft.utils import load_peft_weights, set_peft_model_state_dict
 
-from molebench.bench_compose import _random_loras
-from molebench.models import load_base
-from molebench.training import answer_loss
+from molebench.bench.compose import _random_loras
+from molebench.core import method as methods
+from molebench.core.adapters import load_expert
+from molebench.core.models import load_base
+from molebench.core.training import answer_loss
 
 
 def _batch(vocab: int, examples: int, seq: int, answer: int) -> dict:
@@ -35,11 +39,6 @@ def _batch(vocab: int, examples: int, seq: int, answer: int) -> dict:
 
 def run(base_dir: str | Path, n_loras: int = 20, examples: int = 5, seq: int = 128, answer: int = 16,
         repeats: int = 5) -> list[dict]:
-    from peft import PeftModel
-    from peft.utils import load_peft_weights, set_peft_model_state_dict
-
-    from molebench import methods
-    from molebench.adapters import load_expert
 
     base_dir = Path(base_dir)
     with tempfile.TemporaryDirectory() as tmp:

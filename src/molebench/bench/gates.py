@@ -21,16 +21,17 @@ import time
 from pathlib import Path
 
 import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from molebench.core import method as methods
+from molebench.core.adapters import Expert
+from molebench.core.training import answer_logprobs, collate
 
 TARGETS = {"self_attn": ["q_proj", "k_proj", "v_proj", "o_proj"], "mlp": ["gate_proj", "up_proj", "down_proj"]}
 
 
 def _model(n: int, layers: int, gate_input: str, seq: int, rank: int = 8):
     """(method, model, trained gate parameters) for n random LoRAs, the base and LoRAs seeded alike for every n."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from molebench import methods
-    from molebench.adapters import Expert
 
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=layers,
@@ -50,8 +51,6 @@ def _model(n: int, layers: int, gate_input: str, seq: int, rank: int = 8):
 
 
 def _batch(batch: int, seq: int, answer: int) -> dict:
-    from molebench.training import collate
-
     class Pad:
         pad_token_id = 0
 
@@ -62,8 +61,6 @@ def _batch(batch: int, seq: int, answer: int) -> dict:
 
 
 def _step_fn(method, model, params, batch):
-    from molebench.training import answer_logprobs
-
     opt = torch.optim.AdamW(params, lr=1e-5)
     answers = (batch["labels"] != -100).sum()
 

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import yaml
 
-from molebench.registry import Registry
+from molebench.core import generators, io
+from molebench.core.registry import Registry
 
 BIGBENCH_ARCHIVE = "bigbench-1.0.0.tar.gz"
 BIGBENCH_TASK_ROOT = "bigbench-1.0.0/bigbench/benchmark_tasks"
@@ -53,7 +54,7 @@ class TaskSpec:
 
 
 def task_dirs(extra: list[str] | None = None) -> list[Path]:
-    return [Path(d) for d in (extra or [])] + [Path(__file__).resolve().parents[2] / "data" / "tasks"]
+    return [Path(d) for d in (extra or [])] + [io.resource("tasks")]
 
 
 def list_tasks(dirs: list[str] | None = None) -> list[str]:
@@ -129,8 +130,6 @@ def _jsonl(args: dict, n: int, seed: int, raw_dir: Path) -> list[dict]:
 
 @register_source("generator")
 def _generator(args: dict, n: int, seed: int, raw_dir: Path) -> list[dict]:
-    from molebench import generators
-
     return generators.generate(args["name"], n=n, seed=seed, **args.get("kwargs", {}))
 
 

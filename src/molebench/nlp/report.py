@@ -1,6 +1,7 @@
-"""Tables as data: tidy metric rows, the paper's tables rebuilt from our runs, and the single-LoRA gain check.
+"""The NLP tables' report stages: tidy metric rows, the paper's tables rebuilt from our runs, the masking table, the
+single-LoRA gain check and the figures.
 
-Inputs are the evaluate rule's metric files, results/metrics/{variant}/{group}/{task}/seed{seed}.json.
+Inputs are the evaluate rule's metric folders, results/metrics/{variant}/{group}/seed{seed}/{task}.json.
 
 `build_table` returns one wide DataFrame per entry of the config's `tables:`. Its CSV has these columns:
 
@@ -25,15 +26,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from molebench.data import TaskSpec
+from molebench.core import io
+from molebench.core.data import TaskSpec, load_task
+from molebench.core.paper import PAPER_METRIC, load_paper
+from molebench.nlp import plan
+from molebench.nlp.figures import FIGURE_KINDS
+from molebench.nlp.plan import GATES_SUFFIX
 
 METRICS_FILE = "results/metrics/{variant}/{group}/{task}/seed{seed}.json"
 METRIC_COLUMNS = ["variant", "method", "group", "family", "task", "seed", "metric", "value"]
-PAPER_COLUMNS = ["table", "family", "paper_task", "metric", "method", "value"]
-# Our scorer names and the labels the paper prints. `accuracy` (pick the most likely option) maps to the paper's EM:
-# both are the share of examples answered correctly.
-PAPER_METRIC = {"exact_match": "EM", "accuracy": "EM", "bleu": "BLEU", "rouge1": "Rouge-1", "rouge2": "Rouge-2",
-                "rougeL": "Rouge-L"}
 MIN_SEEDS = 3
 
 
@@ -53,17 +54,6 @@ def load_metrics(paths: list[str]) -> pd.DataFrame:
     if not dup.empty:
         raise ValueError(f"metric files repeat a (variant, group, task, seed):\n{dup.to_string(index=False)}")
     return df
-
-
-def load_paper(path: str | Path) -> pd.DataFrame:
-    """A paper table in long form (data/paper/*.csv); a row may appear only once."""
-    paper = pd.read_csv(path, dtype={"paper_task": str, "metric": str, "method": str})
-    if list(paper.columns) != PAPER_COLUMNS:
-        raise ValueError(f"{path}: columns must be {PAPER_COLUMNS}, got {list(paper.columns)}")
-    dup = paper[paper.duplicated(["family", "paper_task", "metric", "method"], keep=False)]
-    if not dup.empty:
-        raise ValueError(f"{path}: duplicated rows\n{dup.to_string(index=False)}")
-    return paper
 
 
 def build_table(name: str, spec: dict, metrics: pd.DataFrame, tasks: dict[str, TaskSpec] | None,
@@ -165,8 +155,8 @@ def _attach_paper(table: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def lora_gain_table(metrics: pd.DataFrame, groups: dict[str, list[str]], tasks: dict[str, TaskSpec] | None = None,
-                    zero_shot: str = "zero-shot", single: str = "single") -> pd.DataFrame:
+def lora_gain_table(metrics: pd.DataFrame, groups: dict[str, list[str]], tasks: dict[str, TaskSpec] | None,
+                    zero_shot: str, single: str) -> pd.DataFrame:
     """Per (group, task): does the task's single LoRA beat the base model zero-shot by more than the seed noise?
 
     The primary metric is the task's first metric (from `tasks`, else the first in its metric files). A task is
@@ -203,49 +193,64 @@ def lora_gain_table(metrics: pd.DataFrame, groups: dict[str, list[str]], tasks: 
                                        "n_seeds", "gain", "valid", "reason"])
 
 
-# ---- RAMoLE (issue 6) ------------------------------------------------------------------------------------------
+# ---- stages: one function per report rule ---------------------------------------------------------------------
 
-# The paper's method names in its mixed-task tables -> our RAMoLE methods; a name not here keeps its printed spelling
-RAMOLE_PAPER_METHODS = {"RAMoLE": "ramole", "Mixture": "mixture", "Fusion": "fusion", "Selection": "selection",
-                        "Perfect Selection": "oracle"}
-
-
-def ramole_retrieval_table(accuracy: dict[str, dict], seed: int) -> pd.DataFrame:
-    """embedder -> the retrieve job's accuracy block: one row per (embedder, query tasks), accuracy columns; `seed`
-    is the run's (config ramole.seed), so that tables of several seeds can be stacked and compared seed by seed."""
-    rows = [{"embedder": embedder, "query tasks": part, "seed": seed, **values}
-            for embedder, parts in accuracy.items() for part, values in parts.items()]
-    return pd.DataFrame(rows)
+def metric_files(evaluation_dirs: list[str]) -> list[str]:
+    return [str(p) for d in evaluation_dirs for p in sorted(Path(d).glob("*.json"))
+            if not p.name.endswith(GATES_SUFFIX)]
 
 
-def ramole_mixed_table(results: dict[str, dict], seed: int, paper: str | Path | None = None) -> pd.DataFrame:
-    """method -> the evaluate job's metrics.json. Rows: every task, then per-domain averages, then the average over
-    tasks (domain `all`); a `seed` column (the run's), then one column per method and metric ({method}:{metric}).
+def _tasks(groups: dict) -> dict:
+    return {t: load_task(t) for tasks in groups.values() for t in tasks}
 
-    `paper`: data/paper/ramole_mixed_{iid,ood}.csv in the long layout of every paper CSV (PAPER_COLUMNS). Its
-    `Average` rows fill paper:{method}:{metric} columns on the average row whose domain equals the row's `family`
-    (`all`: the overall average), with the paper's method names mapped by RAMOLE_PAPER_METHODS and its metric labels
-    by PAPER_METRIC (EM -> exact_match, Rouge-L -> rougeL); a label without a counterpart keeps its printed name."""
-    methods = list(results)
-    first = results[methods[0]]["tasks"]
-    metrics = list(next(iter(first.values()))["metrics"])
-    rows = [{"kind": "task", "domain": t["domain"], "task": task,
-             **{f"{m}:{metric}": results[m]["tasks"][task]["metrics"][metric] for m in methods for metric in metrics}}
-            for task, t in first.items()]
-    df = pd.DataFrame(rows)
-    values = [f"{m}:{metric}" for m in methods for metric in metrics]
-    domains = df.groupby("domain", sort=False)[values].mean().reset_index()
-    domains.insert(0, "kind", "domain average")
-    domains.insert(2, "task", "average")
-    overall = df[values].mean().to_frame().T.assign(kind="average", domain="all", task="average")
-    out = pd.concat([df, domains, overall], ignore_index=True)[["kind", "domain", "task", *values]]
-    out.insert(3, "seed", seed)
-    if paper is not None and Path(paper).is_file():
-        ours = {label: name for name, label in reversed(PAPER_METRIC.items())}  # EM -> exact_match, not accuracy
-        published = load_paper(paper)
-        for r in published[published.paper_task == "Average"].itertuples():
-            column = f"paper:{RAMOLE_PAPER_METHODS.get(r.method, r.method)}:{ours.get(r.metric, r.metric)}"
-            if column not in out:
-                out[column] = float("nan")
-            out.loc[(out.kind != "task") & (out.domain == r.family), column] = r.value
-    return out
+
+def group_metrics(config: dict, evaluation_dirs: list[str], groups: list[str]) -> pd.DataFrame:
+    """Tidy metric rows; a per-task method's rows (group = the task) are repeated under every table group of the task."""
+    metrics = load_metrics(metric_files(evaluation_dirs))
+    per_task = metrics.variant.map(lambda v: plan.per_task(config, v))
+    parts = [metrics[~per_task]]
+    for group in groups:
+        rows = metrics[per_task & metrics.task.isin(config["groups"][group])].copy()
+        parts.append(rows.assign(group=group))
+    return pd.concat(parts, ignore_index=True)
+
+
+def group_rows(config: dict, groups: list[str]) -> dict[str, list[tuple[str, str]]]:
+    """group -> its (task, metric) rows, in the tables' order."""
+    return {g: [(t, m) for t, spec in _tasks({g: config["groups"][g]}).items() for m in spec.metrics] for g in groups}
+
+
+def table(name: str, config: dict, evaluation_dirs: list[str], out_file: str) -> None:
+    spec = config["tables"][name]
+    seeds = {v: plan.seeds_of(config, v) for v in spec["variants"]}
+    df = build_table(name, spec, group_metrics(config, evaluation_dirs, spec["groups"]), _tasks(config["groups"]),
+                     config["groups"], seeds)
+    io.write_text(out_file, df.to_csv(index=False))
+
+
+def masking_table(config: dict, evaluation_dirs: list[str], out_file: str) -> None:
+    """The masking table in the tables' layout: one row block per masked LoRA (group `drop-{lora}`)."""
+    spec = plan.masking_spec(config)
+    groups = {g: config["groups"][config["masking"]["group"]] for g in spec["groups"]}
+    df = build_table("masking", spec, load_metrics(metric_files(evaluation_dirs)), _tasks(groups), groups,
+                     {v: plan.seeds_of(config, v) for v in spec["variants"]})
+    io.write_text(out_file, df.to_csv(index=False))
+
+
+def lora_gain(config: dict, evaluation_dirs: list[str], out_file: str) -> None:
+    used = {g: config["groups"][g] for g in plan.used_groups(config)}
+    references = plan.gain_variants(config)
+    df = lora_gain_table(group_metrics(config, evaluation_dirs, list(used)), used, _tasks(used),
+                         zero_shot=references["zero_shot"], single=references["single_lora"])
+    io.write_text(out_file, df.to_csv(index=False))
+
+
+def figure(name: str, config: dict, inputs: dict[str, list[str]], out_png: str, out_csv: str) -> None:
+    """inputs: variant -> the folders the figure reads (plan.figure_inputs, the rule's declared inputs)."""
+    spec = config["figures"][name]
+    data, fig = FIGURE_KINDS[spec["kind"]](inputs)
+    fig.suptitle(spec["title"], fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))  # room for the title above the panels' own titles
+    io.write_text(out_csv, data.to_csv(index=False))
+    with io.atomic_path(out_png) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)

@@ -15,14 +15,16 @@ them directly). `t2i` is the config's `t2i` section. Every output folder is writ
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
-from molebench import io
+from molebench.core import io
+from molebench.core.runtime import build
+from molebench.methods.svdiff import attach, load_shifts, save_shifts
 from molebench.t2i import components, plan, world
 from molebench.t2i.components import Generator
 from molebench.t2i.gate_training import ClipGuidedTrainer, GateTrainingConfig
@@ -146,8 +148,6 @@ def subject_stage(t2i: dict, subject: str, seed: int, base_dir: str, world_dir: 
 def shifts_stage(t2i: dict, variant: str, subject: str, seed: int, base_dir: str, world_dir: str,
                  out_dir: str) -> None:
     """SVDiff: train one subject's spectral shifts with the same DreamBooth loop as the LoRAs."""
-    from molebench.methods.svdiff import attach, save_shifts
-
     cfg = plan.method_of(t2i, variant).config_class.from_dict(t2i["variants"][variant].get("options", {}))
     gen = load_base(base_dir)
     shifted = attach(gen, cfg.modules)
@@ -160,16 +160,13 @@ def shifts_stage(t2i: dict, variant: str, subject: str, seed: int, base_dir: str
 
 def build_variant(t2i: dict, variant: str, expert_dirs: dict[str, str], base_dir: str, options: dict | None = None):
     """(method, model): the base generator composed by the variant over the composition's subjects."""
-    from molebench.methods.svdiff import load_shifts
-
-    cls = plan.method_of(t2i, variant)
-    method = cls(cls.config_class.from_dict({**t2i["variants"][variant].get("options", {}), **(options or {})}))
+    entry = t2i["variants"][variant]
     gen = load_base(base_dir)
-    if getattr(cls, "expert_kind", "lora") == "spectral_shifts":
+    if plan.method_of(t2i, variant).expert_kind == "spectral_shifts":
         experts = [load_shifts(path, name) for name, path in expert_dirs.items()]
     else:
         experts = load_subject_experts(gen, expert_dirs)
-    return method, method.build(gen, experts)
+    return build(entry["method"], {**entry.get("options", {}), **(options or {})}, gen, experts)
 
 
 def compose_stage(t2i: dict, variant: str, composition: str, seed: int, base_dir: str, expert_dirs: dict[str, str],
@@ -243,8 +240,6 @@ def masking_stage(t2i: dict, composition: str, seed: int, base_dir: str, expert_
                   method_dir: str, presence_dir: str | None, out_png: str, out_csv: str) -> None:
     """Figures 6 and 8: the trained gates with each subject's LoRA masked in turn (weights renormalised), first
     prompt, same seeds; rows: nothing masked, then each subject masked. Presence per subject shows what is retained."""
-    import pandas as pd
-
     variant = t2i["masking"]["variant"]
     comp = plan.composition(t2i, composition)
     n = t2i["masking"]["images"]
@@ -264,20 +259,3 @@ def masking_stage(t2i: dict, composition: str, seed: int, base_dir: str, expert_
                             if classifier is not None else None})
     image_grid(rows, f"{variant} on {composition}: '{comp['prompts'][0]}'", out_png)
     io.write_text(out_csv, pd.DataFrame(records).to_csv(index=False))
-
-
-def report_stage(t2i: dict, scale: str, results: str, masking_png: str, masking_csv: str, out_dir: str) -> None:
-    """Tables 1, 9, 10 as CSV and HTML, a grid per composition of the first table (first seed), the masking grid."""
-    from molebench.t2i import report
-
-    data = report.load_metrics(plan.evaluations(t2i, results))
-    tables = {name: report.build_table(spec, data) for name, spec in t2i["tables"].items()}
-    first_table, first_seed = next(iter(t2i["tables"])), t2i["seeds"][0]
-    columns = t2i["tables"][first_table]["columns"]
-    with tempfile.TemporaryDirectory() as tmp:
-        grids = {}
-        for comp in plan.table_compositions(t2i, first_table):
-            dirs = {v: f"{results}/t2i/metrics/{v}/{comp['name']}/seed{first_seed}" for v in columns.values()}
-            grids[comp["name"]] = Path(tmp) / f"{comp['name']}.png"
-            report.composition_grid(comp, columns, dirs, t2i["grid_images"], grids[comp["name"]])
-        report.render(t2i, scale, tables, grids, (masking_png, masking_csv), out_dir)

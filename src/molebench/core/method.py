@@ -10,20 +10,33 @@ values) and a `Method` subclass registered with `@register_method`. The DAG call
     method.prompts(test_records, train_records, seed)  # identity unless the method changes prompts (few-shot)
 
 and scores `model` with the shared scorers. Save/load keep exactly the parameters that `fit` trained.
+
+What a method can do is declared by the class flags below; shared code asks them and never looks at a method's name.
+Methods are found by name: `get` imports the plug-in package `molebench.methods` (one module per method) and the
+`molebench.methods` entry-point group of installed packages, so this core module never imports a method.
 """
 
 from __future__ import annotations
 
 import abc
 import dataclasses
+import importlib
 import json
+import pkgutil
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
-from molebench.adapters import Expert
+from molebench.core.adapters import Expert
+from molebench.core.errors import ConfigError
+from molebench.core.registry import Registry
+
+PLUGIN_PACKAGE = "molebench.methods"
+REGISTRY = Registry("method")
 
 
 @dataclasses.dataclass
@@ -51,6 +64,9 @@ class Method(abc.ABC):
     per_task: ClassVar[bool] = False      # one composition per evaluated task (the group is the task itself)
     trainable: ClassVar[bool] = False     # `fit` trains parameters of the method's own
     seeded: ClassVar[bool] = True         # False: the result cannot depend on the seed, so it runs once
+    can_mask: ClassVar[bool] = False      # has a `mask` option that drops named LoRAs at inference, unretrained
+    expert_kind: ClassVar[str] = "lora"   # what its experts are: "lora" (PEFT folders) or "spectral_shifts" (SVDiff)
+    reference: ClassVar[str] = ""         # "zero_shot" / "single_lora": a reference point of the LoRA gain check
 
     def __init__(self, config: MethodConfig | None = None):
         self.config = config or self.config_class()
@@ -71,8 +87,6 @@ class Method(abc.ABC):
         return {n: p for n, p in model.named_parameters() if p.requires_grad}
 
     def save(self, model: nn.Module, out_dir: str | Path) -> None:
-        from safetensors.torch import save_file
-
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         state = {n: p.detach().cpu().contiguous() for n, p in self.trained_parameters(model).items()}
@@ -82,8 +96,6 @@ class Method(abc.ABC):
             {"method": self.name, "config": dataclasses.asdict(self.config)}, indent=2, sort_keys=True) + "\n")
 
     def load(self, model: nn.Module, in_dir: str | Path) -> None:
-        from safetensors.torch import load_file
-
         expected = self.trained_parameters(model)
         path = Path(in_dir) / "state.safetensors"
         state = load_file(path) if path.is_file() else {}
@@ -97,3 +109,50 @@ class Method(abc.ABC):
     def gate_report(self, model: nn.Module) -> dict | None:
         """Optional analysis data (gate weights, entropy) written beside the method state."""
         return None
+
+    @classmethod
+    def pipeline_problem(cls, config: MethodConfig) -> str | None:
+        """Why this configuration cannot compose a text-to-image pipeline's LoRAs, or None when it can."""
+        return None
+
+
+def register_method(name: str):
+    """Class decorator of a method plug-in: `@register_method("nla")`."""
+    def deco(cls: type[Method]) -> type[Method]:
+        cls.name = name
+        return REGISTRY.register(name)(cls)
+    return deco
+
+
+_discovered = False
+
+
+def available() -> dict[str, type[Method]]:
+    """Every registered method by name, after importing the plug-in package's modules and the entry points once."""
+    global _discovered
+    if not _discovered:  # a flag, not `if not REGISTRY`: importing one method module directly must not stop discovery
+        _discovered = True
+        package = importlib.import_module(PLUGIN_PACKAGE)
+        for info in pkgutil.iter_modules(package.__path__):
+            importlib.import_module(f"{PLUGIN_PACKAGE}.{info.name}")
+        for ep in entry_points(group=PLUGIN_PACKAGE):
+            ep.load()
+    return dict(sorted(REGISTRY.items()))
+
+
+def get(name: str) -> type[Method]:
+    available()
+    return REGISTRY[name]
+
+
+def variant_method(variant: dict, where: str, error: type[ValueError] = ConfigError):
+    """(method class, parsed options) of a variant entry; a bad method or option raises `error` naming `where`, the
+    entry's path in the config."""
+    try:
+        cls = get(variant["method"])
+    except KeyError as err:
+        raise error(f"{where}: {err.args[0]}") from None
+    try:
+        return cls, cls.config_class.from_dict(variant.get("options", {}))
+    except (TypeError, ValueError) as err:
+        raise error(f"{where}.options: {err}") from None

@@ -1,12 +1,11 @@
 """Static HTML site: a page per table, the single-LoRA gain check, provenance, and a bar chart per table.
 
-Plain HTML with inline CSS: no scripts and no external URLs, and every piece of text is escaped. The site is built in
-a temporary folder and renamed onto `out_dir` in one step, so nobody ever reads half a site.
+Pages use the one shell of molebench.core.html. The site is built in a temporary folder and renamed onto `out_dir` in
+one step, so nobody ever reads half a site.
 """
 
 from __future__ import annotations
 
-import html
 import math
 import shutil
 from pathlib import Path
@@ -15,32 +14,19 @@ from urllib.parse import quote
 import pandas as pd
 from matplotlib.figure import Figure
 
-from molebench.claims import FAILS, HOLDS, UNDECIDED
-from molebench.io import atomic_path, read_json, write_text
+from molebench.core import io
+from molebench.core.html import esc, fmt, link, page
+from molebench.core.io import atomic_path, read_json, write_text
+from molebench.nlp import plan
+from molebench.nlp.figures import FIGURE_KINDS
+from molebench.nlp.report import metric_files
+from molebench.ramole.report import TABLE_NOTES, TABLE_TITLES
+from molebench.report import claims
+from molebench.report.claims import FAILS, HOLDS, UNDECIDED
 
-CSS = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; padding: 0 1em; color: #222; }
-table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
-th { background: #f0f0f0; } td.key { text-align: left; }
-tr.average td { border-top: 2px solid #888; font-style: italic; }
-td.paper { color: #666; background: #fafafa; } tr.invalid td { background: #fff3f3; }
-tr.holds td { background: #eefaee; } tr.fails td { background: #fdeaea; } tr.undecided td { background: #f6f6f6; }
-pre { white-space: pre-wrap; font-size: 0.85em; }
-.note { background: #fffbe6; border-left: 4px solid #e0c000; padding: 0.5em 1em; }
-nav a { margin-right: 1em; }
-"""
 VERDICT_CLASS = {HOLDS: "holds", FAILS: "fails", UNDECIDED: "undecided"}  # row colours
 # Fields of run_info that are not shown: the config is stood for by config_hash, and seed and time vary per run.
 SKIPPED_RUN_INFO = {"config", "seed", "time_utc"}
-
-
-def esc(value) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def fmt(value) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.1f}"
 
 
 def load_benchmarks(paths: list[str]) -> pd.DataFrame:
@@ -145,40 +131,29 @@ def render_site(out_dir: str | Path, tables: dict[str, tuple[dict, pd.DataFrame]
         pages = {f"{name}.html" for name in [*tables, *figures, *extra_tables]}
         pages |= {f"t2i/{p.name}" for p in Path(t2i_pages).glob("*.html")} if t2i_pages is not None else set()
         ledger_table = _ledger_table(ledger, pages)
-        write_text(site / "index.html", _page("molebench", _index(tables, figures, gain, ledger_table, ledger, config,
+        write_text(site / "index.html", page("molebench", _index(tables, figures, gain, ledger_table, ledger, config,
                                                                   extra_tables, t2i_pages is not None)))
-        write_text(site / "claims.html", _page("Claims ledger", _claims_page(ledger_table, comparisons, config)))
+        write_text(site / "claims.html", page("Claims ledger", _claims_page(ledger_table, comparisons, config)))
         for name, frame in (("claims", ledger), ("claims_comparisons", comparisons)):
             write_text(site / f"{name}.csv", frame.to_csv(index=False))
         for name, table in extra_tables.items():
             write_text(site / f"{name}.csv", table.to_csv(index=False))
-            write_text(site / f"{name}.html", _page(_extra_title(name), _extra_page(name, table, config)))
+            write_text(site / f"{name}.html", page(_extra_title(name), _extra_page(name, table, config)))
         if t2i_pages is not None:
             shutil.copytree(t2i_pages, site / "t2i")
         for name, (spec, png) in figures.items():
             for path in (png, png.with_suffix(".csv")):
                 (site / f"{name}{path.suffix}").write_bytes(path.read_bytes())
-            write_text(site / f"{name}.html", _page(spec["title"], _figure_page(name, spec, config)))
+            write_text(site / f"{name}.html", page(spec["title"], _figure_page(name, spec, config)))
         for name, (spec, table) in tables.items():
             write_text(site / f"{name}.csv", table.to_csv(index=False))
             _bar_chart(spec, table, site / f"{name}.png")
-            write_text(site / f"{name}.html", _page(spec.get("title", name), _table_page(name, spec, table, gain,
+            write_text(site / f"{name}.html", page(spec.get("title", name), _table_page(name, spec, table, gain,
                                                                                           config, costs)))
         write_text(site / "lora_gain.csv", gain.to_csv(index=False))
-        write_text(site / "lora_gain.html", _page("Single-LoRA gain over zero-shot", _gain_page(gain)))
-        write_text(site / "provenance.html", _page("Provenance", _provenance_page(provenance, benchmarks, chains)))
-        write_text(site / "reliability.html", _page("Reliability: fault injection", _faults_page(faults)))
-
-
-def _page(title: str, body: str) -> str:
-    nav = '<nav><a href="index.html">index</a><a href="claims.html">claims</a><a href="lora_gain.html">LoRA gain</a>' \
-          '<a href="provenance.html">provenance</a><a href="reliability.html">reliability</a></nav>'
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
-            f"<style>{CSS}</style></head>\n<body>{nav}\n<h1>{esc(title)}</h1>\n{body}\n</body></html>\n")
-
-
-def _link(href: str, text: str) -> str:
-    return f'<a href="{esc(quote(href))}">{esc(text)}</a>'
+        write_text(site / "lora_gain.html", page("Single-LoRA gain over zero-shot", _gain_page(gain)))
+        write_text(site / "provenance.html", page("Provenance", _provenance_page(provenance, benchmarks, chains)))
+        write_text(site / "reliability.html", page("Reliability: fault injection", _faults_page(faults)))
 
 
 def _html_table(header: list[str], rows: list[list[str]], row_classes: list[str] | None = None) -> str:
@@ -205,7 +180,7 @@ def _index(tables: dict, figures: dict, gain: pd.DataFrame, ledger_table: str, l
     counts = ledger.verdict.value_counts()
     glance = ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICT_CLASS)
     claims = (f"<h2>The papers' claims at this scale</h2><p>{esc(glance)} "
-              f"({_link('claims.html', 'the rule and the comparisons')}).</p>")
+              f"({link('claims.html', 'the rule and the comparisons')}).</p>")
     parts = [about, claims, ledger_table, f"<h2>What was run</h2><p>{_setup_line(config)}</p>"]
     data = config.get("data", {})
     if data:
@@ -218,16 +193,16 @@ def _index(tables: dict, figures: dict, gain: pd.DataFrame, ledger_table: str, l
                      f'<td class="key">{esc(d.get("options", {}))}</td>', f'<td class="key">{esc(d.get("train", {}))}</td>']
                     for v, d in config.get("variants", {}).items()]
     parts.append(_html_table(["variant", "method", "options", "train"], variant_rows))
-    links = "".join(f"<li>{_link(f'{name}.html', spec.get('title', name))}</li>"
+    links = "".join(f"<li>{link(f'{name}.html', spec.get('title', name))}</li>"
                     for name, (spec, _) in [*tables.items(), *figures.items()])
-    links += "".join(f"<li>{_link(f'{name}.html', _extra_title(name))}</li>" for name in extra_tables)
+    links += "".join(f"<li>{link(f'{name}.html', _extra_title(name))}</li>" for name in extra_tables)
     n_valid = int(gain["valid"].sum()) if len(gain) else 0
     parts.append(f"<h2>Pages</h2><ul>{links}"
-                 f"<li>{_link('lora_gain.html', 'Single-LoRA gain over zero-shot')}: "
+                 f"<li>{link('lora_gain.html', 'Single-LoRA gain over zero-shot')}: "
                  f"{n_valid} of {len(gain)} tasks pass</li>"
-                 f"<li>{_link('provenance.html', 'Provenance: code, config, versions, hardware, run times')}</li>"
-                 f"<li>{_link('reliability.html', 'Reliability: fault injection')}</li>"
-                 + (f"<li>{_link('t2i/index.html', 'Text-to-image MoLE: Tables 1, 9, 10 and image grids')}</li>"
+                 f"<li>{link('provenance.html', 'Provenance: code, config, versions, hardware, run times')}</li>"
+                 f"<li>{link('reliability.html', 'Reliability: fault injection')}</li>"
+                 + (f"<li>{link('t2i/index.html', 'Text-to-image MoLE: Tables 1, 9, 10 and image grids')}</li>"
                     if t2i else "") + "</ul>")
     return "\n".join(parts)
 
@@ -235,7 +210,7 @@ def _index(tables: dict, figures: dict, gain: pd.DataFrame, ledger_table: str, l
 def _ledger_table(ledger: pd.DataFrame, pages: set[str]) -> str:
     """The ledger with each claim's source linked to the page of its evidence, where this site has that page."""
     rows = [[f'<td class="key">{esc(r.paper)}</td>',
-             f'<td class="key">{_link(r.page, r.source) if r.page in pages else esc(r.source)}</td>',
+             f'<td class="key">{link(r.page, r.source) if r.page in pages else esc(r.source)}</td>',
              f'<td class="key">{esc(r.claim)}</td>', f'<td class="key"><b>{esc(r.verdict)}</b></td>',
              f'<td class="key">{esc(r.evidence)}</td>'] for r in ledger.itertuples()]
     return _html_table(["paper", "source", "claim", "verdict", "evidence"], rows,
@@ -243,17 +218,15 @@ def _ledger_table(ledger: pd.DataFrame, pages: set[str]) -> str:
 
 
 def _claims_page(ledger_table: str, comparisons: pd.DataFrame, config: dict) -> str:
-    from molebench.claims import __doc__ as rule
-
     intro = (f"<p>{_setup_line(config)}. Each claim of the papers is checked against this run's results. "
-             f"How (from molebench.claims):</p><pre>{esc(rule)}</pre>")
+             f"How (from molebench.report.claims):</p><pre>{esc(claims.__doc__)}</pre>")
     rows = [[f'<td class="key">{esc(r.id)}</td>', f'<td class="key">{esc(r.comparison)}</td>',
              f'<td class="key">{esc(r.verdict)}</td>', f'<td class="key">{esc(r.evidence)}</td>']
             for r in comparisons.itertuples()]
     return (intro + ledger_table + "<h2>Comparisons</h2>"
             + _html_table(["claim", "comparison", "verdict", "evidence"], rows,
                           [VERDICT_CLASS[v] for v in comparisons.verdict])
-            + f"<p>{_link('claims.csv', 'Ledger as CSV')}, {_link('claims_comparisons.csv', 'comparisons as CSV')}</p>")
+            + f"<p>{link('claims.csv', 'Ledger as CSV')}, {link('claims_comparisons.csv', 'comparisons as CSV')}</p>")
 
 
 def _table_page(name: str, spec: dict, table: pd.DataFrame, gain: pd.DataFrame, config: dict,
@@ -288,23 +261,21 @@ def _table_page(name: str, spec: dict, table: pd.DataFrame, gain: pd.DataFrame, 
     if flagged:
         items = "".join(f"<li>{esc(t)}: {esc(r)}</li>" for t, r in dict(flagged).items())
         parts.append(f'<p class="note">† The comparison on these tasks may be noise: their single-task LoRA does not '
-                     f"clearly beat the base model zero-shot ({_link('lora_gain.html', 'details')}).</p><ul>{items}</ul>")
+                     f"clearly beat the base model zero-shot ({link('lora_gain.html', 'details')}).</p><ul>{items}</ul>")
     parts.append(_html_table(header, rows, classes))
     parts.append(_cost_table(costs, variants))
     parts.append(f'<p><img src="{esc(quote(name))}.png" alt="{esc(spec.get("title", name))}: group averages"></p>'
-                 f"<p>{_link(f'{name}.csv', 'This table as CSV')}"
+                 f"<p>{link(f'{name}.csv', 'This table as CSV')}"
                  f" (columns: {{variant}}:mean, {{variant}}:std, {{variant}}:n_seeds, paper:{{method}}).</p>")
     return "\n".join(parts)
 
 
 def _figure_page(name: str, spec: dict, config: dict) -> str:
-    from molebench.figures import FIGURE_KINDS
-
     return (f"<p>{_setup_line(config)}. Group <b>{esc(spec['group'])}</b>, variants "
             f"<b>{esc(', '.join(spec['variants']))}</b>, averaged over seeds.</p>"
             f"<p>{esc(' '.join((FIGURE_KINDS[spec['kind']].__doc__ or '').split()))}</p>"
             f'<p><img src="{esc(quote(name))}.png" alt="{esc(spec["title"])}"></p>'
-            f"<p>{_link(f'{name}.csv', 'The data as CSV')} (one row per seed).</p>")
+            f"<p>{link(f'{name}.csv', 'The data as CSV')} (one row per seed).</p>")
 
 
 def _n_seeds(table: pd.DataFrame, variant: str) -> int:
@@ -359,7 +330,7 @@ def _gain_page(gain: pd.DataFrame) -> str:
                      f"<td>{fmt(r.gain)}</td>", f"<td>{'yes' if r.valid else '<b>no</b>'}</td>",
                      f'<td class="key">{esc(r.reason)}</td>'])
         classes.append("" if r.valid else "invalid")
-    return intro + _html_table(header, rows, classes) + f"<p>{_link('lora_gain.csv', 'As CSV')}</p>"
+    return intro + _html_table(header, rows, classes) + f"<p>{link('lora_gain.csv', 'As CSV')}</p>"
 
 
 def _faults_page(faults: list[dict]) -> str:
@@ -415,15 +386,11 @@ def _provenance_page(provenance: dict, benchmarks: pd.DataFrame | None, chains: 
 # ---- RAMoLE (issue 6) ------------------------------------------------------------------------------------------
 
 def _extra_title(name: str) -> str:
-    from molebench.ramole import TABLE_TITLES
-
     return TABLE_TITLES.get(name, name)
 
 
 def _extra_page(name: str, table: pd.DataFrame, config: dict) -> str:
     """A table as it is: text columns left, numbers to one decimal; rows of kind 'average' set apart."""
-    from molebench.ramole import TABLE_NOTES
-
     header = [esc(c) for c in table.columns]
     rows, classes = [], []
     for row in table.to_dict("records"):
@@ -432,4 +399,22 @@ def _extra_page(name: str, table: pd.DataFrame, config: dict) -> str:
         rows.append(cells)
         classes.append("average" if str(row.get("kind", "")).endswith("average") else "")
     return (f"<p>{_setup_line(config)}.</p><p>{esc(TABLE_NOTES.get(name, ''))}</p>"
-            f"{_html_table(header, rows, classes)}<p>{_link(f'{name}.csv', 'This table as CSV')}.</p>")
+            f"{_html_table(header, rows, classes)}<p>{link(f'{name}.csv', 'This table as CSV')}.</p>")
+
+
+# ---- the site rule -----------------------------------------------------------------------------------------------
+
+def build_site(config: dict, table_files: dict[str, str], figure_files: dict[str, str], gain_file: str,
+               claims_files: tuple[str, str], evaluation_dirs: list[str], benchmark_files: list[str],
+               faults_file: str, out_dir: str, extra_tables: dict[str, str], t2i_dir: str | None) -> None:
+    """The site from the site rule's declared inputs. extra_tables: name -> CSV of tables built outside `tables:`
+    (RAMoLE's), shown as they are; t2i_dir: the text-to-image report folder, copied in as t2i/."""
+    specs = {**config["tables"], **({"masking": plan.masking_spec(config)} if "masking" in config else {})}
+    tables = {name: (specs[name], pd.read_csv(path).fillna({"paper_task": ""})) for name, path in table_files.items()}
+    benchmarks = load_benchmarks(benchmark_files) if benchmark_files else None
+    files = metric_files(evaluation_dirs)
+    figures = {name: (config["figures"][name], Path(png)) for name, png in figure_files.items()}
+    render_site(out_dir, tables, figures, pd.read_csv(gain_file), tuple(map(pd.read_csv, claims_files)),
+                load_provenance(files), benchmarks, config, io.read_json(faults_file)["rows"], load_costs(files),
+                plan.job_chains(config), {name: pd.read_csv(path) for name, path in extra_tables.items()},
+                Path(t2i_dir) if t2i_dir else None)

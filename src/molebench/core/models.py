@@ -15,7 +15,9 @@ from pathlib import Path
 
 import torch
 
-from molebench.registry import Registry
+from molebench.core import generators
+from molebench.core.io import atomic_path
+from molebench.core.registry import Registry
 
 MODEL_SOURCES = Registry("model source")
 register_model_source = MODEL_SOURCES.register
@@ -71,8 +73,6 @@ def _hub(args: dict, out_dir: Path) -> None:
 def _sentencepiece_vocab(out_dir: Path, seed: int, vocab_size: int) -> list[tuple[str, float]]:
     """Train a real SentencePiece unigram model on generated task text; return its (piece, score) list."""
     import sentencepiece as spm
-
-    from molebench import generators
 
     corpus = out_dir / "corpus.txt"
     corpus.write_text("\n".join(generators.corpus(seed=seed)) + "\n")
@@ -130,8 +130,6 @@ def _tiny_random(args: dict, out_dir: Path) -> None:
 
 
 def materialise_base(args: dict, out_dir: str | Path) -> None:
-    from molebench.io import atomic_path
-
     source = MODEL_SOURCES[args.get("source")]
     with atomic_path(out_dir) as tmp:
         source(args, tmp)

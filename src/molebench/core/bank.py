@@ -22,7 +22,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from molebench.adapters import Expert
+from molebench.core.adapters import Expert
 
 LowRank = tuple[torch.Tensor, torch.Tensor]  # (left, right): a delta left @ right, never formed before the add
 

@@ -50,10 +50,15 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from molebench.tables import MIN_SEEDS
+from molebench.core import io
+from molebench.nlp import plan
+from molebench.nlp.report import MIN_SEEDS, group_metrics, group_rows
+from molebench.ramole.plan import EMBEDDERS, evaluations
+from molebench.t2i import plan as t2i_plan
+from molebench.t2i.report import load_metrics as t2i_metrics
 
 HOLDS, FAILS, UNDECIDED = "holds", "fails", "not enough evidence"
-CLAIMS_FILE = Path(__file__).resolve().parents[2] / "data" / "paper" / "claims.yaml"
+CLAIMS_FILE = io.resource("paper", "claims.yaml")
 CHECK_KINDS = {"above": "table", "decreasing": "table", "middle_best": "table", "best_differs": "table",
                "scaling": "table", "figure_above": "figure", "figure_below": "figure"}
 RAMOLE_TABLES = {"ramole_retrieval": "embedder", "ramole_mixed_iid": "method", "ramole_mixed_ood": "method"}
@@ -104,8 +109,6 @@ def needed_t2i(claims: list[dict], config: dict) -> bool:
 
 
 def ramole_variants(table: str, config: dict) -> list[str]:
-    from molebench.ramole import EMBEDDERS, evaluations
-
     if RAMOLE_TABLES[table] == "embedder":
         return list(EMBEDDERS)
     return [m for m, s in evaluations(config) if s == table.rsplit("_", 1)[1]]
@@ -289,7 +292,7 @@ def ledger(claims: list[dict], config: dict, metrics: pd.DataFrame, rows: dict[s
            t2i_data: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(ledger, comparisons): one row per claim with its verdict, and one row per comparison behind the verdicts.
 
-    `metrics` are tidy metric rows (molebench.tables.load_metrics) covering the tables the claims read, `rows` the
+    `metrics` are tidy metric rows (molebench.nlp.report.load_metrics) covering the tables the claims read, `rows` the
     (task, metric) rows of each group, `figure_data` a figure name -> its CSV's data, `ramole_data` a RAMoLE table
     name -> its CSV's data (needed_ramole), `t2i_data` the text-to-image metric rows (needed_t2i)."""
     scores, task_scores = averages(metrics, rows, []), averages(metrics, rows, ["task"])
@@ -347,3 +350,29 @@ def _counted(comparisons: list[tuple[str, str, str]]) -> tuple[str, str]:
     """(the claim's verdict, its evidence line) from its comparisons."""
     verdict = combine([v for _, v, _ in comparisons])
     return verdict, f"{sum(v == HOLDS for _, v, _ in comparisons)} of {len(comparisons)} comparisons hold"
+
+
+# ---- the claims rule ---------------------------------------------------------------------------------------------
+
+def inputs(config: dict) -> tuple[list[str], list[str], list[str], list[str]]:
+    """The evaluation folders, figure CSVs, RAMoLE table CSVs and text-to-image metric folders the ledger reads."""
+    claims = load_claims()
+    tables, figures = needed(claims, config)
+    return (list(dict.fromkeys(d for t in tables for d in plan.table_inputs(config, t))),
+            [f"{config['results_dir']}/figures/{f}.csv" for f in figures],
+            [f"{config['results_dir']}/tables/{t}.csv" for t in needed_ramole(claims, config)],
+            t2i_plan.evaluations(config["t2i"], config["results_dir"]) if needed_t2i(claims, config) else [])
+
+
+def write_ledger(config: dict, evaluation_dirs: list[str], figure_csvs: dict[str, str], ramole_csvs: dict[str, str],
+                 t2i_dirs: list[str], claims_file: str, out_ledger: str, out_comparisons: str) -> None:
+    """The ledger and its comparisons as CSVs, from the inputs `inputs` lists (the claims rule's declared inputs)."""
+    claimed = load_claims(claims_file)
+    groups = list(dict.fromkeys(g for t in needed(claimed, config)[0] for g in config["tables"][t]["groups"]))
+    verdicts, comparisons = ledger(claimed, config, group_metrics(config, evaluation_dirs, groups),
+                                   group_rows(config, groups),
+                                   {name: pd.read_csv(path) for name, path in figure_csvs.items()},
+                                   {name: pd.read_csv(path) for name, path in ramole_csvs.items()},
+                                   t2i_metrics(t2i_dirs) if t2i_dirs else None)
+    io.write_text(out_comparisons, comparisons.to_csv(index=False))
+    io.write_text(out_ledger, verdicts.to_csv(index=False))

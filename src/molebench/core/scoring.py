@@ -11,10 +11,10 @@ from importlib.metadata import version
 
 import torch
 
-from molebench.data import TaskSpec
-from molebench.models import prompt_positions
-from molebench.registry import Registry
-from molebench.training import (
+from molebench.core.data import TaskSpec
+from molebench.core.models import prompt_positions
+from molebench.core.registry import Registry
+from molebench.core.training import (
     answer_logprobs,
     autocast,
     collate,

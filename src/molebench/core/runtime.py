@@ -1,0 +1,55 @@
+"""What every job shares: the job's log and threads, checkpoints beside outputs, and building a method over LoRAs."""
+
+from __future__ import annotations
+
+import contextlib
+import traceback
+from pathlib import Path
+
+import torch
+
+from molebench.core.adapters import load_expert
+from molebench.core.method import Method, get
+from molebench.core.models import load_base, set_offline
+
+
+@contextlib.contextmanager
+def logged(log_file: str | None, threads: int = 1, offline: bool = True):
+    """Run a stage: torch threads, offline hub settings, and stdout/stderr (progress bars too) into the rule's log."""
+    torch.set_num_threads(threads)
+    if offline:
+        set_offline()
+    if log_file is None:
+        yield
+        return
+    Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        try:
+            yield
+        except BaseException:
+            traceback.print_exc()  # into the log, which Snakemake shows when the job fails
+            raise
+
+
+def checkpoint_dir(out_dir: str) -> Path:
+    """Checkpoints live beside an output, not in it: Snakemake deletes the outputs of a failed job, not their
+    checkpoints, so a re-run resumes. Removed once the output is complete."""
+    out = Path(out_dir)
+    return out.parent / f".{out.name}.checkpoint"
+
+
+def build(method_name: str, options: dict, model, experts: list) -> tuple[Method, torch.nn.Module]:
+    """(method, model to score): the method configured by `options`, built over `model` and its experts."""
+    cls = get(method_name)
+    method = cls(cls.config_class.from_dict(options))
+    return method, method.build(model, experts)
+
+
+def load_composition(method_name: str, options: dict, base_dir: str, adapter_dirs: dict[str, str]):
+    """(method, model, tokenizer, base parameter count): the base model from its folder with the named LoRA folders
+    loaded and composed by the method."""
+    model, tokenizer = load_base(base_dir)
+    base_params = sum(p.numel() for p in model.parameters())
+    experts = [load_expert(d, model, name=name) for name, d in adapter_dirs.items()]
+    method, model = build(method_name, options, model, experts)
+    return method, model, tokenizer, base_params

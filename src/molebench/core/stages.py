@@ -1,0 +1,61 @@
+"""The stages every track shares, as plain functions: the base model, task data and per-task LoRAs. Workflow scripts
+are thin adapters over these (and over each track's `stages`), so every stage also runs without Snakemake."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from molebench.core import io
+from molebench.core.data import BIGBENCH_ARCHIVE, TaskSpec, build_splits, load_task
+from molebench.core.models import load_base, materialise_base
+from molebench.core.runtime import checkpoint_dir
+from molebench.core.training import TrainConfig
+from molebench.core.training import train_lora as train
+
+
+def base_model(model_cfg: dict, out_dir: str) -> None:
+    materialise_base(model_cfg, out_dir)
+
+
+def bigbench_archive(raw_dir: str) -> None:
+    """`pip download` the bigbench sdist (358 MB) into raw_dir; its task files are streamed from it, never unpacked."""
+    raw = Path(raw_dir)
+    raw.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=raw) as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-d", tmp, "bigbench==1.0.0"]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"could not download bigbench==1.0.0 from the package index:\n{done.stderr}")
+        os.replace(Path(tmp) / BIGBENCH_ARCHIVE, raw / BIGBENCH_ARCHIVE)
+
+
+def task_data(task: str, data_cfg: dict, out_dir: str) -> None:
+    write_splits(load_task(task), data_cfg, out_dir)
+
+
+def write_splits(spec: TaskSpec, data_cfg: dict, out_dir: str) -> None:
+    """A task's fixed splits and their report into out_dir (train.jsonl, test.jsonl, report.json)."""
+    splits, report = build_splits(spec, data_cfg["n_train"], data_cfg["n_test"], data_cfg["split_seed"],
+                                  data_cfg["raw_dir"])
+    with io.atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        for name, records in splits.items():
+            io.write_jsonl(tmp / f"{name}.jsonl", records)
+        io.write_json(tmp / "report.json", report)
+
+
+def train_lora(base_dir: str, task: str, data_dir: str, lora_cfg: dict, train_cfg: dict, seed: int,
+               out_dir: str) -> None:
+    model, tokenizer = load_base(base_dir)
+    records = io.read_jsonl(Path(data_dir) / "train.jsonl")
+    with io.atomic_path(out_dir) as tmp:
+        info = train(model, tokenizer, records, lora_cfg, TrainConfig.from_dict(train_cfg), seed, tmp,
+                     desc=f"lora {task} seed {seed}", checkpoint_dir=checkpoint_dir(out_dir))
+        io.write_json(tmp / "run.json", {"task": task, "train_info": info, "run_info": io.provenance(
+            {"lora": lora_cfg, "train": train_cfg, "base": str(base_dir)}, seed)})
+    shutil.rmtree(checkpoint_dir(out_dir), ignore_errors=True)

@@ -1,0 +1,60 @@
+"""RAMoLE's plan: the LoRA pool of the config's `ramole:` block, what the schema cannot check about it, and the
+(method, setting) runs of the mixed-task evaluation."""
+
+from __future__ import annotations
+
+from peft import LoraConfig
+
+from molebench.core import method as methods
+from molebench.core.data import TaskSpec, pool_tasks
+from molebench.core.errors import ConfigError
+from molebench.methods.ramole import Retrieved
+
+SETTINGS = ("iid", "ood")
+MIXED_METRICS = ("exact_match", "rougeL")
+EMBEDDERS = ("pretrained", "finetuned")
+
+
+def pool(config: dict) -> dict[str, TaskSpec]:
+    cfg = config["ramole"]
+    return pool_tasks(cfg["pool"], cfg["eval"]["max_new_tokens"])
+
+
+def check(config: dict) -> None:
+    """What the schema cannot say about the `ramole:` block, with messages that name the fix."""
+    cfg = config["ramole"]
+    try:
+        LoraConfig(**cfg["lora"])
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"ramole.lora: not a valid PEFT LoraConfig: {err}") from None
+    try:
+        specs = pool(config)
+    except (KeyError, ValueError) as err:
+        raise ConfigError(f"ramole.pool: {err}") from None
+    if not specs:
+        raise ConfigError("ramole.pool is empty: the retriever needs at least k + 1 LoRAs")
+    k = cfg["retriever"]["top_k"]
+    if len(specs) < k + 1:
+        raise ConfigError(f"ramole.pool has {len(specs)} LoRAs; OOD top-{k} retrieval needs at least {k + 1}")
+    unknown = [t for t in cfg["retriever"]["finetune_tasks"] if t not in specs]
+    if unknown:
+        raise ConfigError(f"ramole.retriever.finetune_tasks: {unknown} are not LoRAs of ramole.pool "
+                          f"({', '.join(specs)})")
+    for name, entry in cfg["methods"].items():
+        try:
+            cls = methods.get(name)
+        except KeyError as err:
+            raise ConfigError(f"ramole.methods: {err.args[0]}") from None
+        if not issubclass(cls, Retrieved):
+            raise ConfigError(f"ramole.methods: {name!r} does not compose retrieved LoRAs; use ramole, mixture, "
+                              f"fusion, selection or oracle")
+        try:
+            cls.config_class.from_dict((entry or {}).get("options", {}))
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"ramole.methods.{name}.options: {err}") from None
+
+
+def evaluations(config: dict) -> list[tuple[str, str]]:
+    """(method, setting) pairs: the oracle needs the query's own LoRA, so it has no OOD run."""
+    return [(m, s) for m in config["ramole"]["methods"] for s in SETTINGS
+            if not (s == "ood" and methods.get(m).own_lora)]
