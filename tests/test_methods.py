@@ -1,7 +1,10 @@
 """Every method on a tiny LLaMA with three random LoRAs: registry, LoRA bank, NLA, single, adapters (MoLE: test_mole.py)."""
 
+from pathlib import Path
+
 import pytest
 import torch
+import yaml
 
 from molebench.core import method as methods
 from molebench.core.adapters import AdapterError, load_expert
@@ -88,3 +91,12 @@ def test_answer_logprobs_keeps_only_answer_logits_without_changing_them(inputs):
         want = [full[row, len(prompt) - 1 + i, tok].item() for i, tok in enumerate(answer)]
         values = got[row][got[row] != 0].tolist()
         assert values == pytest.approx(want, abs=1e-5)
+
+
+def test_every_registered_method_runs_in_the_smoke_config():
+    """The smoke DAG (tests/test_workflow.py) runs every variant of config/smoke.yaml, so a registered method with no
+    smoke variant would be untested: every method of the registry must have one (NLP, RAMoLE or text-to-image)."""
+    smoke = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "smoke.yaml").read_text())
+    used = {v["method"] for v in smoke["variants"].values()} | set(smoke["ramole"]["methods"])
+    used |= {v["method"] for v in smoke["t2i"]["variants"].values()}
+    assert set(methods.available()) - used == set()

@@ -8,9 +8,9 @@ import pytest
 import torch
 import yaml
 
+from molebench.config import SCHEMA
 from molebench.core.adapters import Expert
 from molebench.core.training import TrainConfig, Trainer
-from molebench.config import SCHEMA
 from molebench.nlp import plan
 from tests.conftest import CharTokenizer, tiny_llama, train_records
 

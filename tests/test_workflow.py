@@ -1,5 +1,6 @@
 """The Snakemake DAG end to end at the smoke scale, from a clean copy of the repository, plus parse-time errors."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -18,17 +19,56 @@ IGNORE = shutil.ignore_patterns(".git", ".venv", "results", "reports", ".snakema
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Snakemake in `workdir`, with its plugins/ folder (an installed method package, below) on the Python path."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(workdir / "plugins"),
+                                                                     os.environ.get("PYTHONPATH")]))}
     done = subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=workdir, capture_output=True, text=True,
-                          check=False)
+                          check=False, env=env)
     if check and done.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
     return done
 
 
+# docs/adding_a_method.md: a method is one module and one variant entry; nothing else is edited. Here the module
+# comes as an installed package that declares it in the `molebench.methods` entry-point group (a module dropped into
+# methods/ is found the same way, but the copy below runs the installed molebench, whose methods/ is the original).
+PLUGIN = """'''A method written by the workflow test: half of every LoRA's output, summed.'''
+
+import torch
+
+from molebench.core.bank import inject
+from molebench.core.method import Method, register_method
+
+
+@register_method("half-sum")
+class HalfSum(Method):
+    description = "half of every LoRA's output, summed (a plug-in written by tests/test_workflow.py)"
+
+    def build(self, base, experts):
+        weights = torch.full((len(experts),), 0.5)
+        inject(base, experts, lambda layer, x: layer.bank.mix(layer.bank.low_rank(x), weights.to(x.device)))
+        return base.eval()
+"""
+PLUGIN_CONFIG = {"variants": {"half-sum": {"method": "half-sum"}},
+                 "tables": {"plugin": {"title": "a plug-in method", "groups": ["smoke_gen"],
+                                       "variants": ["zero-shot", "half-sum"]}}}
+
+
 @pytest.fixture(scope="module")
 def repo_copy(tmp_path_factory) -> Path:
+    """A clean copy of the repository with one new method plug-in: its module file, and its variant and a table in
+    the smoke config."""
     copy = tmp_path_factory.mktemp("repo") / "molebench"
     shutil.copytree(REPO, copy, ignore=IGNORE)
+    plugins = copy / "plugins"
+    (plugins / "half_sum-0.1.dist-info").mkdir(parents=True)
+    (plugins / "half_sum.py").write_text(PLUGIN)
+    (plugins / "half_sum-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: half-sum\nVersion: 0.1\n")
+    (plugins / "half_sum-0.1.dist-info" / "entry_points.txt").write_text("[molebench.methods]\nhalf-sum = half_sum\n")
+    smoke = yaml.safe_load((copy / "config/smoke.yaml").read_text())
+    for section, entries in PLUGIN_CONFIG.items():
+        smoke[section].update(entries)
+    (copy / "config/smoke.yaml").write_text(yaml.safe_dump(smoke, sort_keys=False))
     return copy
 
 
@@ -36,6 +76,11 @@ def repo_copy(tmp_path_factory) -> Path:
 def smoke_run(repo_copy) -> Path:
     snakemake(repo_copy, "reproduce", "--cores", "2", "--configfile", "config/smoke.yaml")
     return repo_copy
+
+
+def test_a_method_added_as_one_file_runs_through_the_dag(smoke_run):
+    table = pd.read_csv(smoke_run / "results/smoke/tables/plugin.csv")
+    assert table["half-sum:mean"].notna().all() and (smoke_run / "reports/smoke/site/plugin.html").is_file()
 
 
 def test_smoke_dag_writes_tables_and_site(smoke_run):

@@ -11,7 +11,7 @@ A figure is declared in the config (`figures:`) with a `kind`, a `group` and `va
                    the evaluate jobs' {task}.gates.json (MixLoRA's gate report)
     mixlora_efficiency
                    MixLoRA's plain and optimised execution paths, timed in the figure job at the base model's FFN
-                   shapes with the variant's options (molebench.bench_mixlora); the efficiency table as a figure
+                   shapes with the variant's options (molebench.bench.mixlora); the efficiency table as a figure
 Each function takes {variant: [folders, one per seed]}; its docstring is the figure's caption on the site. Every value
 is averaged over the seeds found; the CSV keeps the seeds apart.
 """

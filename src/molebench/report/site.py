@@ -98,7 +98,7 @@ def _cost_table(costs: pd.DataFrame, variants: list[str]) -> str:
 
 
 def critical_path(benchmarks: pd.DataFrame, chains: list[list[tuple[str, str]]]) -> list[tuple[str, str, float]]:
-    """The chain of dependent jobs with the longest measured wall time (molebench.plan.job_chains), as
+    """The chain of dependent jobs with the longest measured wall time (molebench.nlp.plan.job_chains), as
     (rule, job, seconds) steps; a job without a benchmark file counts 0 s and shows NaN."""
     seconds = {(r.rule, r.job): r.s for r in benchmarks.itertuples()}
     timed = [[(rule, job, seconds.get((rule, job), math.nan)) for rule, job in chain] for chain in chains]
