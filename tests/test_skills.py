@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from molebench import skills
-from molebench.skills import FAMILIES, FAMILIES_SPEC, SKILLS, examples, pool, prompt, split_of
+from molebench.core import skills
+from molebench.core.skills import FAMILIES, FAMILIES_SPEC, SKILLS, examples, pool, prompt, split_of
 
 ALL = list(SKILLS)
 N_TRAIN, N_TEST = 400, 40  # the mini scale's split sizes (config/config.yaml)
