@@ -84,7 +84,8 @@ def test_every_method_composes_and_scores(world, variant, tmp_path):
         assert set(result["metrics"]) == set(load_task(task).metrics)
         assert all(0 <= v <= 100 for v in result["metrics"].values())
         assert result["n"] == 6 and result["run_info"]["config_hash"]
-        assert len(io.read_jsonl(tmp_path / "metrics" / f"{task}.predictions.jsonl")) == 6
+        predictions = io.read_jsonl(tmp_path / "metrics" / f"{task}.predictions.jsonl")
+        assert len(predictions) == 6 and all(set(p["scores"]) == set(result["metrics"]) for p in predictions)
         gates = tmp_path / "metrics" / f"{task}.gates.json"
         # MoLE's gate weights, MixLoRA's expert utilisation on this task
         assert gates.is_file() == (variant["method"].endswith("mole") or variant["method"] == "mixlora")

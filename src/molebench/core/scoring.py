@@ -26,6 +26,9 @@ from molebench.core.training import (
 
 # name -> fn(predictions, references: list[list[str]]) -> float in [0, 100]
 SCORERS = Registry("metric")
+# name -> fn(predictions, references) -> one score per example in [0, 100], for statistics paired example by example
+# (the claims ledger); its mean is the corpus score except for BLEU, whose per-example score is sentence BLEU
+EXAMPLE_SCORERS = Registry("per-example metric")
 SCORER_IMPL: dict[str, str] = {}  # name -> implementation and version, recorded in every score file
 
 
@@ -34,10 +37,24 @@ def register_scorer(name: str, implementation: str):
     return SCORERS.register(name)
 
 
+def per_example(name: str):
+    """Register fn(prediction, references) -> float as the per-example score of metric `name`."""
+    def deco(fn):
+        EXAMPLE_SCORERS.register(name)(lambda predictions, references: [fn(p, r) for p, r in
+                                                                         zip(predictions, references)])
+        return fn
+    return deco
+
+
 def normalise(text: str) -> str:
     """Lower-case and squeeze whitespace (RAMoLE's protocol). Punctuation and signs are kept: they are the answer in
     Dyck languages, arithmetic and option letters."""
     return " ".join(text.lower().split())
+
+
+@per_example("exact_match")
+def _exact_match_one(prediction: str, references: list[str]) -> float:
+    return 100.0 * any(normalise(prediction) == normalise(r) for r in references)
 
 
 @register_scorer("exact_match", "molebench normalise(): lower-case, whitespace squeezed")
@@ -56,19 +73,37 @@ def bleu(predictions: list[str], references: list[list[str]]) -> float:
     return sacrebleu.corpus_bleu(predictions, streams).score
 
 
+@per_example("bleu")
+def _sentence_bleu(prediction: str, references: list[str]) -> float:
+    import sacrebleu
+
+    return sacrebleu.sentence_bleu(prediction, references).score
+
+
+def _best_fmeasures(kind: str, predictions: list[str], references: list[list[str]]) -> list[float]:
+    """Best reference per example (multi-reference tasks such as WebNLG), F-measure."""
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer([kind], use_stemmer=True)
+    return [max(scorer.score(r, p)[kind].fmeasure for r in refs) for p, refs in zip(predictions, references)]
+
+
 def _rouge(kind: str):
     def score(predictions: list[str], references: list[list[str]]) -> float:
-        from rouge_score import rouge_scorer
-
-        scorer = rouge_scorer.RougeScorer([kind], use_stemmer=True)
-        # best reference per example (multi-reference tasks such as WebNLG), F-measure, averaged
-        best = [max(scorer.score(r, p)[kind].fmeasure for r in refs) for p, refs in zip(predictions, references)]
+        best = _best_fmeasures(kind, predictions, references)
         return 100.0 * sum(best) / len(best)
     return score
 
 
 for _kind in ("rouge1", "rouge2", "rougeL"):
     register_scorer(_kind, f"rouge-score {version('rouge-score')} {_kind} F1, stemmer, best reference")(_rouge(_kind))
+    EXAMPLE_SCORERS.register(_kind)(lambda predictions, references, kind=_kind: [
+        100.0 * f for f in _best_fmeasures(kind, predictions, references)])
+
+
+@per_example("accuracy")
+def _accuracy_one(prediction: str, references: list[str]) -> float:
+    return 100.0 * (prediction == references[0])
 
 
 @register_scorer("accuracy", "argmax of summed option log-likelihood (lm-eval acc)")
@@ -169,6 +204,7 @@ def evaluate(model, tokenizer, spec: TaskSpec, records: list[dict], batch_size: 
                                max_input_tokens, batch_size, bf16)
         decoding = f"greedy, max_new_tokens={spec.max_new_tokens}, cut at first newline, KV cache"
     references = [r["references"] for r in records]
+    example_scores = {m: EXAMPLE_SCORERS[m](predictions, references) for m in spec.metrics}
     return {
         "metrics": {m: round(SCORERS[m](predictions, references), 4) for m in spec.metrics},
         "n": len(records),
@@ -177,6 +213,7 @@ def evaluate(model, tokenizer, spec: TaskSpec, records: list[dict], batch_size: 
                      "max_input_tokens": max_input_tokens, "bf16": bf16,
                      "truncated_prompts": count_over_long(tokenizer, [r["input"] for r in records], max_input_tokens),
                      "metric_implementations": {m: SCORER_IMPL[m] for m in spec.metrics}},
-        "predictions": [{"id": r["id"], "prediction": p, "references": r["references"]}
-                        for r, p in zip(records, predictions)],
+        "predictions": [{"id": r["id"], "prediction": p, "references": r["references"],
+                         "scores": {m: round(example_scores[m][i], 4) for m in spec.metrics}}
+                        for i, (r, p) in enumerate(zip(records, predictions))],
     }
