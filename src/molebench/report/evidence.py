@@ -5,16 +5,17 @@ The rule, in plain words:
     A comparison "A is above B" is the difference of A's and B's group scores, each the mean over the group's tasks
     of the task's mean over seeds and test examples, as in the tables. Its interval comes from 2,000 draws made with a
     fixed random seed, which vary both sources of noise together: the test examples, resampled within each task (the
-    same examples for both variants and for every seed, since all score one test set), and the training seeds, from
-    whose spread the mean over the few seeds is drawn as a Student t (with 3 seeds, resampling the seeds would make
-    the interval too narrow). A variant that does not depend on the seed, such as zero-shot, pairs with every seed.
+    same examples for both variants and for every seed, since all score one test set), and the training seeds, whose
+    spread makes the mean over a few seeds uncertain as a Student t does (resampling 3 seeds would understate it). A
+    variant that does not depend on the seed, such as zero-shot, is paired with every seed of the other.
     A comparison HOLDS when its 95% interval lies above 0. It FAILS as contradicted when that interval lies below 0,
     and as "no gain" when its 90% interval lies below +delta, the smallest effect worth reporting (1 point by
     default): a gain may exist but it is too small to matter. Otherwise there is NOT ENOUGH EVIDENCE, and the ledger
     estimates how many test examples or seeds would decide it at the effect seen. A trained variant needs 2 seeds.
-    A claim made of several comparisons uses Holm's correction across them. It holds when every comparison holds, it
-    fails when any comparison is contradicted or shows no gain, and otherwise there is not enough evidence. So a claim
-    with many comparisons is no more likely to hold, or to fail, by chance than a claim with one (5% at most).
+    A claim made of several comparisons holds when every one of them holds, and fails when any one is contradicted or
+    shows no gain, with Holm's correction across the claim's comparisons for failing; otherwise there is not enough
+    evidence. Without a true effect a claim thus holds, or is contradicted, by chance at most 5% of the time, however
+    many comparisons it makes.
     A claim is NOT TESTABLE AT THIS SCALE when the experiment cannot show it: the single-task LoRAs do not beat
     zero-shot beyond their interval, or every compared variant is indistinguishable from zero-shot. That is no failure.
 
@@ -139,7 +140,7 @@ class Sample:
             self.counts[task] = np.bincount(picks.ravel(), minlength=b * x.shape[2]).reshape(b, -1)
 
     @classmethod
-    def of(cls, scores: pd.DataFrame, variants: Sequence[str], untrained: Collection[str] | None = None,
+    def of(cls, scores: pd.DataFrame, variants: Sequence[str], untrained: Names = None,
            settings: Settings = Settings(), tasks: Collection[str] | None = None) -> Sample:
         """From tidy scores (COLUMNS). `untrained`: variants that do not depend on the seed; None infers them (one
         seed while another variant has more; name them when a trained variant may have run once). Each task keeps the
@@ -171,12 +172,11 @@ class Sample:
         return cls(tables, variants, untrained, settings, positions)
 
     def interval(self, terms: Sequence[tuple[float, str, Sequence[str]]]) -> Interval:
-        """The interval of a contrast: the sum of weight x group score of (weight, variant, tasks) terms, on the seeds
-        its trained variants share. Each draw adds two parts. Test examples: the seed-averaged per-example contrast,
-        resampled within each task. Seeds: a normal draw with the variance of the seed shifts, the spread of the
-        per-seed contrasts less what their own examples explain, drawn from its chi-square law (S - 1 degrees of
-        freedom): with seed shifts only this is the Student t interval of S seeds, which resampling 3 seeds would
-        understate, and noise that the examples already measure is not counted twice."""
+        """The interval of a contrast, the sum of weight x group score over (weight, variant, tasks) terms, on the
+        seeds its trained variants share. A draw adds the seed-averaged per-example contrast, its examples resampled
+        within each task, and a normal seed shift whose variance is drawn from the seeds' spread (chi-square, S - 1
+        degrees of freedom) less the part their own examples explain: with seed shifts alone this is the Student t
+        interval of S seeds, and example noise is not counted twice."""
         trained = [v for _, v, _ in terms if v not in self.untrained]
         seeds = sorted(set.intersection(*(self.seeds[v] for v in trained))) if trained else [0]
         if not seeds:
@@ -208,13 +208,21 @@ def _residual_variance(d: np.ndarray) -> float:
     return float((r ** 2).sum() / max(1, (d.shape[0] - 1) * (d.shape[1] - 1)))
 
 
-def _sample(scores: pd.DataFrame | Sample, variants: Sequence[str], untrained: Collection[str] | None,
-            settings: Settings, tasks: Collection[str] | None = None) -> Sample:
-    return scores if isinstance(scores, Sample) else Sample.of(scores, variants, untrained, settings, tasks)
+Scores = pd.DataFrame | Sample  # tidy per-example scores (COLUMNS), or a Sample built from them
+Names = Collection[str] | None  # untrained variants (None: inferred, see Sample.of)
+Groups = Mapping[str, Sequence[str]] | None  # group name -> its tasks; None: one group "all" of every task
 
 
-def difference(scores: pd.DataFrame, a: str, b: str, *, tasks: Sequence[str] | None = None,
-               untrained: Collection[str] | None = None, settings: Settings = Settings()) -> Interval:
+def _sample(scores: Scores, variants: Sequence[str], untrained: Names, settings: Settings,
+            groups: Groups = None) -> tuple[Sample, dict[str, list[str]]]:
+    """The Sample of `scores`, and the groups (by default one, "all", of every task)."""
+    tasks = {t for ts in groups.values() for t in ts} if groups else None
+    sample = scores if isinstance(scores, Sample) else Sample.of(scores, variants, untrained, settings, tasks)
+    return sample, {k: list(v) for k, v in (groups or {"all": list(sample.tables)}).items()}
+
+
+def difference(scores: pd.DataFrame, a: str, b: str, *, tasks: Sequence[str] | None = None, untrained: Names = None,
+               settings: Settings = Settings()) -> Interval:
     """The paired hierarchical bootstrap interval of A's group score minus B's."""
     return Sample.of(scores, [a, b], untrained, settings, tasks).difference(a, b)
 
@@ -232,9 +240,10 @@ def _needed(iv: Interval, settings: Settings) -> str:
         ratios.append((iv.bounds(1 - 2 * settings.alpha)[1] - est) / (settings.delta - est))  # to exclude +delta
     if not ratios:
         return "the interval is empty"
-    f = max(1.0, min(ratios) ** 2)
-    return (f"at the observed effect about {f:.1f}x the data would decide it: ~{int(np.ceil(f * iv.n_examples))} "
-            f"test examples per task, or ~{int(np.ceil(f * max(iv.n_seeds, 1)))} seeds")
+    f, n = max(1.0, min(ratios) ** 2), lambda k: int(np.ceil(max(1.0, min(ratios) ** 2) * k))
+    more = f"~{n(iv.n_examples)} repeats" if not iv.n_seeds else (f"~{n(iv.n_examples)} test examples per task, or "
+                                                                   f"~{n(iv.n_seeds)} seeds")
+    return f"at the observed effect about {f:.1f}x the data would decide it: {more}"
 
 
 def decide(comparisons: Mapping[str, Interval], settings: Settings = Settings(),
@@ -244,8 +253,8 @@ def decide(comparisons: Mapping[str, Interval], settings: Settings = Settings(),
     often than its weakest comparison would (an intersection-union test; Holm there would only cost power). Failing
     needs one comparison only, so "contradicted" and "no gain" are Holm-corrected across the claim."""
     alpha, signed = settings.alpha, {k: (-iv if lower_is_better else iv) for k, iv in comparisons.items()}
-    p_zero = holm([iv.p_zero() for iv in signed.values()])
-    p_gain = holm([iv.p_gain(settings.delta) for iv in signed.values()])
+    p_zero = holm([1.0 if iv.missing_seeds else iv.p_zero() for iv in signed.values()])  # untestable: p = 1
+    p_gain = holm([1.0 if iv.missing_seeds else iv.p_gain(settings.delta) for iv in signed.values()])
     word, out, why = "below" if lower_is_better else "above", [], []
     for (label, iv), pz, pg in zip(signed.items(), p_zero, p_gain):
         if iv.missing_seeds:
@@ -271,12 +280,12 @@ def decide(comparisons: Mapping[str, Interval], settings: Settings = Settings(),
     return Verdict(HOLDS if held == n and n else UNDECIDED, count, tuple(out))
 
 
-def testable(scores: pd.DataFrame | Sample, *, zero_shot: str, compared: Sequence[str], single: str | None = None,
-             untrained: Collection[str] | None = None, settings: Settings = Settings()) -> Verdict | None:
+def testable(scores: Scores, *, zero_shot: str, compared: Sequence[str], single: str | None = None,
+             untrained: Names = None, settings: Settings = Settings()) -> Verdict | None:
     """NOT_TESTABLE with its reason when the experiment cannot show a claim about `compared`, else None: `single`
     (the single-task LoRAs) is not above `zero_shot` beyond its interval, or every compared variant's interval
     against zero-shot contains 0."""
-    sample = _sample(scores, [*([single] if single else []), zero_shot, *compared], untrained, settings)
+    sample, _ = _sample(scores, [*([single] if single else []), zero_shot, *compared], untrained, settings)
     if single and (gain := sample.difference(single, zero_shot)).low <= 0:
         return Verdict(NOT_TESTABLE, f"the single-task LoRAs ({single}) do not beat {zero_shot} beyond their "
                                      f"interval: {_fmt(gain)}")
@@ -287,40 +296,30 @@ def testable(scores: pd.DataFrame | Sample, *, zero_shot: str, compared: Sequenc
     return None
 
 
-Groups = Mapping[str, Sequence[str]] | None  # group name -> its tasks; None: one group "all" of every task
-
-
-def _grouped(scores: pd.DataFrame | Sample, variants: Sequence[str], groups: Groups,
-             untrained: Collection[str] | None, settings: Settings) -> tuple[Sample, dict[str, list[str]]]:
-    tasks = {t for ts in groups.values() for t in ts} if groups else None
-    sample = _sample(scores, variants, untrained, settings, tasks)
-    return sample, {k: list(v) for k, v in (groups or {"all": list(sample.tables)}).items()}
-
-
-def above(scores: pd.DataFrame | Sample, variant: str, others: Sequence[str], *, groups: Groups = None,
-          untrained: Collection[str] | None = None, settings: Settings = Settings()) -> Verdict:
+def above(scores: Scores, variant: str, others: Sequence[str], *, groups: Groups = None,
+          untrained: Names = None, settings: Settings = Settings()) -> Verdict:
     """`variant` above each of `others` in every group."""
-    sample, groups = _grouped(scores, [variant, *others], groups, untrained, settings)
+    sample, groups = _sample(scores, [variant, *others], untrained, settings, groups)
     return decide({f"{g}: {variant} > {o}": sample.difference(variant, o, ts) for g, ts in groups.items()
                    for o in others}, settings)
 
 
-def decreasing(scores: pd.DataFrame | Sample, variants: Sequence[str], *, groups: Groups = None,
-               untrained: Collection[str] | None = None, settings: Settings = Settings()) -> Verdict:
+def decreasing(scores: Scores, variants: Sequence[str], *, groups: Groups = None,
+               untrained: Names = None, settings: Settings = Settings()) -> Verdict:
     """`variants` in falling order: each above the next, in every group."""
-    sample, groups = _grouped(scores, variants, groups, untrained, settings)
+    sample, groups = _sample(scores, variants, untrained, settings, groups)
     return decide({f"{g}: {a} > {b}": sample.difference(a, b, ts) for g, ts in groups.items()
                    for a, b in pairwise(variants)}, settings)
 
 
-def middle_best(scores: pd.DataFrame | Sample, variants: Sequence[str], *, groups: Groups = None,
-                untrained: Collection[str] | None = None, settings: Settings = Settings()) -> Verdict:
+def middle_best(scores: Scores, variants: Sequence[str], *, groups: Groups = None,
+                untrained: Names = None, settings: Settings = Settings()) -> Verdict:
     """Of `variants` ordered finest to coarsest, an intermediate one is above both ends, in every group. Nothing is
     picked on the data and then tested on the same data: in a group it holds when some intermediate variant is above
     both ends, each test at alpha / (number of intermediate variants); it fails when an end is above every
     intermediate variant (contradicted) or when no intermediate variant gains delta over both ends, each test at
     alpha / (2 x groups)."""
-    sample, groups = _grouped(scores, variants, groups, untrained, settings)
+    sample, groups = _sample(scores, variants, untrained, settings, groups)
     (a, d), k = (settings.alpha, settings.delta), 2 * len(groups)
     ends, middle, found, items = [variants[0], variants[-1]], list(variants[1:-1]), {}, {}
     for g, ts in groups.items():
@@ -338,20 +337,20 @@ def middle_best(scores: pd.DataFrame | Sample, variants: Sequence[str], *, group
     return _combined(found, items, settings)
 
 
-def best_differs(scores: pd.DataFrame | Sample, variants: Sequence[str], *, groups: Groups = None,
-                 untrained: Collection[str] | None = None, settings: Settings = Settings()) -> Verdict:
+def best_differs(scores: Scores, variants: Sequence[str], *, groups: Groups = None,
+                 untrained: Names = None, settings: Settings = Settings()) -> Verdict:
     """The best of `variants` depends on the task, beyond noise, in every group: two tasks order a pair of variants
     in opposite ways (a crossing), each difference at alpha / (pairs x tasks), a Bonferroni over the whole search.
     It fails in a group when one variant is above every other on every task (contradicted; each test at
     alpha / (variants x groups)) or when every interaction contrast, (a - b) on one task minus (a - b) on another,
     has its 1 - 2 alpha interval inside (-delta, +delta) (preferences never change by a reportable amount)."""
-    sample, groups = _grouped(scores, variants, groups, untrained, settings)
+    sample, groups = _sample(scores, variants, untrained, settings, groups)
     (a, d), pairs, found, items = (settings.alpha, settings.delta), list(combinations(variants, 2)), {}, {}
     for g, ts in groups.items():
         iv = {(x, y, t): sample.difference(x, y, [t]) for x, y in pairs for t in ts}
         iv |= {(y, x, t): -i for (x, y, t), i in iv.items()}
         items |= {f"{g}, {t}: {x} > {y}": iv[x, y, t] for x, y in pairs for t in ts}
-        sign = {key: np.sign(i.estimate) * (i.p_zero() < a / len(items)) for key, i in iv.items()}
+        sign = {key: np.sign(i.estimate) * (i.p_zero() < a / (len(pairs) * len(ts))) for key, i in iv.items()}
         crossing = [f"{x} vs {y} on {t1} and {t2}" for x, y in pairs for t1, t2 in combinations(ts, 2)
                     if sign[x, y, t1] * sign[x, y, t2] < 0]
         champion = [x for x in variants if all(iv[x, y, t].estimate > 0 and iv[x, y, t].p_zero() < a / (
@@ -385,7 +384,7 @@ def _by_size(scores_by_size: Mapping[float, pd.DataFrame]) -> tuple[pd.DataFrame
 
 
 def best_at_every_size(scores_by_size: Mapping[float, pd.DataFrame], variant: str, others: Sequence[str], *,
-                       untrained: Collection[str] | None = None, settings: Settings = Settings()) -> Verdict:
+                       untrained: Names = None, settings: Settings = Settings()) -> Verdict:
     """Scaling (1): `variant` above each of `others` at every number of LoRAs (size -> that size's scores)."""
     data, groups = _by_size(scores_by_size)
     return above(data, variant, others, groups={f"N={n}": ts for n, ts in groups.items()}, untrained=untrained,
@@ -393,7 +392,7 @@ def best_at_every_size(scores_by_size: Mapping[float, pd.DataFrame], variant: st
 
 
 def lead_grows(scores_by_size: Mapping[float, pd.DataFrame], variant: str, others: Sequence[str], *,
-               untrained: Collection[str] | None = None, settings: Settings = Settings()) -> Verdict:
+               untrained: Names = None, settings: Settings = Settings()) -> Verdict:
     """Scaling (2): `variant`'s lead over each of `others` grows with the number of LoRAs N: the least-squares slope
     of the lead over log N, times the range of log N (the fitted growth from the smallest to the largest N, in
     points, compared with delta), is above 0."""
@@ -407,7 +406,7 @@ def lead_grows(scores_by_size: Mapping[float, pd.DataFrame], variant: str, other
 
 
 def all_decline_at_largest(scores_by_size: Mapping[float, pd.DataFrame], variants: Sequence[str], *,
-                           untrained: Collection[str] | None = None, settings: Settings = Settings()) -> Verdict:
+                           untrained: Names = None, settings: Settings = Settings()) -> Verdict:
     """Scaling (3): every variant scores less at the largest number of LoRAs than at the one before."""
     data, groups = _by_size(scores_by_size)
     (previous, before), (last, after) = list(groups.items())[-2:]
