@@ -41,7 +41,7 @@ test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ""
 
 lint: $(STAMP)
-	$(BIN)/ruff check src methods tests
+	$(BIN)/ruff check src methods tests workflow/scripts
 
 clean:
 	rm -rf results/*/ reports/*/ reports/report.zip .snakemake
