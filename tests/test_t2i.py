@@ -12,7 +12,7 @@ import yaml
 from PIL import Image
 
 from molebench.core import method as methods
-from molebench.t2i import components, jobs, plan, world
+from molebench.t2i import components, plan, stages, world
 from molebench.t2i.components import Generator, PromptError, SubjectFolderError
 from molebench.t2i.gate_training import ClipGuidedTrainer, GateTrainingConfig
 from molebench.t2i.metrics import image_alignment, text_alignment
@@ -193,18 +193,18 @@ def test_paper_scale_path_on_a_tiny_stable_diffusion(tmp_path):
         (tmp_path / "photos" / n).mkdir(parents=True)
         Image.fromarray(np.full((24, 20, 3), 40 * k, np.uint8)).save(tmp_path / "photos" / n / "1.jpg")
     out = tmp_path / "results"
-    jobs.world_stage(t2i, str(out / "world"))
-    jobs.base_stage(t2i, str(out / "world"), str(out / "base"))
-    jobs.clip_stage(t2i, str(out / "world"), str(out / "clip"))
-    assert isinstance(jobs.load_base(out / "base"), Generator) and jobs.load_base(out / "base").vae is not None
+    stages.world_stage(t2i, str(out / "world"))
+    stages.base_stage(t2i, str(out / "world"), str(out / "base"))
+    stages.clip_stage(t2i, str(out / "world"), str(out / "clip"))
+    assert isinstance(stages.load_base(out / "base"), Generator) and stages.load_base(out / "base").vae is not None
     loras = {n: str(out / "subjects" / n) for n in names}
     for n in names:
-        jobs.subject_stage(t2i, n, 1, str(out / "base"), str(out / "world"), loras[n])
+        stages.subject_stage(t2i, n, 1, str(out / "base"), str(out / "world"), loras[n])
     comp = plan.compositions(t2i)[0]
     assert comp["prompts"] == ["a v0 circle and a v1 circle and a v2 circle on grey background"]
-    jobs.compose_stage(t2i, "l-mole", comp["name"], 1, str(out / "base"), loras, str(out / "clip"),
+    stages.compose_stage(t2i, "l-mole", comp["name"], 1, str(out / "base"), loras, str(out / "clip"),
                        str(out / "world"), str(out / "gates"))
-    jobs.evaluate_stage(t2i, "l-mole", comp["name"], 1, str(out / "base"), loras, str(out / "gates"),
+    stages.evaluate_stage(t2i, "l-mole", comp["name"], 1, str(out / "base"), loras, str(out / "gates"),
                         str(out / "clip"), None, str(out / "world"), str(out / "metrics"))
     metrics = json.loads((out / "metrics" / "metrics.json").read_text())
     assert set(metrics["image_alignment"]) == set(names) and metrics["presence"] == {}  # no presence oracle here
@@ -215,7 +215,7 @@ def test_missing_stable_diffusion_folder_is_named(tmp_path):
     t2i = yaml.safe_load(PAPER.read_text())["t2i"]
     t2i["base_path"] = str(tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match="Stable Diffusion folder .*nowhere does not exist"):
-        jobs.base_stage(t2i, str(tmp_path / "world"), str(tmp_path / "base"))
+        stages.base_stage(t2i, str(tmp_path / "world"), str(tmp_path / "base"))
 
 
 @pytest.mark.parametrize("change,message", [
