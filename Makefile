@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= all
 
-.PHONY: setup reproduce smoke test test-all lint clean
+.PHONY: setup reproduce smoke test test-all lint schema clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ test-all: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src methods tests workflow/scripts
+
+# the config's JSON schema, generated from molebench.config's models (tests/test_config.py checks it is current)
+schema: $(STAMP)
+	$(BIN)/molebench schema > workflow/schemas/config.schema.yaml
 
 clean:
 	rm -rf results/*/ reports/*/ reports/report.zip .snakemake

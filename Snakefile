@@ -14,6 +14,7 @@ if "scale" not in config:
 
 
 
+# generated from molebench.config's models (`make schema`); fills the defaults
 validate(config, "workflow/schemas/config.schema.yaml")
 
 

@@ -3,6 +3,7 @@
     molebench methods             every registered method, one line each
     molebench tasks               every task spec in data/tasks, with its source (paper_*: hub, paper scale)
     molebench check [CONFIG]      validate a config as the DAG does at parse time
+    molebench schema              print the config's JSON schema, generated from molebench.config's models
     molebench bench               smoke DAG wall time; one LoRA step and one scoring batch at the mini scale
     molebench bench --lorahub     one LoraHub search step: our evaluation against PEFT's (merge per step)
     molebench bench --gates       MoLE gate-training step time and memory for 8 to 128 LoRAs
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from molebench import faults
 from molebench.bench import compose, gates, lorahub, mixlora, spine
-from molebench.config import load_config
+from molebench.config import load_config, schema_text
 from molebench.core import io
 from molebench.core.data import list_tasks, load_task
 from molebench.core.method import available
@@ -44,6 +45,10 @@ def cmd_tasks(args) -> None:
 def cmd_check(args) -> None:
     load_config(args.config)
     print(f"{args.config}: ok")
+
+
+def cmd_schema(args) -> None:
+    sys.stdout.write(schema_text())
 
 
 def _save(config: dict, name: str, rows: list, **run) -> None:
@@ -133,6 +138,8 @@ def main(argv: list[str] | None = None) -> None:
     check = sub.add_parser("check", help="validate a config")
     check.add_argument("config", nargs="?", default="config/config.yaml")
     check.set_defaults(fn=cmd_check)
+    sub.add_parser("schema", help="print the config's JSON schema (workflow/schemas/config.schema.yaml)").set_defaults(
+        fn=cmd_schema)
     bench = sub.add_parser("bench", help="time the smoke DAG, a mini LoRA step and a mini scoring batch")
     bench.add_argument("--config", default="config/config.yaml")
     bench.add_argument("--task", default="e2e_nlg", help="task whose data feeds the step and the scoring batch")

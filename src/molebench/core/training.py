@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import random
@@ -14,28 +13,46 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pydantic import ConfigDict, Field, ValidationError
 from tqdm.auto import tqdm
 
+from molebench.core.errors import ConfigError
 from molebench.core.io import atomic_path
 from molebench.core.models import prompt_positions
+from molebench.core.section import Section, problems
 
 
-@dataclasses.dataclass
-class TrainConfig:
-    steps: int = 60
-    batch_size: int = 8
-    lr: float = 5e-4
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    max_input_tokens: int = 160
-    max_target_tokens: int = 64
-    autocast_bf16: bool = False  # bf16 autocast on CPU/GPU; parameters stay fp32
-    checkpoint_every: int = 10  # steps between resumable checkpoints (when the caller gives a checkpoint folder)
+def _defaults_in_descriptions(schema: dict) -> None:
+    """The JSON schema of a train section fills no default: a variant's `train:` is merged over the config's before
+    these defaults apply (molebench.nlp.stages), so each default is only named in its field's description."""
+    for prop in schema["properties"].values():
+        prop["description"] += f" (default {json.dumps(prop.pop('default'))})"
+
+
+class TrainConfig(Section):
+    """Training of a LoRA, a composition or a router: the config's `train:` sections (a variant's `train:` overrides
+    the config's key by key); what is left out takes the default given here."""
+
+    model_config = ConfigDict(json_schema_extra=_defaults_in_descriptions)
+
+    steps: int = Field(60, ge=1, description="optimiser steps")
+    batch_size: int = Field(8, ge=1, description="records per step")
+    lr: float = Field(5e-4, gt=0, description="AdamW learning rate")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    grad_clip: float = Field(1.0, gt=0, description="gradient norm clipped to this")
+    max_input_tokens: int = Field(160, ge=8, description="prompt tokens kept (the end of a longer prompt)")
+    max_target_tokens: int = Field(64, ge=1, description="answer tokens trained on")
+    autocast_bf16: bool = Field(False, description="bf16 autocast on CPU or GPU; parameters stay fp32")
+    checkpoint_every: int = Field(10, ge=1, description="steps between resumable training checkpoints (when the "
+                                                       "caller gives a checkpoint folder)")
 
     @classmethod
-    def from_dict(cls, values: dict) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+    def from_dict(cls, values: dict, where: str = "train") -> TrainConfig:
+        """A train section (merged with its overrides); an unknown key or a bad value raises ConfigError naming it."""
+        try:
+            return cls.model_validate(values)
+        except ValidationError as err:
+            raise ConfigError(problems(err, where)) from None
 
 
 def seed_everything(seed: int) -> None:
@@ -177,7 +194,7 @@ class Trainer:
             yield idx, collate(tokenizer, [encoded[i] for i in idx], seq2seq)
 
     def _fingerprint(self, records: list[dict], params: list[torch.nn.Parameter]) -> dict:
-        return {"config": dataclasses.asdict(self.config), "seed": self.seed, "records": len(records),
+        return {"config": self.config.model_dump(), "seed": self.seed, "records": len(records),
                 "shapes": [list(p.shape) for p in params]}
 
     def _save(self, step: int, params, opt, curve: list[dict], fingerprint: dict) -> None:

@@ -31,8 +31,6 @@ def check(config: dict) -> None:
         specs = pool(config)
     except (KeyError, ValueError) as err:
         raise ConfigError(f"ramole.pool: {err}") from None
-    if not specs:
-        raise ConfigError("ramole.pool is empty: the retriever needs at least k + 1 LoRAs")
     k = cfg["retriever"]["top_k"]
     if len(specs) < k + 1:
         raise ConfigError(f"ramole.pool has {len(specs)} LoRAs; OOD top-{k} retrieval needs at least {k + 1}")
