@@ -3,6 +3,7 @@
 import math
 import re
 
+import pandas as pd
 import pytest
 from browser import CHROMIUM, MISSING, check_pages
 from test_tables import GROUPS, SEEDS, SPEC, TASKS, VARIANT_SEEDS, write_metrics, write_paper
@@ -22,6 +23,14 @@ CLAIM = {"id": "mole-wins", "paper": "MoLE", "source": "Table 3", "claim": "MoLE
 CHAINS = [[("base_model", "base"), ("train", "t_a/seed1")]]  # base_model has no benchmark file here
 
 
+def per_example():
+    """Per-example scores (molebench.report.claims.nlp_scores) on g1's tasks: mole 5 above single, 20 above zero-shot."""
+    return pd.DataFrame([{"variant": v, "group": "g1", "seed": seed, "task": t, "example": str(i),
+                          "value": 40 + shift + i % 7 + 0.1 * seed * (i % 3)}
+                         for v, shift in (("mole", 5), ("single", 0), ("zero-shot", -15)) for t in GROUPS["g1"]
+                         for seed in (SEEDS[:1] if v == "zero-shot" else SEEDS) for i in range(20)])
+
+
 def make_site(tmp_path, title="Table <A> & co", benchmarks=None, figures=None, t2i_pages=None):
     paths = write_metrics(tmp_path, variants=("single", "mole", "zero-shot"))
     metrics = load_metrics(paths)
@@ -31,8 +40,7 @@ def make_site(tmp_path, title="Table <A> & co", benchmarks=None, figures=None, t
               "table7": (spec_b, build_table("table7", spec_b, metrics, TASKS, GROUPS, VARIANT_SEEDS))}
     out = tmp_path / "site"
     faults = [{"fault": "kill <b>", "tries": 2, "expected": "resume", "observed": "2/2", "ok": True}]
-    rows = {"g1": [(t, m) for t, spec in TASKS.items() for m in spec.metrics]}
-    claims = ledger([CLAIM], {"groups": GROUPS, "tables": {"table3": spec_a}}, metrics, rows, {})
+    claims = ledger([CLAIM], {**CONFIG, "tables": {"table3": spec_a}}, per_example())
     render_site(out, tables, figures or {}, lora_gain_table(metrics, GROUPS, TASKS, "zero-shot", "single"), claims, load_provenance(paths),
                 benchmarks, CONFIG, faults, load_costs(paths), CHAINS, t2i_pages=t2i_pages)
     return out
@@ -54,11 +62,12 @@ def test_site_writes_index_linking_every_page(tmp_path):
 def test_index_shows_the_claims_ledger_and_its_page_the_comparisons(tmp_path):
     out = make_site(tmp_path)
     index = (out / "index.html").read_text()
-    assert "1 holds, 0 fails, 0 not enough evidence" in index
+    assert "1 holds, 0 fails, 0 not enough evidence, 0 not testable at this scale" in index
     assert '<tr class="holds">' in index and "MoLE &lt;beats&gt; single" in index
     assert '<a href="table3.html">Table 3</a>' in index  # the claim's source links to its evidence
     page = (out / "claims.html").read_text()
-    assert "g1: mole &gt; single" in page and "3 of 3 seeds above" in page
+    assert "g1: mole &gt; single" in page and "+5.00 [+" in page and "above 0" in page
+    assert "A comparison HOLDS when its 95% interval lies above 0" in page  # the rule, from evidence.py
 
 
 def test_table_page_shows_ours_and_paper(tmp_path):
@@ -120,7 +129,7 @@ def test_ramole_tables_get_a_linked_page_each(tmp_path):
     mixed = pd.DataFrame([{"kind": "task", "domain": "qa", "task": "t<1>", "ramole:exact_match": 12.5},
                           {"kind": "average", "domain": "all", "task": "average", "ramole:exact_match": 12.5}])
     out = tmp_path / "site"
-    no_claims = ledger([], {"groups": GROUPS, "tables": {}}, metrics, {}, {})
+    no_claims = ledger([], {"groups": GROUPS, "tables": {}})
     render_site(out, {}, {}, lora_gain_table(metrics, GROUPS, TASKS, "zero-shot", "single"), no_claims, load_provenance(paths), None, CONFIG,
                 [], load_costs(paths), CHAINS, {"ramole_mixed_iid": mixed})
     assert 'href="ramole_mixed_iid.html"' in (out / "index.html").read_text()

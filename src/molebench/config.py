@@ -27,6 +27,7 @@ from molebench.core.section import Section, problems
 from molebench.core.training import TrainConfig
 from molebench.nlp import plan
 from molebench.ramole import plan as ramole_plan
+from molebench.report.evidence import Settings
 from molebench.t2i import plan as t2i_plan
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
@@ -112,6 +113,14 @@ class Faults(Section):
     """Fault injection on a tiny model (molebench.faults), shown on the site's reliability page."""
 
     kills: int = Field(4, ge=1, description="SIGKILLs of the fault-injection rule (tiny model)")
+
+
+class Claims(Section):
+    """The claims ledger's rule (molebench.report.evidence states it); the defaults are evidence.Settings'."""
+
+    confidence: float = Field(Settings.confidence, gt=0, lt=1, description="confidence level of each interval")
+    delta: float = Field(Settings.delta, ge=0, description="smallest effect worth reporting, in metric points")
+    min_seeds: int = Field(Settings.min_seeds, ge=1, description="seeds a trained variant needs for a verdict")
 
 
 class Masking(Section):
@@ -363,6 +372,7 @@ class Config(Section):
     eval: Eval = Field(description="scoring of every variant")
     variants: dict[str, Variant] = Field(description="variant name -> a method with options")
     faults: Faults = Field(Faults(), description="fault injection")
+    claims: Claims = Field(Claims(), description="the claims ledger's rule")
     masking: Masking = Field(None, description="the masking table")
     tables: dict[str, Table] = Field(description="table name -> a table of the papers")
     scaling: Scaling = Field(None, description="MoLE Table 6")

@@ -1,6 +1,8 @@
 from molebench.report import claims as ledger
 
-CLAIMS_INPUTS = ledger.inputs(config)  # (evaluations, figure CSVs, RAMoLE tables, t2i metric folders)
+# (evaluations incl. the LoRA gain check's references, figure CSVs, RAMoLE retrieval.json and evaluation folders, t2i
+# metric folders): the per-example data the ledger's intervals need
+CLAIMS_INPUTS = ledger.inputs(config)
 
 
 rule table:
@@ -66,7 +68,7 @@ rule claims:
     input:
         evaluations=CLAIMS_INPUTS[0],
         figures=CLAIMS_INPUTS[1],
-        ramole=CLAIMS_INPUTS[2],  # RAMoLE's tables: none without a `ramole:` block
+        ramole=CLAIMS_INPUTS[2],  # RAMoLE's retrieval.json and evaluation folders: none without a `ramole:` block
         t2i=CLAIMS_INPUTS[3],  # text-to-image metric folders: none without a `t2i:` block
         claims=str(ledger.CLAIMS_FILE),
     output:

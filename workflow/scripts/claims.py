@@ -6,5 +6,5 @@ from molebench.report import claims
 with logged(snakemake.log[0], offline=snakemake.config["offline"]):
     claims.write_ledger(snakemake.config, list(snakemake.input.evaluations),
                         {Path(p).stem: p for p in snakemake.input.figures},
-                        {Path(p).stem: p for p in snakemake.input.ramole}, list(snakemake.input.t2i),
+                        list(snakemake.input.ramole), list(snakemake.input.t2i),
                         snakemake.input.claims, snakemake.output.ledger, snakemake.output.comparisons)

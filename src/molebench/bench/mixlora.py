@@ -79,7 +79,8 @@ def peak_bytes(fn, device: str) -> int:
 
 def run(repeats: int = 3, shapes: dict[str, tuple[int, int, int, int]] = SHAPES, options: dict = OPTIONS,
         device: str | None = None) -> list[dict]:
-    """One row per (shape, mode, path): median microseconds per token, peak MB, and the optimised path's change.
+    """One row per (shape, mode, path): median microseconds per token, peak MB, each repeat's values (for intervals,
+    molebench.report.evidence.lowers), and the optimised path's change.
     shapes: name -> (d, FFN width, batch, sequence); options: MixLoRA options (experts, top-k, rank)."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     rows = []
@@ -99,12 +100,14 @@ def run(repeats: int = 3, shapes: dict[str, tuple[int, int, int, int]] = SHAPES,
                     _sync(device)
                     if round_:
                         times[path].append(time.perf_counter() - start)
-            peaks = {path: peak_bytes(lambda m=module, x=inputs, t=training: _call(m, x, t), device)
-                     for path, module in blocks.items()}
+            peaks = {path: [peak_bytes(lambda m=module, x=inputs, t=training: _call(m, x, t), device) / 2**20
+                            for _ in range(repeats)] for path, module in blocks.items()}
             for path in blocks:
+                per_token = [1e6 * t / (batch * seq) for t in times[path]]
                 rows.append({"shape": shape, "d": d, "ffn": ffn, "tokens": batch * seq, "mode": mode, "path": path,
-                             "device": device, "us_per_token": 1e6 * statistics.median(times[path]) / (batch * seq),
-                             "peak_mb": peaks[path] / 2**20})
+                             "device": device, "us_per_token": statistics.median(per_token),
+                             "peak_mb": statistics.median(peaks[path]),
+                             "us_per_token_repeats": per_token, "peak_mb_repeats": peaks[path]})
             plain, fast = rows[-2], rows[-1]
             fast["latency_vs_plain"] = fast["us_per_token"] / plain["us_per_token"] - 1
             fast["memory_vs_plain"] = fast["peak_mb"] / plain["peak_mb"] - 1

@@ -137,7 +137,8 @@ def mixlora_efficiency(dirs: dict[str, list[str]]) -> tuple[pd.DataFrame, Figure
     MixLoRA FFN block (random weights, the base model's FFN shapes, the variant's experts, top-k and rank, batch 8 x
     128 tokens) run plainly (the whole FFN per expert) or optimised (W1 x and W3 x once for all tokens), for
     inference and for a training step. Only the FFN block is timed; `molebench bench --mixlora` also measures
-    Llama-2-7B shapes (docs/performance.md)."""
+    Llama-2-7B shapes (docs/performance.md). The CSV has one row per timed repeat (3 per path and mode), so that the
+    claims ledger can put an interval on each change; the bars show the mean over repeats."""
     rows = []
     for variant, folders in dirs.items():
         folder = Path(folders[0])  # the measurement does not depend on the seed
@@ -146,7 +147,10 @@ def mixlora_efficiency(dirs: dict[str, list[str]]) -> tuple[pd.DataFrame, Figure
         d = base.get("hidden_size", base.get("d_model"))
         ffn = base.get("intermediate_size", base.get("d_ff"))
         shapes = {f"{base['model_type']} d {d}, FFN {ffn}": (d, ffn, 8, 128)}
-        rows += [{"variant": variant, **row} for row in mixlora.run(repeats=3, shapes=shapes, options=options)]
+        for row in mixlora.run(repeats=3, shapes=shapes, options=options):
+            keys = {k: v for k, v in row.items() if not k.endswith(("_repeats", "_vs_plain"))}
+            rows += [{"variant": variant, **keys, "repeat": i + 1, "us_per_token": us, "peak_mb": mb}
+                     for i, (us, mb) in enumerate(zip(row["us_per_token_repeats"], row["peak_mb_repeats"]))]
     data = pd.DataFrame(rows)
     fig = Figure(figsize=(10, 3.6))
     for ax, (column, label) in zip(fig.subplots(1, 2), (("us_per_token", "microseconds per token"),

@@ -21,10 +21,10 @@ from molebench.nlp import plan
 from molebench.nlp.figures import FIGURE_KINDS
 from molebench.nlp.report import metric_files
 from molebench.ramole.report import TABLE_NOTES, TABLE_TITLES
-from molebench.report import claims
-from molebench.report.claims import FAILS, HOLDS, UNDECIDED
+from molebench.report import evidence
+from molebench.report.evidence import FAILS, HOLDS, NOT_TESTABLE, UNDECIDED
 
-VERDICT_CLASS = {HOLDS: "holds", FAILS: "fails", UNDECIDED: "undecided"}  # row colours
+VERDICT_CLASS = {HOLDS: "holds", FAILS: "fails", UNDECIDED: "undecided", NOT_TESTABLE: "untestable"}  # row colours
 # Fields of run_info that are not shown: the config is stood for by config_hash, and seed and time vary per run.
 SKIPPED_RUN_INFO = {"config", "seed", "time_utc"}
 
@@ -218,14 +218,16 @@ def _ledger_table(ledger: pd.DataFrame, pages: set[str]) -> str:
 
 
 def _claims_page(ledger_table: str, comparisons: pd.DataFrame, config: dict) -> str:
-    intro = (f"<p>{_setup_line(config)}. Each claim of the papers is checked against this run's results. "
-             f"How (from molebench.report.claims):</p><pre>{esc(claims.__doc__)}</pre>")
+    intro = (f"<p>{_setup_line(config)}. Each claim of the papers is checked against this run's results, example by "
+             f"example and seed by seed. The rule (from molebench.report.evidence; the check kinds and the data each "
+             f"reads: molebench.report.claims):</p><pre>{esc(evidence.__doc__)}</pre>")
     rows = [[f'<td class="key">{esc(r.id)}</td>', f'<td class="key">{esc(r.comparison)}</td>',
-             f'<td class="key">{esc(r.verdict)}</td>', f'<td class="key">{esc(r.evidence)}</td>']
+             f"<td>{r.estimate:+.2f} [{r.low:+.2f}, {r.high:+.2f}]</td>", f"<td>{r.n_examples}</td>",
+             f"<td>{r.n_seeds}</td>", f'<td class="key">{esc(r.verdict)}</td>', f'<td class="key">{esc(r.reason)}</td>']
             for r in comparisons.itertuples()]
     return (intro + ledger_table + "<h2>Comparisons</h2>"
-            + _html_table(["claim", "comparison", "verdict", "evidence"], rows,
-                          [VERDICT_CLASS[v] for v in comparisons.verdict])
+            + _html_table(["claim", "comparison", "estimate [interval]", "test examples", "seeds", "verdict", "reason"],
+                          rows, [VERDICT_CLASS[v] for v in comparisons.verdict])
             + f"<p>{link('claims.csv', 'Ledger as CSV')}, {link('claims_comparisons.csv', 'comparisons as CSV')}</p>")
 
 
