@@ -57,6 +57,8 @@ def test_the_schema_fills_exactly_todays_defaults():
     assert found == {
         "/$defs/Data/properties/raw_dir": "data/raw", "/$defs/Data/properties/split_seed": 0,
         "/$defs/Faults/properties/kills": 4, "/$defs/Scaling/properties/own_loras": True,
+        "/$defs/Claims/properties/confidence": 0.95, "/$defs/Claims/properties/delta": 1.0,
+        "/$defs/Claims/properties/min_seeds": 2, "/properties/claims": {"confidence": 0.95, "delta": 1.0, "min_seeds": 2},
         "/$defs/Scaling/properties/extra_pool": [], "/properties/results_dir": "results",
         "/properties/reports_dir": "reports", "/properties/offline": True, "/properties/threads_per_job": 1,
         "/properties/gpus_per_job": 0, "/properties/faults": {"kills": 4}, "/properties/figures": {}}
