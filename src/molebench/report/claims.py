@@ -251,7 +251,9 @@ def _nlp_claim(check: dict, config: dict, scores: pd.DataFrame, s: Settings) -> 
     if check["kind"] not in SCALING_KINDS:
         return _check(check, frame, named, untrained, s)
     sizes = plan.scaling_groups(config)
-    by_size = {sizes[g]: frame[frame.group == g].drop(columns="group") for g in spec["groups"]}
+    # every size scores the same test examples: the tasks keep their own names, so the sizes are resampled together
+    by_size = {sizes[g]: frame[frame.group == g].drop(columns="group").assign(
+        task=lambda d, g=g: d.task.str.removeprefix(f"{g}: ")) for g in spec["groups"]}
     if check["kind"] == "all_decline_at_largest":
         return evidence.all_decline_at_largest(by_size, check["variants"], untrained=untrained, settings=s)
     return getattr(evidence, check["kind"])(by_size, check["variant"], check["others"], untrained=untrained,

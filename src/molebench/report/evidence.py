@@ -377,18 +377,22 @@ def _combined(found: dict[str, tuple[str, str]], items: dict[str, Interval], set
     return Verdict(verdict, "; ".join(r for _, r in found.values()), shown)
 
 
-def _by_size(scores_by_size: Mapping[float, pd.DataFrame]) -> tuple[pd.DataFrame, dict[float, list[str]]]:
-    """One frame with each size's tasks renamed 'size|task', and the tasks of each size, in size order."""
-    frames = {n: s.assign(task=[f"{n}|{t}" for t in s.task]) for n, s in sorted(scores_by_size.items())}
-    return pd.concat(frames.values(), ignore_index=True), {n: sorted(set(f.task)) for n, f in frames.items()}
+def _by_size(scores_by_size: Mapping[float, pd.DataFrame], untrained: Names) -> tuple[pd.DataFrame, list, Names]:
+    """One frame with each variant renamed 'variant|size', so that one Sample resamples the test examples of every
+    size together (every size scores the same examples); the sizes in order, and the untrained names renamed."""
+    sizes = sorted(scores_by_size)
+    data = pd.concat([scores_by_size[n].assign(variant=[f"{v}|{n}" for v in scores_by_size[n].variant])
+                      for n in sizes], ignore_index=True)
+    return data, sizes, None if untrained is None else [f"{u}|{n}" for u in untrained for n in sizes]
 
 
 def best_at_every_size(scores_by_size: Mapping[float, pd.DataFrame], variant: str, others: Sequence[str], *,
                        untrained: Names = None, settings: Settings = Settings()) -> Verdict:
     """Scaling (1): `variant` above each of `others` at every number of LoRAs (size -> that size's scores)."""
-    data, groups = _by_size(scores_by_size)
-    return above(data, variant, others, groups={f"N={n}": ts for n, ts in groups.items()}, untrained=untrained,
-                 settings=settings)
+    data, sizes, untrained = _by_size(scores_by_size, untrained)
+    sample = Sample.of(data, [f"{v}|{n}" for n in sizes for v in (variant, *others)], untrained, settings)
+    return decide({f"N={n}: {variant} > {o}": sample.difference(f"{variant}|{n}", f"{o}|{n}")
+                   for n in sizes for o in others}, settings)
 
 
 def lead_grows(scores_by_size: Mapping[float, pd.DataFrame], variant: str, others: Sequence[str], *,
@@ -396,22 +400,22 @@ def lead_grows(scores_by_size: Mapping[float, pd.DataFrame], variant: str, other
     """Scaling (2): `variant`'s lead over each of `others` grows with the number of LoRAs N: the least-squares slope
     of the lead over log N, times the range of log N (the fitted growth from the smallest to the largest N, in
     points, compared with delta), is above 0."""
-    data, groups = _by_size(scores_by_size)
-    x = np.log(np.asarray(list(groups), float))
+    data, sizes, untrained = _by_size(scores_by_size, untrained)
+    x, tasks = np.log(np.asarray(sizes, float)), sorted(set(data.task))
     weights = (x - x.mean()) / ((x - x.mean()) ** 2).sum() * (x[-1] - x[0])
-    sample, sizes = Sample.of(data, [variant, *others], untrained, settings), list(groups)
+    sample = Sample.of(data, [f"{v}|{n}" for n in sizes for v in (variant, *others)], untrained, settings)
     return decide({f"growth of {variant}'s lead over {o} from N={sizes[0]} to N={sizes[-1]}": sample.interval(
-        [(w * sign, v, groups[n]) for n, w in zip(sizes, weights) for sign, v in ((1, variant), (-1, o))])
+        [(w * sign, f"{v}|{n}", tasks) for n, w in zip(sizes, weights) for sign, v in ((1, variant), (-1, o))])
         for o in others}, settings)
 
 
 def all_decline_at_largest(scores_by_size: Mapping[float, pd.DataFrame], variants: Sequence[str], *,
                            untrained: Names = None, settings: Settings = Settings()) -> Verdict:
     """Scaling (3): every variant scores less at the largest number of LoRAs than at the one before."""
-    data, groups = _by_size(scores_by_size)
-    (previous, before), (last, after) = list(groups.items())[-2:]
-    sample = Sample.of(data, variants, untrained, settings)
-    return decide({f"{v}: N={previous} > N={last}": sample.interval([(1, v, before), (-1, v, after)])
+    data, sizes, untrained = _by_size(scores_by_size, untrained)
+    previous, last = sizes[-2:]
+    sample = Sample.of(data, [f"{v}|{n}" for n in (previous, last) for v in variants], untrained, settings)
+    return decide({f"{v}: N={previous} > N={last}": sample.difference(f"{v}|{previous}", f"{v}|{last}")
                    for v in variants}, settings)
 
 
