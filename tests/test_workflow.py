@@ -18,12 +18,15 @@ REPO = Path(__file__).resolve().parents[1]
 IGNORE = shutil.ignore_patterns(".git", ".venv", "results", "reports", ".snakemake", "raw", "__pycache__", "*.egg-info")
 
 
+def with_plugins(workdir: Path) -> dict:
+    """The environment with `workdir`'s plugins/ folder (an installed method package, below) on the Python path."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(workdir / "plugins"),
+                                                                      os.environ.get("PYTHONPATH")]))}
+
+
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Snakemake in `workdir`, with its plugins/ folder (an installed method package, below) on the Python path."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(workdir / "plugins"),
-                                                                     os.environ.get("PYTHONPATH")]))}
     done = subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=workdir, capture_output=True, text=True,
-                          check=False, env=env)
+                          check=False, env=with_plugins(workdir))
     if check and done.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
     return done
@@ -212,7 +215,8 @@ def test_smoke_dag_from_scratch_twice_gives_byte_identical_tables(smoke_run):
 
 def test_mask_cli_scores_trained_gates_with_a_lora_dropped(smoke_run):
     done = subprocess.run([sys.executable, "-m", "molebench.cli", "mask", "mole", "smoke_mc", "--drop", "smoke_add",
-                           "--config", "config/smoke.yaml"], cwd=smoke_run, capture_output=True, text=True, check=False)
+                           "--config", "config/smoke.yaml"], cwd=smoke_run, capture_output=True, text=True, check=False,
+                          env=with_plugins(smoke_run))
     assert done.returncode == 0, done.stderr[-3000:]
     out = smoke_run / "results/smoke/masked/mole/smoke_mc/seed1/drop-smoke_add"
     gates = yaml.safe_load((out / "smoke_parity_mc.gates.json").read_text())  # JSON is YAML
@@ -221,7 +225,7 @@ def test_mask_cli_scores_trained_gates_with_a_lora_dropped(smoke_run):
     assert all(g["mean_weights"][dropped] == 0 for g in gates["gates"].values())
     bad = subprocess.run([sys.executable, "-m", "molebench.cli", "mask", "mole", "smoke_mc", "--drop", "smoke_add",
                           "smoke_parity_mc", "--config", "config/smoke.yaml"], cwd=smoke_run, capture_output=True,
-                         text=True, check=False)
+                         text=True, check=False, env=with_plugins(smoke_run))
     assert bad.returncode != 0 and "drops every LoRA" in bad.stderr
 
 
