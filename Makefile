@@ -27,11 +27,11 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-reproduce: $(STAMP)
+reproduce: $(STAMP) unlock-stale
 	$(BIN)/snakemake reproduce --cores $(CORES)
 	$(BIN)/snakemake reproduce --cores $(CORES) --report reports/report.zip
 
-smoke: $(STAMP)
+smoke: $(STAMP) unlock-stale
 	$(BIN)/snakemake reproduce --cores 2 --configfile config/smoke.yaml
 
 test: $(STAMP)
@@ -46,6 +46,15 @@ lint: $(STAMP)
 # the config's JSON schema, generated from molebench.config's models (tests/test_config.py checks it is current)
 schema: $(STAMP)
 	$(BIN)/molebench schema > workflow/schemas/config.schema.yaml
+
+# A run that was killed (power loss, out of memory, a closed terminal) leaves Snakemake's lock behind, and the next run
+# would stop at once with "Directory cannot be locked". With no Snakemake process alive the lock is stale: remove it,
+# so that `make reproduce` picks up where the killed run stopped. (This recipe's own shell names snakemake too: the
+# grep leaves its pid out.)
+unlock-stale:
+	@if [ -n "$$(ls .snakemake/locks 2>/dev/null)" ] && ! pgrep -f snakemake | grep -qvx "$$$$"; then \
+		echo "A killed run left Snakemake's lock; no Snakemake is running, so it is stale: snakemake --unlock"; \
+		$(BIN)/snakemake --unlock --quiet; fi
 
 clean:
 	rm -rf results/*/ reports/*/ reports/report.zip .snakemake
