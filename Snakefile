@@ -49,4 +49,4 @@ if "t2i" in config:
 rule reproduce:
     default_target: True
     input:
-        REP + "/site",
+        f"{REP}/site",

@@ -1,13 +1,13 @@
 rule train_lora:
     input:
-        base=RES + "/base",
-        data=RES + "/data/{task}",
+        base=f"{RES}/base",
+        data=f"{RES}/data/{{task}}",
     output:
-        directory(RES + "/adapters/{task}/seed{seed}"),
+        directory(f"{RES}/adapters/{{task}}/seed{{seed}}"),
     log:
-        RES + "/logs/train_lora/{task}-seed{seed}.log",
+        f"{RES}/logs/train_lora/{{task}}-seed{{seed}}.log",
     benchmark:
-        RES + "/benchmarks/train_lora/{task}-seed{seed}.tsv"
+        f"{RES}/benchmarks/train_lora/{{task}}-seed{{seed}}.tsv"
     params:
         lora=config["lora"],
         train=config["train"],

@@ -1,10 +1,10 @@
 rule base_model:
     output:
-        directory(RES + "/base"),
+        directory(f"{RES}/base"),
     log:
-        RES + "/logs/base_model.log",
+        f"{RES}/logs/base_model.log",
     benchmark:
-        RES + "/benchmarks/base_model/base.tsv"
+        f"{RES}/benchmarks/base_model/base.tsv"
     params:
         model=config["model"],
     # not workflow.cores: a cluster run has no --cores, and the job process on a node would count that node's cores
@@ -17,7 +17,7 @@ rule bigbench_archive:
     output:
         f"{config['data']['raw_dir']}/bigbench-1.0.0.tar.gz",
     log:
-        RES + "/logs/bigbench_archive.log",
+        f"{RES}/logs/bigbench_archive.log",
     params:
         raw_dir=config["data"]["raw_dir"],
     localrule: True
@@ -27,12 +27,12 @@ rule bigbench_archive:
 
 rule task_data:
     input:
-        str(resource("tasks")) + "/{task}.yaml",  # an edited template or source reruns the task and everything downstream
+        f"{resource('tasks')}/{{task}}.yaml",  # an edited template or source reruns the task and everything downstream
         task_sources,
     output:
-        directory(RES + "/data/{task}"),
+        directory(f"{RES}/data/{{task}}"),
     log:
-        RES + "/logs/task_data/{task}.log",
+        f"{RES}/logs/task_data/{{task}}.log",
     params:
         data=config["data"],
     localrule: True

@@ -1,14 +1,14 @@
 rule compose:
     input:
-        base=RES + "/base",
+        base=f"{RES}/base",
         adapters=composition_adapters,
         data=composition_data,
     output:
-        directory(RES + "/methods/{variant}/{group}/seed{seed}"),
+        directory(f"{RES}/methods/{{variant}}/{{group}}/seed{{seed}}"),
     log:
-        RES + "/logs/compose/{variant}-{group}-seed{seed}.log",
+        f"{RES}/logs/compose/{{variant}}-{{group}}-seed{{seed}}.log",
     benchmark:
-        RES + "/benchmarks/compose/{variant}-{group}-seed{seed}.tsv"
+        f"{RES}/benchmarks/compose/{{variant}}-{{group}}-seed{{seed}}.tsv"
     params:
         variant=variant_cfg,
         train=config["train"],
@@ -21,16 +21,16 @@ rule compose:
 
 rule evaluate:
     input:
-        base=RES + "/base",
+        base=f"{RES}/base",
         adapters=composition_adapters,
         method=trained_method,
         data=evaluated_data,
     output:
-        directory(RES + "/metrics/{variant}/{group}/seed{seed}"),
+        directory(f"{RES}/metrics/{{variant}}/{{group}}/seed{{seed}}"),
     log:
-        RES + "/logs/evaluate/{variant}-{group}-seed{seed}.log",
+        f"{RES}/logs/evaluate/{{variant}}-{{group}}-seed{{seed}}.log",
     benchmark:
-        RES + "/benchmarks/evaluate/{variant}-{group}-seed{seed}.tsv"
+        f"{RES}/benchmarks/evaluate/{{variant}}-{{group}}-seed{{seed}}.tsv"
     params:
         variant=variant_cfg,
         tasks=evaluated_tasks,
@@ -44,16 +44,16 @@ rule evaluate:
 
 rule masked_evaluate:
     input:
-        base=RES + "/base",
+        base=f"{RES}/base",
         adapters=composition_adapters,
         method=trained_method,
         data=evaluated_data,
     output:
-        directory(RES + "/masked/{variant}/{group}/seed{seed}/drop-{lora}"),
+        directory(f"{RES}/masked/{{variant}}/{{group}}/seed{{seed}}/drop-{{lora}}"),
     log:
-        RES + "/logs/masked_evaluate/{variant}-{group}-seed{seed}-drop-{lora}.log",
+        f"{RES}/logs/masked_evaluate/{{variant}}-{{group}}-seed{{seed}}-drop-{{lora}}.log",
     benchmark:
-        RES + "/benchmarks/masked_evaluate/{variant}-{group}-seed{seed}-drop-{lora}.tsv"
+        f"{RES}/benchmarks/masked_evaluate/{{variant}}-{{group}}-seed{{seed}}-drop-{{lora}}.tsv"
     params:
         variant=variant_cfg,
         tasks=evaluated_tasks,

@@ -9,11 +9,11 @@ RAMOLE_TABLES = []
 
 if "ramole" in config:  # checked at parse time by plan.check (common.smk)
     RAM = config["ramole"]
-    RDIR = RES + "/ramole"
+    RDIR = f"{RES}/ramole"
     POOL = ramole_plan.pool(config)  # LoRA name -> task spec, in pool order
     # pool LoRAs trained by ramole_data/ramole_lora: RAMoLE's pool, and those only MoLE Table 6 composes (scaling.smk)
     POOL_LORAS = {**POOL, **plan.scaling_extra(config)}
-    RAMOLE_TABLES = [RES + f"/tables/{name}.csv" for name in RAMOLE_TITLES]
+    RAMOLE_TABLES = [f"{RES}/tables/{name}.csv" for name in RAMOLE_TITLES]
 
     def pool_dirs(kind, names=None):
         return {n: f"{RDIR}/{kind}/{n}" for n in (names or POOL)}
@@ -27,11 +27,11 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
         input:
             lambda w: [f"{config['data']['raw_dir']}/bigbench-1.0.0.tar.gz"] if POOL_LORAS[w.task].source["kind"] == "bigbench" else [],
         output:
-            directory(RDIR + "/data/{task}"),
+            directory(f"{RDIR}/data/{{task}}"),
         log:
-            RES + "/logs/ramole_data/{task}.log",
+            f"{RES}/logs/ramole_data/{{task}}.log",
         benchmark:
-            RES + "/benchmarks/ramole_data/{task}.tsv"
+            f"{RES}/benchmarks/ramole_data/{{task}}.tsv"
         params:
             spec=lambda w: POOL_LORAS[w.task],  # an edited pool entry reruns its data and everything downstream
             data={**config["data"], **RAM["data"]},
@@ -41,14 +41,14 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
 
     rule ramole_lora:  # the spine's per-task LoRA training, with the pool's own (cheaper) LoRA and training settings
         input:
-            base=RES + "/base",
-            data=RDIR + "/data/{task}",
+            base=f"{RES}/base",
+            data=f"{RDIR}/data/{{task}}",
         output:
-            directory(RDIR + "/loras/{task}/seed{seed}"),
+            directory(f"{RDIR}/loras/{{task}}/seed{{seed}}"),
         log:
-            RES + "/logs/ramole_lora/{task}-seed{seed}.log",
+            f"{RES}/logs/ramole_lora/{{task}}-seed{{seed}}.log",
         benchmark:
-            RES + "/benchmarks/ramole_lora/{task}-seed{seed}.tsv"
+            f"{RES}/benchmarks/ramole_lora/{{task}}-seed{{seed}}.tsv"
         params:
             lora=RAM["lora"],
             train=RAM["train"],
@@ -62,11 +62,11 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
         input:
             list(pool_dirs("data", RAM["retriever"]["finetune_tasks"]).values()),
         output:
-            directory(RDIR + "/retriever"),
+            directory(f"{RDIR}/retriever"),
         log:
-            RES + "/logs/ramole_retriever.log",
+            f"{RES}/logs/ramole_retriever.log",
         benchmark:
-            RES + "/benchmarks/ramole_retriever/retriever.tsv"
+            f"{RES}/benchmarks/ramole_retriever/retriever.tsv"
         params:
             data=pool_dirs("data", RAM["retriever"]["finetune_tasks"]),
             retriever=RAM["retriever"],
@@ -76,14 +76,14 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
 
     rule ramole_embed:
         input:
-            data=RDIR + "/data/{task}",
-            retriever=RDIR + "/retriever",
+            data=f"{RDIR}/data/{{task}}",
+            retriever=f"{RDIR}/retriever",
         output:
-            RDIR + "/embeddings/{task}.pt",
+            f"{RDIR}/embeddings/{{task}}.pt",
         log:
-            RES + "/logs/ramole_embed/{task}.log",
+            f"{RES}/logs/ramole_embed/{{task}}.log",
         benchmark:
-            RES + "/benchmarks/ramole_embed/{task}.tsv"
+            f"{RES}/benchmarks/ramole_embed/{{task}}.tsv"
         params:
             retriever=RAM["retriever"],
         threads: 1
@@ -92,15 +92,15 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
 
     rule ramole_retrieve:
         input:
-            embeddings=expand(RDIR + "/embeddings/{task}.pt", task=POOL),
+            embeddings=expand(f"{RDIR}/embeddings/{{task}}.pt", task=POOL),
             data=list(pool_dirs("data").values()),
-            retriever=RDIR + "/retriever",
+            retriever=f"{RDIR}/retriever",
         output:
-            RDIR + "/retrieval.json",
+            f"{RDIR}/retrieval.json",
         log:
-            RES + "/logs/ramole_retrieve.log",
+            f"{RES}/logs/ramole_retrieve.log",
         benchmark:
-            RES + "/benchmarks/ramole_retrieve/retrieve.tsv"
+            f"{RES}/benchmarks/ramole_retrieve/retrieve.tsv"
         params:
             ramole=RAM,
         threads: THREADS
@@ -109,16 +109,16 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
 
     rule ramole_router:
         input:
-            base=RES + "/base",
+            base=f"{RES}/base",
             loras=list(pool_loras().values()),
             data=list(pool_dirs("data", RAM["retriever"]["finetune_tasks"]).values()),
-            retrieval=RDIR + "/retrieval.json",
+            retrieval=f"{RDIR}/retrieval.json",
         output:
-            directory(RDIR + "/router"),
+            directory(f"{RDIR}/router"),
         log:
-            RES + "/logs/ramole_router.log",
+            f"{RES}/logs/ramole_router.log",
         benchmark:
-            RES + "/benchmarks/ramole_router/router.tsv"
+            f"{RES}/benchmarks/ramole_router/router.tsv"
         params:
             ramole=RAM,
         threads: THREADS
@@ -131,17 +131,17 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
         wildcard_constraints:
             method="|".join(RAM["methods"]),
         input:
-            base=RES + "/base",
+            base=f"{RES}/base",
             loras=list(pool_loras().values()),
             data=list(pool_dirs("data").values()),
-            retrieval=RDIR + "/retrieval.json",
-            router=lambda w: [RDIR + "/router"] if w.method == "ramole" else [],
+            retrieval=f"{RDIR}/retrieval.json",
+            router=lambda w: [f"{RDIR}/router"] if w.method == "ramole" else [],
         output:
-            directory(RDIR + "/eval/{method}"),
+            directory(f"{RDIR}/eval/{{method}}"),
         log:
-            RES + "/logs/ramole_evaluate/{method}.log",
+            f"{RES}/logs/ramole_evaluate/{{method}}.log",
         benchmark:
-            RES + "/benchmarks/ramole_evaluate/{method}.tsv"
+            f"{RES}/benchmarks/ramole_evaluate/{{method}}.tsv"
         params:
             ramole=RAM,
             settings=lambda w: [s for m, s in ramole_plan.evaluations(config) if m == w.method],
@@ -153,12 +153,12 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
 
     rule ramole_tables:
         input:
-            retrieval=RDIR + "/retrieval.json",
-            evaluations=expand(RDIR + "/eval/{method}", method=RAM["methods"]),
+            retrieval=f"{RDIR}/retrieval.json",
+            evaluations=expand(f"{RDIR}/eval/{{method}}", method=RAM["methods"]),
         output:
             RAMOLE_TABLES,
         log:
-            RES + "/logs/table/ramole.log",
+            f"{RES}/logs/table/ramole.log",
         params:
             methods=list(RAM["methods"]),
             paper_dir=str(resource("paper")),  # the paper's numbers, where it has them

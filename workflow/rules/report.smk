@@ -11,9 +11,9 @@ rule table:
     input:
         lambda w: plan.table_inputs(config, w.table),
     output:
-        RES + "/tables/{table}.csv",
+        f"{RES}/tables/{{table}}.csv",
     log:
-        RES + "/logs/table/{table}.log",
+        f"{RES}/logs/table/{{table}}.log",
     params:
         spec=lambda w: config["tables"][w.table],  # an edited table definition reruns the table
     localrule: True
@@ -27,10 +27,10 @@ rule figure:
     input:
         unpack(lambda w: plan.figure_inputs(config, w.figure)),  # named by variant
     output:
-        png=RES + "/figures/{figure}.png",
-        csv=RES + "/figures/{figure}.csv",
+        png=f"{RES}/figures/{{figure}}.png",
+        csv=f"{RES}/figures/{{figure}}.csv",
     log:
-        RES + "/logs/figure/{figure}.log",
+        f"{RES}/logs/figure/{{figure}}.log",
     params:
         spec=lambda w: config["figures"][w.figure],  # an edited figure definition redraws it
     localrule: True
@@ -42,9 +42,9 @@ rule masking_table:
     input:
         plan.masking_inputs(config),
     output:
-        RES + "/tables/masking.csv",
+        f"{RES}/tables/masking.csv",
     log:
-        RES + "/logs/table/masking.log",
+        f"{RES}/logs/table/masking.log",
     params:
         spec=config.get("masking"),  # an edited masking definition rebuilds the table
     localrule: True
@@ -56,9 +56,9 @@ rule lora_gain:
     input:
         plan.gain_inputs(config),
     output:
-        RES + "/tables/lora_gain.csv",
+        f"{RES}/tables/lora_gain.csv",
     log:
-        RES + "/logs/table/lora_gain.log",
+        f"{RES}/logs/table/lora_gain.log",
     localrule: True
     script:
         "../scripts/lora_gain.py"
@@ -72,10 +72,10 @@ rule claims:
         t2i=CLAIMS_INPUTS[3],  # text-to-image metric folders: none without a `t2i:` block
         claims=str(ledger.CLAIMS_FILE),
     output:
-        ledger=RES + "/tables/claims.csv",
-        comparisons=RES + "/tables/claims_comparisons.csv",
+        ledger=f"{RES}/tables/claims.csv",
+        comparisons=f"{RES}/tables/claims_comparisons.csv",
     log:
-        RES + "/logs/table/claims.log",
+        f"{RES}/logs/table/claims.log",
     localrule: True
     script:
         "../scripts/claims.py"
@@ -83,9 +83,9 @@ rule claims:
 
 rule faults:
     output:
-        RES + "/faults.json",
+        f"{RES}/faults.json",
     log:
-        RES + "/logs/faults.log",
+        f"{RES}/logs/faults.log",
     params:
         kills=config["faults"]["kills"],
     threads: 1
@@ -95,23 +95,23 @@ rule faults:
 
 rule site:
     input:
-        faults=RES + "/faults.json",
-        tables=expand(RES + "/tables/{table}.csv", table=config["tables"]),
+        faults=f"{RES}/faults.json",
+        tables=expand(f"{RES}/tables/{{table}}.csv", table=config["tables"]),
         masking=rules.masking_table.output if "masking" in config else [],
-        figures=expand(RES + "/figures/{figure}.png", figure=config["figures"]),
-        gain=RES + "/tables/lora_gain.csv",
+        figures=expand(f"{RES}/figures/{{figure}}.png", figure=config["figures"]),
+        gain=f"{RES}/tables/lora_gain.csv",
         claims=rules.claims.output.ledger,
         comparisons=rules.claims.output.comparisons,
         evaluations=plan.all_evaluation_dirs(config),
         ramole=RAMOLE_TABLES,  # RAMoLE (issue 6): empty without a `ramole:` config block
-        **({"t2i": RES + "/t2i/report"} if "t2i" in config else {}),  # text-to-image pages, copied in as t2i/
+        **({"t2i": f"{RES}/t2i/report"} if "t2i" in config else {}),  # text-to-image pages, copied in as t2i/
     output:
-        report(directory(REP + "/site"), htmlindex="index.html", caption="../report/site.rst", category="molebench"),
+        report(directory(f"{REP}/site"), htmlindex="index.html", caption="../report/site.rst", category="molebench"),
     log:
-        RES + "/logs/site.log",
+        f"{RES}/logs/site.log",
     params:
         # every job's `benchmark:` file (not DAG outputs, so not inputs): the site's cost and critical-path tables
-        benchmarks=RES + "/benchmarks",
+        benchmarks=f"{RES}/benchmarks",
     localrule: True
     script:
         "../scripts/site.py"

@@ -9,14 +9,14 @@ if "scaling" in config:
         wildcard_constraints:
             task="|".join(config["groups"][config["scaling"]["group"]]),
         input:
-            base=RES + "/base",
-            data=RES + "/data/{task}",
+            base=f"{RES}/base",
+            data=f"{RES}/data/{{task}}",
         output:
-            directory(RES + "/scaling/loras/{task}/seed{seed}"),
+            directory(f"{RES}/scaling/loras/{{task}}/seed{{seed}}"),
         log:
-            RES + "/logs/scaling_lora/{task}-seed{seed}.log",
+            f"{RES}/logs/scaling_lora/{{task}}-seed{{seed}}.log",
         benchmark:
-            RES + "/benchmarks/scaling_lora/{task}-seed{seed}.tsv"
+            f"{RES}/benchmarks/scaling_lora/{{task}}-seed{{seed}}.tsv"
         params:
             lora=config["ramole"]["lora"],
             train=config["ramole"]["train"],

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 from molebench.t2i import plan as t2i_plan
 
 T2I = config["t2i"]
-T2I_RES = RES + "/t2i"  # checked at parse time with the whole config (molebench.config.check)
+T2I_RES = f"{RES}/t2i"  # checked at parse time with the whole config (molebench.config.check)
 
 
 wildcard_constraints:
@@ -47,16 +47,16 @@ def t2i_params(*keys, variant=None):
 
 
 def t2i_presence(w):
-    return [T2I_RES + "/presence"] if T2I_WORLD else []
+    return [f"{T2I_RES}/presence"] if T2I_WORLD else []
 
 
 rule t2i_world:
     output:
-        directory(T2I_RES + "/world"),
+        directory(f"{T2I_RES}/world"),
     log:
-        RES + "/logs/t2i/world.log",
+        f"{RES}/logs/t2i/world.log",
     benchmark:
-        RES + "/benchmarks/t2i_world/world.tsv"
+        f"{RES}/benchmarks/t2i_world/world.tsv"
     params:
         t2i=t2i_params(*T2I_SCENE),
     threads: THREADS
@@ -66,13 +66,13 @@ rule t2i_world:
 
 rule t2i_base:
     input:
-        world=T2I_RES + "/world",
+        world=f"{T2I_RES}/world",
     output:
-        directory(T2I_RES + "/base"),
+        directory(f"{T2I_RES}/base"),
     log:
-        RES + "/logs/t2i/base.log",
+        f"{RES}/logs/t2i/base.log",
     benchmark:
-        RES + "/benchmarks/t2i_base/base.tsv"
+        f"{RES}/benchmarks/t2i_base/base.tsv"
     params:
         t2i=t2i_params("source", "seed", "model", "base_train", "base_path"),
     threads: THREADS
@@ -84,13 +84,13 @@ rule t2i_base:
 
 rule t2i_clip:
     input:
-        world=T2I_RES + "/world",
+        world=f"{T2I_RES}/world",
     output:
-        directory(T2I_RES + "/clip"),
+        directory(f"{T2I_RES}/clip"),
     log:
-        RES + "/logs/t2i/clip.log",
+        f"{RES}/logs/t2i/clip.log",
     benchmark:
-        RES + "/benchmarks/t2i_clip/clip.tsv"
+        f"{RES}/benchmarks/t2i_clip/clip.tsv"
     params:
         t2i=t2i_params("source", "seed", "model", "clip_train", "clip_path"),
     threads: THREADS
@@ -100,13 +100,13 @@ rule t2i_clip:
 
 rule t2i_presence:
     input:
-        world=T2I_RES + "/world",
+        world=f"{T2I_RES}/world",
     output:
-        directory(T2I_RES + "/presence"),
+        directory(f"{T2I_RES}/presence"),
     log:
-        RES + "/logs/t2i/presence.log",
+        f"{RES}/logs/t2i/presence.log",
     benchmark:
-        RES + "/benchmarks/t2i_presence/presence.tsv"
+        f"{RES}/benchmarks/t2i_presence/presence.tsv"
     params:
         t2i=t2i_params("seed", "presence_train"),
     threads: THREADS
@@ -116,14 +116,14 @@ rule t2i_presence:
 
 rule t2i_subject:
     input:
-        base=T2I_RES + "/base",
-        world=T2I_RES + "/world",
+        base=f"{T2I_RES}/base",
+        world=f"{T2I_RES}/world",
     output:
-        directory(T2I_RES + "/subjects/{subject}/seed{seed}"),
+        directory(f"{T2I_RES}/subjects/{{subject}}/seed{{seed}}"),
     log:
-        RES + "/logs/t2i/subject/{subject}-seed{seed}.log",
+        f"{RES}/logs/t2i/subject/{{subject}}-seed{{seed}}.log",
     benchmark:
-        RES + "/benchmarks/t2i_subject/{subject}-seed{seed}.tsv"
+        f"{RES}/benchmarks/t2i_subject/{{subject}}-seed{{seed}}.tsv"
     params:
         t2i=t2i_params(*T2I_SCENE, "subject_lora"),
     threads: THREADS
@@ -135,14 +135,14 @@ rule t2i_subject:
 
 rule t2i_shifts:
     input:
-        base=T2I_RES + "/base",
-        world=T2I_RES + "/world",
+        base=f"{T2I_RES}/base",
+        world=f"{T2I_RES}/world",
     output:
-        directory(T2I_RES + "/shifts/{variant}/{subject}/seed{seed}"),
+        directory(f"{T2I_RES}/shifts/{{variant}}/{{subject}}/seed{{seed}}"),
     log:
-        RES + "/logs/t2i/shifts/{variant}-{subject}-seed{seed}.log",
+        f"{RES}/logs/t2i/shifts/{{variant}}-{{subject}}-seed{{seed}}.log",
     benchmark:
-        RES + "/benchmarks/t2i_shifts/{variant}-{subject}-seed{seed}.tsv"
+        f"{RES}/benchmarks/t2i_shifts/{{variant}}-{{subject}}-seed{{seed}}.tsv"
     params:
         t2i=t2i_params(*T2I_SCENE),
     threads: THREADS
@@ -154,16 +154,16 @@ rule t2i_shifts:
 
 rule t2i_compose:
     input:
-        base=T2I_RES + "/base",
-        world=T2I_RES + "/world",
-        clip=T2I_RES + "/clip",
+        base=f"{T2I_RES}/base",
+        world=f"{T2I_RES}/world",
+        clip=f"{T2I_RES}/clip",
         experts=lambda w: list(t2i_experts(w).values()),
     output:
-        directory(T2I_RES + "/methods/{variant}/{composition}/seed{seed}"),
+        directory(f"{T2I_RES}/methods/{{variant}}/{{composition}}/seed{{seed}}"),
     log:
-        RES + "/logs/t2i/compose/{variant}-{composition}-seed{seed}.log",
+        f"{RES}/logs/t2i/compose/{{variant}}-{{composition}}-seed{{seed}}.log",
     benchmark:
-        RES + "/benchmarks/t2i_compose/{variant}-{composition}-seed{seed}.tsv"
+        f"{RES}/benchmarks/t2i_compose/{{variant}}-{{composition}}-seed{{seed}}.tsv"
     params:
         t2i=t2i_params(*T2I_SCENE, "gate_train"),
         experts=t2i_experts,
@@ -176,18 +176,18 @@ rule t2i_compose:
 
 rule t2i_evaluate:
     input:
-        base=T2I_RES + "/base",
-        world=T2I_RES + "/world",
-        clip=T2I_RES + "/clip",
+        base=f"{T2I_RES}/base",
+        world=f"{T2I_RES}/world",
+        clip=f"{T2I_RES}/clip",
         experts=lambda w: list(t2i_experts(w).values()),
         method=t2i_trained,
         presence=t2i_presence,
     output:
-        directory(T2I_RES + "/metrics/{variant}/{composition}/seed{seed}"),
+        directory(f"{T2I_RES}/metrics/{{variant}}/{{composition}}/seed{{seed}}"),
     log:
-        RES + "/logs/t2i/evaluate/{variant}-{composition}-seed{seed}.log",
+        f"{RES}/logs/t2i/evaluate/{{variant}}-{{composition}}-seed{{seed}}.log",
     benchmark:
-        RES + "/benchmarks/t2i_evaluate/{variant}-{composition}-seed{seed}.tsv"
+        f"{RES}/benchmarks/t2i_evaluate/{{variant}}-{{composition}}-seed{{seed}}.tsv"
     params:
         t2i=t2i_params(*T2I_SCENE),
         experts=t2i_experts,
@@ -200,19 +200,19 @@ rule t2i_evaluate:
 
 rule t2i_masking:
     input:
-        base=T2I_RES + "/base",
-        world=T2I_RES + "/world",
+        base=f"{T2I_RES}/base",
+        world=f"{T2I_RES}/world",
         experts=lambda w: list(t2i_experts(SimpleNamespace(composition=T2I_MASKED, variant=T2I["masking"]["variant"],
                                                            seed=T2I["seeds"][0])).values()),
         method=f"{T2I_RES}/methods/{T2I['masking']['variant']}/{T2I_MASKED}/seed{T2I['seeds'][0]}",
         presence=t2i_presence,
     output:
-        png=T2I_RES + "/figures/masking.png",
-        csv=T2I_RES + "/figures/masking.csv",
+        png=f"{T2I_RES}/figures/masking.png",
+        csv=f"{T2I_RES}/figures/masking.csv",
     log:
-        RES + "/logs/t2i/masking.log",
+        f"{RES}/logs/t2i/masking.log",
     benchmark:
-        RES + "/benchmarks/t2i_masking/masking.tsv"
+        f"{RES}/benchmarks/t2i_masking/masking.tsv"
     params:
         t2i=t2i_params(*T2I_SCENE, "masking", variant=T2I["masking"]["variant"]),
         composition=T2I_MASKED,
@@ -227,12 +227,12 @@ rule t2i_masking:
 rule t2i_report:
     input:
         evaluations=t2i_plan.evaluations(T2I, RES),
-        masking_png=T2I_RES + "/figures/masking.png",
-        masking_csv=T2I_RES + "/figures/masking.csv",
+        masking_png=f"{T2I_RES}/figures/masking.png",
+        masking_csv=f"{T2I_RES}/figures/masking.csv",
     output:
-        directory(T2I_RES + "/report"),
+        directory(f"{T2I_RES}/report"),
     log:
-        RES + "/logs/t2i/report.log",
+        f"{RES}/logs/t2i/report.log",
     params:
         t2i=T2I,
     localrule: True
