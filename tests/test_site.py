@@ -2,15 +2,18 @@
 
 import math
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from browser import CHROMIUM, MISSING, check_pages
 from test_tables import GROUPS, SEEDS, SPEC, TASKS, VARIANT_SEEDS, write_metrics, write_paper
 
+from molebench.cli import main
 from molebench.nlp.report import build_table, load_metrics, lora_gain_table
 from molebench.report.claims import ledger
-from molebench.report.site import load_benchmarks, load_costs, load_provenance, render_site
+from molebench.report.site import claim_delta, load_benchmarks, load_costs, load_provenance, render_site
 
 CONFIG = {"scale": "mini", "model": {"source": "smollm2-gguf"}, "seeds": SEEDS, "groups": GROUPS,
           "data": {"n_train": 400, "n_test": 50, "split_seed": 0},
@@ -21,6 +24,9 @@ CONFIG = {"scale": "mini", "model": {"source": "smollm2-gguf"}, "seeds": SEEDS, 
 CLAIM = {"id": "mole-wins", "paper": "MoLE", "source": "Table 3", "claim": "MoLE <beats> single",
          "check": {"kind": "above", "table": "table3", "variant": "mole", "others": ["single"]}}
 CHAINS = [[("base_model", "base"), ("train", "t_a/seed1")]]  # base_model has no benchmark file here
+# a claim on a table this run does not have: not enough evidence, and no comparison to plot
+NOT_RUN = {"id": "pems-wins", "paper": "MoLE", "source": "Table 9", "claim": "PEMs beats single",
+           "check": {"kind": "above", "table": "table9", "variant": "pems", "others": ["single"]}}
 
 
 def per_example():
@@ -31,7 +37,8 @@ def per_example():
                          for seed in (SEEDS[:1] if v == "zero-shot" else SEEDS) for i in range(20)])
 
 
-def make_site(tmp_path, title="Table <A> & co", benchmarks=None, figures=None, t2i_pages=None):
+def make_site(tmp_path, title="Table <A> & co", benchmarks=None, figures=None, t2i_pages=None, claims=(CLAIM,),
+              paper_gap=None):
     paths = write_metrics(tmp_path, variants=("single", "mole", "zero-shot"))
     metrics = load_metrics(paths)
     spec_a = {**SPEC, "title": title, "paper": write_paper(tmp_path / "paper.csv")}
@@ -40,7 +47,9 @@ def make_site(tmp_path, title="Table <A> & co", benchmarks=None, figures=None, t
               "table7": (spec_b, build_table("table7", spec_b, metrics, TASKS, GROUPS, VARIANT_SEEDS))}
     out = tmp_path / "site"
     faults = [{"fault": "kill <b>", "tries": 2, "expected": "resume", "observed": "2/2", "ok": True}]
-    claims = ledger([CLAIM], {**CONFIG, "tables": {"table3": spec_a}}, per_example())
+    claims = ledger(list(claims), {**CONFIG, "tables": {"table3": spec_a}}, per_example())
+    if paper_gap is not None:  # the paper's gap per comparison, as the ledger writes it where the paper has numbers
+        claims = (claims[0], claims[1].assign(paper_gap=paper_gap))
     render_site(out, tables, figures or {}, lora_gain_table(metrics, GROUPS, TASKS, "zero-shot", "single"), claims, load_provenance(paths),
                 benchmarks, CONFIG, faults, load_costs(paths), CHAINS, t2i_pages=t2i_pages)
     return out
@@ -68,6 +77,70 @@ def test_index_shows_the_claims_ledger_and_its_page_the_comparisons(tmp_path):
     page = (out / "claims.html").read_text()
     assert "g1: mole &gt; single" in page and "+5.00 [+" in page and "above 0" in page
     assert "A comparison HOLDS when its 95% interval lies above 0" in page  # the rule, from evidence.py
+
+
+def test_claims_page_has_a_forest_plot_per_claim_the_counts_and_the_rule_once(tmp_path):
+    out = make_site(tmp_path, claims=(CLAIM, NOT_RUN))
+    page = (out / "claims.html").read_text()
+    assert "1 holds, 0 fails, 1 not enough evidence, 0 not testable at this scale" in page
+    assert "1 holds, 0 fails, 1 not enough evidence, 0 not testable at this scale" in (out / "index.html").read_text()
+    assert page.count("A comparison HOLDS when") == 1  # the rule, stated once
+    images = re.findall(r'<img src="([^"]+)"', page)
+    assert images == ["claims/mole-wins.png"]  # the claim not run has nothing to plot
+    assert (out / images[0]).read_bytes().startswith(b"\x89PNG")
+    section = page[page.index('<h3 id="pems-wins">'):]
+    assert "not enough evidence" in section and "not run at this scale: table9" in section
+
+
+def test_forest_plot_shows_the_papers_gap_where_the_ledger_has_it(tmp_path):
+    page = (make_site(tmp_path, paper_gap=4.5) / "claims.html").read_text()
+    assert "paper&#x27;s gap</th>" in page and "<td>+4.50</td>" in page
+    assert (tmp_path / "site" / "claims" / "mole-wins.png").read_bytes().startswith(b"\x89PNG")
+    without = (make_site(tmp_path / "plain") / "claims.html").read_text()
+    assert "paper&#x27;s gap</th>" not in without
+
+
+def test_claim_delta_from_the_comparisons_the_check_or_the_config():
+    rows = pd.DataFrame({"id": ["c"], "estimate": [1.0]})
+    checks = {"own": {"kind": "figure_above", "delta": 0.05}, "timing": {"kind": "figure_below"},
+              "plain": {"kind": "above"}}
+    assert claim_delta("c", rows.assign(delta=2.5), checks, {}) == 2.5
+    assert claim_delta("own", rows, checks, {"claims": {"delta": 3.0}}) == 0.05
+    assert claim_delta("timing", rows, checks, {}) == 0.05  # a fraction of the reference time
+    assert claim_delta("plain", rows, checks, {"claims": {"delta": 3.0}}) == 3.0
+    assert claim_delta("not-in-claims-yaml", rows, checks, {}) == 1.0
+
+
+def smoke_config_at(tmp_path):
+    """config/smoke.yaml with its results in tmp_path (the CLI loads a whole config)."""
+    config = yaml.safe_load((Path(__file__).parents[1] / "config" / "smoke.yaml").read_text())
+    path = tmp_path / "smoke.yaml"
+    path.write_text(yaml.safe_dump({**config, "results_dir": str(tmp_path / "results")}))
+    return path
+
+
+def test_claims_command_prints_the_ledger_with_intervals(tmp_path, capsys):
+    verdicts, comparisons = ledger([CLAIM, NOT_RUN], {**CONFIG, "tables": {"table3": SPEC}}, per_example())
+    tables = tmp_path / "results" / "tables"
+    tables.mkdir(parents=True)
+    verdicts.to_csv(tables / "claims.csv", index=False)
+    comparisons.assign(paper_gap=4.5).to_csv(tables / "claims_comparisons.csv", index=False)
+    main(["claims", "--config", str(smoke_config_at(tmp_path))])
+    printed = capsys.readouterr().out
+    assert "[holds] mole-wins (MoLE, Table 3)\n    MoLE <beats> single\n" in printed
+    assert re.search(r"g1: mole > single: \+5\.00 \[\+\d\.\d\d, \+\d\.\d\d\], the paper's gap \+4\.50, "
+                     r"20 examples, 3 seeds: holds", printed)
+    assert "[not enough evidence] pems-wins" in printed and "not run at this scale: table9" in printed
+    assert "2 claims: 1 holds, 0 fails, 1 not enough evidence, 0 not testable at this scale" in printed
+
+
+def test_claims_command_names_the_missing_file_and_the_command_that_makes_it(tmp_path):
+    config = smoke_config_at(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(["claims", "--config", str(config)])
+    message = str(exit_.value)
+    assert f"{tmp_path}/results/tables/claims.csv does not exist" in message
+    assert f"snakemake {tmp_path}/results/tables/claims.csv --configfile {config}" in message
 
 
 def test_table_page_shows_ours_and_paper(tmp_path):

@@ -11,6 +11,7 @@
     molebench bench --mixed       8 samples with 8 different LoRA sets in one forward: ours, PEFT adapter_names, base
     molebench mask V G --drop L   score a trained MoLE composition with LoRAs masked out (paper Figure 8)
     molebench faults              fault injection: kill training and resume, corrupt adapters, break data
+    molebench claims              the claims ledger of a config's results: each claim's verdict and comparisons
 
 Run it from the repository root: configs are paths relative to it, and `bench` runs the repository's Snakefile.
 """
@@ -21,6 +22,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from molebench import faults
 from molebench.bench import compose, gates, lorahub, mixlora, spine
 from molebench.config import load_config, schema_text
@@ -29,6 +32,7 @@ from molebench.core.data import list_tasks, load_task
 from molebench.core.method import available
 from molebench.core.runtime import logged
 from molebench.nlp import plan, stages
+from molebench.report.site import verdict_counts
 
 
 def cmd_methods(args) -> None:
@@ -129,6 +133,29 @@ def cmd_faults(args) -> None:
             print(f"[{'ok' if row['ok'] else 'FAILED'}] {row['fault']} x{row['tries']}: {row['observed']}")
 
 
+def cmd_claims(args) -> None:
+    """The ledger the claims rule wrote for the config: per claim its verdict, the claim, the evidence in words and
+    each comparison with its interval."""
+    config = load_config(args.config)
+    tables = Path(config["results_dir"]) / "tables"
+    paths = [tables / "claims.csv", tables / "claims_comparisons.csv"]
+    for path in paths:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist: run `snakemake {path} --configfile {args.config}`")
+    ledger, comparisons = (pd.read_csv(path) for path in paths)
+    for claim in ledger.itertuples():
+        print(f"[{claim.verdict}] {claim.id} ({claim.paper}, {claim.source})")
+        print(f"    {claim.claim}")
+        print(f"    {claim.evidence}")
+        for c in comparisons[comparisons.id == claim.id].itertuples():
+            # the paper's gap, where the ledger has the paper's numbers for the comparison
+            gap = f", the paper's gap {c.paper_gap:+.2f}" if "paper_gap" in comparisons and pd.notna(c.paper_gap) else ""
+            print(f"      {c.comparison}: {c.estimate:+.2f} [{c.low:+.2f}, {c.high:+.2f}]{gap}, {c.n_examples} examples, "
+                  f"{c.n_seeds} seeds: {c.verdict}")
+        print()
+    print(f"{len(ledger)} claims: {verdict_counts(ledger)} ({paths[0]})")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="molebench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -174,6 +201,9 @@ def main(argv: list[str] | None = None) -> None:
     fault.add_argument("--config", default="config/smoke.yaml", help="the base of the bad configs tried")
     fault.add_argument("--out", default="results/faults.json")
     fault.set_defaults(fn=cmd_faults)
+    claims = sub.add_parser("claims", help="print the claims ledger: verdicts and each comparison's interval")
+    claims.add_argument("--config", default="config/config.yaml", help="the config whose results_dir holds the ledger")
+    claims.set_defaults(fn=cmd_claims)
     args = parser.parse_args(argv)
     try:
         args.fn(args)

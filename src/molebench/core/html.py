@@ -16,6 +16,8 @@ tr.average td { border-top: 2px solid #888; font-style: italic; }
 td.paper { color: #666; background: #fafafa; } tr.invalid td { background: #fff3f3; }
 tr.holds td { background: #eefaee; } tr.fails td { background: #fdeaea; } tr.undecided td { background: #f6f6f6; }
 tr.untestable td { background: #eef2fb; color: #555; }
+span.holds { background: #eefaee; } span.fails { background: #fdeaea; } span.undecided { background: #f6f6f6; }
+span.untestable { background: #eef2fb; }
 pre { white-space: pre-wrap; font-size: 0.85em; }
 .note { background: #fffbe6; border-left: 4px solid #e0c000; padding: 0.5em 1em; }
 nav a { margin-right: 1em; }

@@ -1,4 +1,5 @@
-"""Static HTML site: a page per table, the single-LoRA gain check, provenance, and a bar chart per table.
+"""Static HTML site: a page per table, the single-LoRA gain check, provenance, a bar chart per table, and the claims
+ledger with a forest plot per claim.
 
 Pages use the one shell of molebench.core.html. The site is built in a temporary folder and renamed onto `out_dir` in
 one step, so nobody ever reads half a site.
@@ -8,11 +9,14 @@ from __future__ import annotations
 
 import math
 import shutil
+import textwrap
 from pathlib import Path
 from urllib.parse import quote
 
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from molebench.core import io
 from molebench.core.html import esc, fmt, link, page
@@ -22,9 +26,15 @@ from molebench.nlp.figures import FIGURE_KINDS
 from molebench.nlp.report import metric_files
 from molebench.ramole.report import TABLE_NOTES, TABLE_TITLES
 from molebench.report import evidence
+from molebench.report.claims import load_claims, settings
 from molebench.report.evidence import FAILS, HOLDS, NOT_TESTABLE, UNDECIDED
 
 VERDICT_CLASS = {HOLDS: "holds", FAILS: "fails", UNDECIDED: "undecided", NOT_TESTABLE: "untestable"}  # row colours
+VERDICT_COLOURS = {HOLDS: "#2e8b57", FAILS: "#c0392b", UNDECIDED: "#8a8a8a", NOT_TESTABLE: "#4a6fb5"}  # forest plots
+FOREST_DIR = "claims"  # the site's folder of forest plots, one PNG per claim with comparisons
+# The delta of a timing claim (figure_below) whose check sets none: molebench.report.claims passes evidence.lowers'
+# default, a fraction of the reference time, not the config's metric points.
+TIMING_DELTA = 0.05
 # Fields of run_info that are not shown: the config is stood for by config_hash, and seed and time vary per run.
 SKIPPED_RUN_INFO = {"config", "seed", "time_utc"}
 
@@ -121,8 +131,8 @@ def render_site(out_dir: str | Path, tables: dict[str, tuple[dict, pd.DataFrame]
                 costs: pd.DataFrame, chains: list[list[tuple[str, str]]],
                 extra_tables: dict[str, pd.DataFrame] | None = None, t2i_pages: Path | None = None) -> None:
     """Write the site into out_dir (replaced as a whole): index, one page + PNG + CSV per table and per figure
-    (figures: name -> (spec, PNG with its CSV beside it)), gain, the claims ledger (molebench.claims: verdicts and
-    the comparisons behind them), provenance. extra_tables (RAMoLE's): name -> table, shown as they are on a page
+    (figures: name -> (spec, PNG with its CSV beside it)), gain, the claims ledger (molebench.report.claims: verdicts
+    and the comparisons behind them, with a forest plot per claim in claims/), provenance. extra_tables (RAMoLE's): name -> table, shown as they are on a page
     each, linked from the index; `t2i_pages` (the text-to-image report folder) is copied in as t2i/."""
     extra_tables = extra_tables or {}
     with atomic_path(out_dir) as site:
@@ -133,7 +143,9 @@ def render_site(out_dir: str | Path, tables: dict[str, tuple[dict, pd.DataFrame]
         ledger_table = _ledger_table(ledger, pages)
         write_text(site / "index.html", page("molebench", _index(tables, figures, gain, ledger_table, ledger, config,
                                                                   extra_tables, t2i_pages is not None)))
-        write_text(site / "claims.html", page("Claims ledger", _claims_page(ledger_table, comparisons, config)))
+        plots = _forest_plots(site, ledger, comparisons, config)
+        write_text(site / "claims.html", page("Claims ledger", _claims_page(ledger, ledger_table, comparisons, config,
+                                                                            plots, pages)))
         for name, frame in (("claims", ledger), ("claims_comparisons", comparisons)):
             write_text(site / f"{name}.csv", frame.to_csv(index=False))
         for name, table in extra_tables.items():
@@ -177,9 +189,7 @@ def _index(tables: dict, figures: dict, gain: pd.DataFrame, ledger_table: str, l
              "methods compared in the MoLE paper (MoLE, normalised linear arithmetic, ...) and scores every "
              "composition on every task of the group. Each table page puts our numbers beside the numbers the paper "
              "published.</p>")
-    counts = ledger.verdict.value_counts()
-    glance = ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICT_CLASS)
-    claims = (f"<h2>The papers' claims at this scale</h2><p>{esc(glance)} "
+    claims = (f"<h2>The papers' claims at this scale</h2><p>{esc(verdict_counts(ledger))} "
               f"({link('claims.html', 'the rule and the comparisons')}).</p>")
     parts = [about, claims, ledger_table, f"<h2>What was run</h2><p>{_setup_line(config)}</p>"]
     data = config.get("data", {})
@@ -217,18 +227,114 @@ def _ledger_table(ledger: pd.DataFrame, pages: set[str]) -> str:
                        [VERDICT_CLASS[v] for v in ledger.verdict])
 
 
-def _claims_page(ledger_table: str, comparisons: pd.DataFrame, config: dict) -> str:
+def verdict_counts(ledger: pd.DataFrame) -> str:
+    """The ledger at a glance: how many claims have each verdict, e.g. '3 holds, 4 fails, 12 not enough evidence, 0 not
+    testable at this scale'."""
+    counts = ledger.verdict.value_counts()
+    return ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICT_CLASS)
+
+
+def rule_in_words() -> str:
+    """The verdict rule as molebench.report.evidence's docstring states it in plain words (the part after 'The rule,
+    in plain words:' and before its list of check kinds), on one line: the site states it once, from there."""
+    doc = evidence.__doc__ or ""
+    rule = doc.partition("The rule, in plain words:")[2].partition("\nCheck kinds")[0]
+    return " ".join((rule or doc).split())
+
+
+def claim_delta(claim_id: str, rows: pd.DataFrame, checks: dict[str, dict], config: dict) -> float:
+    """The smallest effect worth reporting of a claim's comparisons: the `delta` column of claims_comparisons.csv
+    where it has one, else the claim's check's own delta or the config's (molebench.report.claims.settings)."""
+    if "delta" in rows and rows["delta"].notna().any():
+        return float(rows["delta"].dropna().iloc[0])
+    check = checks.get(claim_id)
+    if check is not None and check["kind"] == "figure_below" and "delta" not in check:
+        return TIMING_DELTA
+    return settings(config, check).delta
+
+
+def _forest_plots(site: Path, ledger: pd.DataFrame, comparisons: pd.DataFrame, config: dict) -> dict[str, str]:
+    """One forest plot per claim that has comparisons, under FOREST_DIR; claim id -> the PNG's path in the site."""
+    checks = {claim["id"]: claim["check"] for claim in load_claims()}
+    plots = {}
+    for claim_id, verdict in zip(ledger.id, ledger.verdict):
+        rows = comparisons[comparisons.id == claim_id]
+        if rows.empty:
+            continue  # nothing was compared (not run at this scale): the page says why in words
+        plots[claim_id] = f"{FOREST_DIR}/{claim_id}.png"
+        (site / FOREST_DIR).mkdir(exist_ok=True)
+        forest_plot(f"{claim_id}: {verdict}", rows, claim_delta(claim_id, rows, checks, config),
+                    site / plots[claim_id])
+    return plots
+
+
+def forest_plot(title: str, rows: pd.DataFrame, delta: float, path: Path) -> None:
+    """A claim's comparisons (claims_comparisons.csv rows), one per line: the estimate as a dot and its interval as a
+    bar, coloured by the comparison's verdict, over the zero line and the shaded band (-delta, +delta) of effects too
+    small to report; the paper's gap as a hollow diamond where the rows have a `paper_gap` value."""
+    labels = [textwrap.fill(str(label), 44) for label in rows.comparison]
+    lines = sum(label.count("\n") + 1 for label in labels)
+    fig = Figure(figsize=(7.5, 1.9 + 0.3 * lines + 0.15 * len(labels)), layout="constrained")
+    ax = fig.add_subplot()
+    ax.axvspan(-delta, delta, color="#e4e4e4", zorder=0)
+    ax.axvline(0, color="black", linewidth=1, zorder=1)
+    # an infinite bound (an interval with too few seeds) would stretch the axis to nothing: it is left undrawn
+    values = rows[["estimate", "low", "high"]].astype(float).replace([math.inf, -math.inf], math.nan)
+    gaps = rows["paper_gap"] if "paper_gap" in rows else pd.Series(math.nan, index=rows.index)
+    ys = list(range(len(rows)))[::-1]  # the first comparison on top, as in the table below the plot
+    for y, (_, value), verdict, gap in zip(ys, values.iterrows(), rows.verdict, pd.to_numeric(gaps)):
+        colour = VERDICT_COLOURS.get(verdict, "black")
+        ax.hlines(y, value.low, value.high, color=colour, linewidth=3, zorder=2)
+        ax.plot([value.estimate], [y], "o", color=colour, markersize=7, zorder=3)
+        if not math.isnan(gap):
+            ax.plot([gap], [y], "D", markerfacecolor="none", markeredgecolor="black", markersize=8, zorder=4)
+    ax.set_yticks(ys, labels, fontsize=8)
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.set_xlabel("difference claimed (estimate and interval)", fontsize=8)
+    ax.set_title(title, fontsize=9)
+    handles = [Line2D([], [], color=VERDICT_COLOURS[v], marker="o", linewidth=3, label=v)
+               for v in VERDICT_COLOURS if v in set(rows.verdict)]
+    handles.append(Patch(color="#e4e4e4", label=f"within ±{delta:g}: too small to report"))
+    if gaps.notna().any():
+        handles.append(Line2D([], [], linestyle="none", marker="D", markerfacecolor="none", markeredgecolor="black",
+                              label="the paper's gap"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 3), fontsize=7, frameon=False)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+
+
+def _claims_page(ledger: pd.DataFrame, ledger_table: str, comparisons: pd.DataFrame, config: dict,
+                 plots: dict[str, str], pages: set[str]) -> str:
+    """The counts at a glance, the rule once, the ledger, then per claim its verdict, forest plot and comparisons."""
     intro = (f"<p>{_setup_line(config)}. Each claim of the papers is checked against this run's results, example by "
-             f"example and seed by seed. The rule (from molebench.report.evidence; the check kinds and the data each "
-             f"reads: molebench.report.claims):</p><pre>{esc(evidence.__doc__)}</pre>")
-    rows = [[f'<td class="key">{esc(r.id)}</td>', f'<td class="key">{esc(r.comparison)}</td>',
-             f"<td>{r.estimate:+.2f} [{r.low:+.2f}, {r.high:+.2f}]</td>", f"<td>{r.n_examples}</td>",
-             f"<td>{r.n_seeds}</td>", f'<td class="key">{esc(r.verdict)}</td>', f'<td class="key">{esc(r.reason)}</td>']
-            for r in comparisons.itertuples()]
-    return (intro + ledger_table + "<h2>Comparisons</h2>"
-            + _html_table(["claim", "comparison", "estimate [interval]", "test examples", "seeds", "verdict", "reason"],
-                          rows, [VERDICT_CLASS[v] for v in comparisons.verdict])
+             f"example and seed by seed.</p><p><b>At a glance:</b> {esc(verdict_counts(ledger))}.</p>"
+             f"<h2>The rule</h2><p>{esc(rule_in_words())}</p><p>(From molebench.report.evidence; the check kinds and "
+             f"the data each reads: molebench.report.claims.)</p>")
+    sections = [_claim_section(r, comparisons[comparisons.id == r.id], plots.get(r.id), pages)
+                for r in ledger.itertuples()]
+    return (intro + ledger_table + "<h2>Each claim</h2>" + "\n".join(sections)
             + f"<p>{link('claims.csv', 'Ledger as CSV')}, {link('claims_comparisons.csv', 'comparisons as CSV')}</p>")
+
+
+def _claim_section(claim, rows: pd.DataFrame, plot: str | None, pages: set[str]) -> str:
+    """A claim's verdict and evidence in words, its forest plot and the table of its comparisons."""
+    source = link(claim.page, claim.source) if claim.page in pages else esc(claim.source)
+    head = (f'<h3 id="{esc(claim.id)}">{esc(claim.id)}: <span class="{VERDICT_CLASS.get(claim.verdict, "")}">'
+            f"{esc(claim.verdict)}</span></h3><p>{esc(claim.claim)} ({esc(claim.paper)}, {source}). "
+            f"{esc(claim.evidence)}</p>")
+    if plot is None:
+        return head
+    image = (f'<p><img src="{esc(quote(plot))}" alt="{esc(claim.id)}: each comparison\'s interval, the zero line '
+             f'and the band of effects too small to report"></p>')
+    with_gap = "paper_gap" in rows
+    header = ["comparison", "estimate [interval]", *([esc("paper's gap")] if with_gap else []), "test examples", "seeds",
+              "verdict", "reason"]
+    table_rows = [[f'<td class="key">{esc(r.comparison)}</td>',
+                   f"<td>{r.estimate:+.2f} [{r.low:+.2f}, {r.high:+.2f}]</td>",
+                   *([f"<td>{'–' if pd.isna(r.paper_gap) else f'{r.paper_gap:+.2f}'}</td>"] if with_gap else []),
+                   f"<td>{r.n_examples}</td>", f"<td>{r.n_seeds}</td>", f'<td class="key">{esc(r.verdict)}</td>',
+                   f'<td class="key">{esc(r.reason)}</td>'] for r in rows.itertuples()]
+    return head + image + _html_table(header, table_rows, [VERDICT_CLASS.get(v, "") for v in rows.verdict])
 
 
 def _table_page(name: str, spec: dict, table: pd.DataFrame, gain: pd.DataFrame, config: dict,
