@@ -64,6 +64,7 @@ SCALING_KINDS = ("best_at_every_size", "lead_grows", "all_decline_at_largest")
 CHECK_KINDS = {"above": "table", "decreasing": "table", "middle_best": "table", "best_differs": "table",
                **dict.fromkeys(SCALING_KINDS, "table"), "figure_above": "figure", "figure_below": "figure"}
 RAMOLE_TABLES = {"ramole_retrieval": "embedder", "ramole_mixed_iid": "method", "ramole_mixed_ood": "method"}
+TIMING_DELTA = 0.05  # the smallest relative change of a timing claim (figure_below) worth reporting
 T2I_PREFIX = "t2i:"
 T2I_METRICS = ("text_alignment", "image_alignment", "presence")
 SCORE_COLUMNS = ["variant", "group", "seed", "task", "example", "value"]  # tidy per-example scores, with the group
@@ -95,7 +96,10 @@ def _is_t2i(check: dict) -> bool:
 def settings(config: dict, check: dict | None = None) -> Settings:
     """The rule's settings from the config's `claims:` section, with the check's own `delta` where it sets one."""
     out = Settings(**config.get("claims", {}))  # filled by the schema; unvalidated configs get Settings' defaults
-    return replace(out, delta=check["delta"]) if check and "delta" in check else out
+    if check and "delta" in check:
+        return replace(out, delta=check["delta"])
+    # a timing claim's effect is a fraction of the reference time, not metric points
+    return replace(out, delta=TIMING_DELTA) if check and check["kind"] == "figure_below" else out
 
 
 def needed(claims: list[dict], config: dict) -> tuple[list[str], list[str]]:
@@ -280,7 +284,7 @@ def _figure_claim(check: dict, data: pd.DataFrame, s: Settings) -> Verdict:
                 measured[f"{label}: {column}, {check['new']} against {check['reference']}"] = new, reference
     if min((len(x) for pair in measured.values() for x in pair), default=0) < 2:
         return Verdict(UNDECIDED, f"{check['figure']} has fewer than 2 repeats of some timing; rerun the figure")
-    verdict = evidence.lowers(measured, delta=s.delta if "delta" in check else 0.05, settings=s)
+    verdict = evidence.lowers(measured, delta=s.delta, settings=s)
     notes = {label: paper[c] for label in measured for c in paper if f": {c}," in label}
     return replace(verdict, comparisons=tuple(
         replace(c, reason=c.reason + (f"; the paper's {notes[c.label]:+.0%} lies "

@@ -32,9 +32,6 @@ from molebench.report.evidence import FAILS, HOLDS, NOT_TESTABLE, UNDECIDED
 VERDICT_CLASS = {HOLDS: "holds", FAILS: "fails", UNDECIDED: "undecided", NOT_TESTABLE: "untestable"}  # row colours
 VERDICT_COLOURS = {HOLDS: "#2e8b57", FAILS: "#c0392b", UNDECIDED: "#8a8a8a", NOT_TESTABLE: "#4a6fb5"}  # forest plots
 FOREST_DIR = "claims"  # the site's folder of forest plots, one PNG per claim with comparisons
-# The delta of a timing claim (figure_below) whose check sets none: molebench.report.claims passes evidence.lowers'
-# default, a fraction of the reference time, not the config's metric points.
-TIMING_DELTA = 0.05
 # Fields of run_info that are not shown: the config is stood for by config_hash, and seed and time vary per run.
 SKIPPED_RUN_INFO = {"config", "seed", "time_utc"}
 
@@ -247,10 +244,7 @@ def claim_delta(claim_id: str, rows: pd.DataFrame, checks: dict[str, dict], conf
     where it has one, else the claim's check's own delta or the config's (molebench.report.claims.settings)."""
     if "delta" in rows and rows["delta"].notna().any():
         return float(rows["delta"].dropna().iloc[0])
-    check = checks.get(claim_id)
-    if check is not None and check["kind"] == "figure_below" and "delta" not in check:
-        return TIMING_DELTA
-    return settings(config, check).delta
+    return settings(config, checks.get(claim_id)).delta
 
 
 def _forest_plots(site: Path, ledger: pd.DataFrame, comparisons: pd.DataFrame, config: dict) -> dict[str, str]:
