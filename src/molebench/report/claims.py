@@ -62,7 +62,7 @@ __all__ = ["FAILS", "HOLDS", "NOT_TESTABLE", "UNDECIDED", "ledger", "load_claims
 
 CLAIMS_FILE = io.resource("paper", "claims.yaml")
 SCALING_KINDS = ("best_at_every_size", "lead_grows", "all_decline_at_largest")
-CHECK_KINDS = {"above": "table", "decreasing": "table", "middle_best": "table", "best_differs": "table",
+CHECK_KINDS = {"above": "table", "decreasing": "table", "middle_best": "table", "best_differs": "table", "gain_larger": "table",
                **dict.fromkeys(SCALING_KINDS, "table"), "figure_above": "figure", "figure_below": "figure"}
 RAMOLE_TABLES = {"ramole_retrieval": "embedder", "ramole_mixed_iid": "method", "ramole_mixed_ood": "method"}
 T2I_PREFIX = "t2i:"
@@ -112,7 +112,8 @@ def settings(config: dict, check: dict | None = None) -> Settings:
 
 def needed(claims: list[dict], config: dict) -> tuple[list[str], list[str]]:
     """The config's tables and figures the claims read (the others make their claims undecided)."""
-    tables = [c["check"]["table"] for c in claims if CHECK_KINDS[c["check"]["kind"]] == "table"]
+    tables = [t for c in claims if CHECK_KINDS[c["check"]["kind"]] == "table"
+              for t in (c["check"]["table"], c["check"].get("than", {}).get("table")) if t]
     figures = [c["check"]["figure"] for c in claims if CHECK_KINDS[c["check"]["kind"]] == "figure"]
     return ([t for t in dict.fromkeys(tables) if t in config["tables"]],
             [f for f in dict.fromkeys(figures) if f in config.get("figures", {})])
@@ -210,8 +211,10 @@ def t2i_scores(spec: dict, metrics: list[str], data: pd.DataFrame) -> tuple[pd.D
 # ---- checks --------------------------------------------------------------------------------------------------------
 
 def _named(check: dict) -> list[str]:
-    return list(dict.fromkeys(v for v in [check.get("variant"), *check.get("others", []),
-                                           *check.get("variants", [])] if v))
+    """The variants a check compares (with those of its `than` part, e.g. gain_larger's other table)."""
+    than = _named(check["than"]) if check.get("than") else []
+    return list(dict.fromkeys(v for v in [check.get("variant"), *check.get("others", []), *check.get("variants", []),
+                                          *than] if v))
 
 
 def run_check(check: dict, scores: pd.DataFrame, groups: dict[str, list[str]], untrained: list[str],
@@ -222,6 +225,10 @@ def run_check(check: dict, scores: pd.DataFrame, groups: dict[str, list[str]], u
     kind, options = check["kind"], {"untrained": untrained, "settings": s}
     if kind == "above":
         return evidence.above(scores, check["variant"], check["others"], groups=groups, **options)
+    if kind == "gain_larger":
+        than = check["than"]
+        return evidence.gain_larger(scores, check["variant"], check["others"], than["variant"], than["others"],
+                                    groups=groups, **options)
     if kind not in SCALING_KINDS:
         return getattr(evidence, kind)(scores, check["variants"], groups=groups, **options)
     by_size = {sizes[g]: scores[scores.group == g].drop(columns="group").assign(
@@ -357,24 +364,27 @@ def _paper_values(rows: pd.DataFrame) -> dict[str, float]:
 def _nlp_paper_scores(check: dict, config: dict, paper: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, list[str]]]:
     """The paper's values for an NLP table's groups: a group's family is its tasks' (as the table pages match them);
     one task per group carries the group's printed average (or the `paper_rows` row), or, for best_differs, every task
-    whose paper_task the paper prints. A group is left out unless the paper gives every named variant a value."""
-    spec, named = config["tables"][check["table"]], _named(check)
+    whose paper_task the paper prints. A group is left out unless the paper gives every named variant a value. The
+    variants of a `than` part are read from their own table's CSV."""
+    spec, named, than = config["tables"][check["table"]], _named(check), check.get("than") or {}
+    other = config["tables"].get(than.get("table"), {}).get("paper")
+    papers = {v: load_paper(other) if other and v in _named(than) else paper for v in named}
     rows, groups = [], {}
     for g in [g for g in spec["groups"] if n_loras(config, g) >= check.get("min_loras", 0)]:
         tasks = [load_task(t) for t in config["groups"][g]]
         if len(families := {t.family for t in tasks}) != 1:
             continue
         family = families.pop()
-        part = paper[paper.family == family]
         if check["kind"] == "best_differs":
-            cells = {t.name: part[part.paper_task.str.casefold() == t.paper_task.casefold()] for t in tasks}
+            cells = {t.name: t.paper_task for t in tasks}
         else:  # the sizes of a scaling claim share one task, so that they are resampled together
-            row = spec.get("paper_rows", {}).get(g, "Average").casefold()
-            cells = {family if check["kind"] in SCALING_KINDS else g: part[part.paper_task.str.casefold() == row]}
-        for task, cell in cells.items():
-            values = _paper_values(cell)
-            if all(PAPER_METHODS.get(v) in values for v in named):
-                rows += [(v, g, 1, task, "paper", values[PAPER_METHODS[v]]) for v in named]
+            cells = {family if check["kind"] in SCALING_KINDS else g: spec.get("paper_rows", {}).get(g, "Average")}
+        for task, row in cells.items():
+            values = {v: _paper_values(papers[v][(papers[v].family == family)
+                                                 & (papers[v].paper_task.str.casefold() == row.casefold())])
+                      for v in named}
+            if all(PAPER_METHODS.get(v) in values[v] for v in named):
+                rows += [(v, g, 1, task, "paper", values[v][PAPER_METHODS[v]]) for v in named]
                 groups.setdefault(g, []).append(task)
     return pd.DataFrame(rows, columns=SCORE_COLUMNS), groups
 
@@ -445,7 +455,9 @@ def ledger(claims: list[dict], config: dict, scores: pd.DataFrame | None = None,
             verdict = _t2i_claim(check, source, config, t2i_data, s)
         else:
             spec = {**config["tables"], **config.get("figures", {})}.get(source)
-            absent = [v for v in _named(check) if spec is not None and v not in spec["variants"]]
+            ran = [*(spec or {}).get("variants", []),
+                   *config["tables"].get(check.get("than", {}).get("table"), {}).get("variants", [])]
+            absent = [v for v in _named(check) if spec is not None and v not in ran]
             if spec is None or absent:
                 missing = f"{', '.join(absent)} in {source}" if spec is not None else source
                 verdict = Verdict(UNDECIDED, f"not run at this scale: {missing}")
