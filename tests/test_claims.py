@@ -161,6 +161,19 @@ def test_min_loras_leaves_out_smaller_compositions():
     assert got == HOLDS
 
 
+def test_paper_gap_is_empty_without_the_papers_values(tmp_path):
+    """A table with a paper CSV whose groups have no task files (no family to match) or whose paper lacks the
+    compared methods: the comparisons carry no paper gap, and nothing breaks."""
+    paper = tmp_path / "paper.csv"
+    paper.write_text("table,family,paper_task,metric,method,value\n3,g,Average,EM,MoLE,50.0\n")
+    cfg = config(t=["mole", "nla", "lorahub"])
+    cfg["tables"]["t"]["paper"] = str(paper)
+    _, comparisons = ledger([claim("c", {"table": "t", **ABOVE})], cfg, per_example({"mole": 10, "nla": 0,
+                                                                                    "lorahub": 2}))
+    assert len(comparisons) == 2 and comparisons.paper_gap.isna().all()
+    assert "paper's gap" not in " ".join(comparisons.reason)
+
+
 # ---- MoLE Table 6: three claims over the scaling groups --------------------------------------------------------
 
 SIZES = [8, 24, 48, 128]

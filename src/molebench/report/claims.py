@@ -27,9 +27,17 @@ Sources and their adapters:
                   CSV row per timed repeat): per (row_keys, column), the `new` rows of column `by` against its
                   `reference` rows, as evidence.lowers, beside the paper's change where `paper` gives it.
 
-Check kinds -> evidence: above, decreasing, middle_best and best_differs over the table's groups; the three parts of
-MoLE Table 6's scaling over the table's groups in order, sized by config `scaling:` (best_at_every_size, lead_grows,
-all_decline_at_largest); figure_above -> above; figure_below -> lowers.
+Check kinds -> evidence (run_check): above, decreasing, middle_best and best_differs over the table's groups;
+gain_larger (the check's gain against the gain of its `than` part, whose variants may come from another table, e.g.
+MixLoRA multi- against single-task); the three parts of MoLE Table 6's scaling over the table's groups in order, sized
+by config `scaling:` (best_at_every_size, lead_grows, all_decline_at_largest); figure_above -> above; figure_below ->
+lowers. A check's `min_loras` keeps only the table's groups that compose at least that many LoRAs (none: not testable).
+
+The papers' own numbers: where the claim's table names a `paper` CSV (config tables.<name>.paper, t2i.tables.<name>.
+paper), paper_scores gives the paper's values as per-example scores grouped as ours (our variants mapped to the paper's
+methods by PAPER_METHODS; text-to-image by the table's `columns`), and paper_gaps runs the claim's own check on them:
+each comparison's `paper_gap` is the paper's difference for it (same sign, same units), and its reason says whether
+that gap lies inside our interval. tests/test_paper_claims.py checks every claim on these numbers.
 
 Before its check, an NLP table claim is NOT TESTABLE AT THIS SCALE (evidence.testable) when the single-task LoRAs do
 not beat zero-shot beyond their interval on the claim's tasks, or when every variant it compares is indistinguishable
@@ -47,7 +55,7 @@ import pandas as pd
 import yaml
 
 from molebench.core import io
-from molebench.core.data import load_task, pool_tasks
+from molebench.core.data import list_tasks, load_task, pool_tasks
 from molebench.core.paper import load_paper
 from molebench.core.scoring import EXAMPLE_SCORERS
 from molebench.nlp import plan
@@ -370,7 +378,10 @@ def _nlp_paper_scores(check: dict, config: dict, paper: pd.DataFrame) -> tuple[p
     other = config["tables"].get(than.get("table"), {}).get("paper")
     papers = {v: load_paper(other) if other and v in _named(than) else paper for v in named}
     rows, groups = [], {}
+    known = set(list_tasks())  # a group of tasks without task files (no family, no paper_task) has no paper values
     for g in [g for g in spec["groups"] if n_loras(config, g) >= check.get("min_loras", 0)]:
+        if not set(config["groups"][g]) <= known:
+            continue
         tasks = [load_task(t) for t in config["groups"][g]]
         if len(families := {t.family for t in tasks}) != 1:
             continue
@@ -400,6 +411,8 @@ def _t2i_paper_scores(check: dict, config: dict, paper: pd.DataFrame) -> tuple[p
             key = {"per_size": str(size), "per_variant": methods[variant]}.get(spec["kind"], "Average")
             cell = paper[(paper.method == methods[variant]) & (paper.paper_task == key)]
             text = cell[cell.metric == "Text-alignment"].value
+            if text.size != 1:  # the paper prints no such row
+                return pd.DataFrame(columns=SCORE_COLUMNS), {}
             composition = "paper" if spec["kind"] == "per_variant" else key  # one composition, every variant
             rows += [{"variant": variant, "composition": composition, "size": size, "seed": 1, "concept": k + 1,
                       "subject": r.metric, "text_alignment": text.item(), "image_alignment": r.value,
