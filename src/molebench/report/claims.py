@@ -100,6 +100,8 @@ def load_claims(path: str | Path = CLAIMS_FILE) -> list[dict]:
         kind = claim["check"].get("kind")
         if kind not in CHECK_KINDS:
             raise ValueError(f"{path}: claim {claim['id']!r} has check kind {kind!r}; kinds: {', '.join(CHECK_KINDS)}")
+        if kind == "gain_larger" and not {"table", "variant", "others"} <= set(claim["check"].get("than") or {}):
+            raise ValueError(f"{path}: claim {claim['id']!r} (gain_larger) must name `than: {{table, variant, others}}`")
         if claim["check"].get("table") in RAMOLE_TABLES and not claim["check"].get("groups"):
             raise ValueError(f"{path}: claim {claim['id']!r} checks a RAMoLE table and must name its `groups`")
         if _is_t2i(claim["check"]) and not set(claim["check"].get("metrics") or ["?"]) <= set(T2I_METRICS):
