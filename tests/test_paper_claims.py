@@ -19,6 +19,7 @@ from molebench.report.claims import (
     load_claims,
     paper_file,
     paper_gaps,
+    paper_inputs,
     paper_scores,
     run_check,
     settings,
@@ -179,3 +180,12 @@ def test_paper_gaps_follow_the_comparisons(monkeypatch):
     assert row.paper_gap == pytest.approx(77.64 - 76.53)  # the printed averages
     assert row.estimate == pytest.approx(77.64 - 76.132)  # the rows' mean: ANLI-R3 reads 74.42 in Table 4
     assert not row.low <= row.paper_gap <= row.high and "paper's gap +1.11 outside" in row.reason
+
+
+def test_the_claims_rule_reads_the_papers_csvs():
+    assert paper_inputs(CONFIGS["paper"]) == [
+        "data/paper/mole_table3.csv", "data/paper/mole_table4.csv", "data/paper/mole_table5.csv",
+        "data/paper/mole_table7.csv", "data/paper/mole_table8.csv", "data/paper/mole_table1.csv",
+        "data/paper/mole_table10.csv", "data/paper/mole_table9.csv", "data/paper/mixlora_single_task.csv",
+        "data/paper/mixlora_multi_task.csv"]
+    assert "data/paper/mole_table6.csv" in paper_inputs(CONFIGS["config"])

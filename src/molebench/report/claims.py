@@ -512,6 +512,17 @@ def inputs(config: dict) -> tuple[list[str], list[str], list[str], list[str]]:
             t2i_plan.evaluations(config["t2i"], res) if needed_t2i(claims, config) else [])
 
 
+def paper_inputs(config: dict) -> list[str]:
+    """The paper CSVs the ledger's paper gaps read (inputs of the claims rule, so that a corrected number reruns it)."""
+    files = []
+    for claim in load_claims():
+        check = claim["check"]
+        if CHECK_KINDS[check["kind"]] == "table":
+            files += [paper_file(config, check),
+                      config["tables"].get(check.get("than", {}).get("table"), {}).get("paper")]
+    return [f for f in dict.fromkeys(files) if f]
+
+
 def write_ledger(config: dict, evaluation_dirs: list[str], figure_csvs: dict[str, str], ramole_inputs: list[str],
                  t2i_dirs: list[str], claims_file: str, out_ledger: str, out_comparisons: str) -> None:
     """The ledger and its comparisons as CSVs, from the inputs `inputs` lists (the claims rule's declared inputs)."""
