@@ -12,6 +12,7 @@ from molebench.report.claims import (
     LEDGER_COLUMNS,
     ledger,
     load_claims,
+    needed,
     nlp_scores,
     ramole_scores,
     settings,
@@ -132,6 +133,45 @@ def test_best_differs(effects, kw, verdict):
     got, _, comparisons = decide({"kind": "best_differs", "variants": ["low", "high"]}, per_example(effects, **kw))
     assert got == verdict
     assert list(comparisons.comparison) == ["g, t1: low > high", "g, t2: low > high"]
+
+
+@pytest.mark.parametrize("effects,kw,verdict", [
+    ({"mole": 10, "nla": 0, "lorahub": 2, "pems": 0}, {}, HOLDS),  # gain 10 against 2
+    ({"mole": 2, "nla": 0, "lorahub": 10, "pems": 0}, {}, FAILS),  # gain 2 against 10
+    ({"mole": 3, "nla": 0, "lorahub": 2, "pems": 0}, {"noise": 25, "n": 10}, UNDECIDED),
+])
+def test_gain_larger(effects, kw, verdict):
+    """MixLoRA's larger multi-task gain: (mole - nla) on one table against (lorahub - pems) on another."""
+    check = {"kind": "gain_larger", "variant": "mole", "others": ["nla"],
+             "than": {"table": "u", "variant": "lorahub", "others": ["pems"]}}
+    cfg = config(t=["mole", "nla"], u=["lorahub", "pems"])
+    got, _, comparisons = decide(check, per_example(effects, **kw), cfg)
+    assert got == verdict
+    assert list(comparisons.comparison) == ["g: mole - nla > lorahub - pems"]
+    assert decide(check, per_example(effects), config(t=["mole", "nla"]))[0] == UNDECIDED  # `than` table not run
+    assert needed([claim("c", {"table": "t", **check})], cfg)[0] == ["t", "u"]  # the ledger reads both tables
+
+
+def test_min_loras_leaves_out_smaller_compositions():
+    """Observation 1 is about 4 or more LoRAs: a group of 2 composes too few, and the claim is not testable."""
+    check = {"kind": "above", "variant": "nla", "others": ["mole"], "min_loras": 4}
+    got, why, comparisons = decide(check, per_example({"mole": 0, "nla": 10}))
+    assert got == NOT_TESTABLE and "4 or more LoRAs" in why and comparisons.empty
+    got, _, _ = decide({**check, "min_loras": 2}, per_example({"mole": 0, "nla": 10}))
+    assert got == HOLDS
+
+
+def test_paper_gap_is_empty_without_the_papers_values(tmp_path):
+    """A table with a paper CSV whose groups have no task files (no family to match) or whose paper lacks the
+    compared methods: the comparisons carry no paper gap, and nothing breaks."""
+    paper = tmp_path / "paper.csv"
+    paper.write_text("table,family,paper_task,metric,method,value\n3,g,Average,EM,MoLE,50.0\n")
+    cfg = config(t=["mole", "nla", "lorahub"])
+    cfg["tables"]["t"]["paper"] = str(paper)
+    _, comparisons = ledger([claim("c", {"table": "t", **ABOVE})], cfg, per_example({"mole": 10, "nla": 0,
+                                                                                    "lorahub": 2}))
+    assert len(comparisons) == 2 and comparisons.paper_gap.isna().all()
+    assert "paper's gap" not in " ".join(comparisons.reason)
 
 
 # ---- MoLE Table 6: three claims over the scaling groups --------------------------------------------------------

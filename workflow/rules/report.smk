@@ -71,6 +71,7 @@ rule claims:
         ramole=CLAIMS_INPUTS[2],  # RAMoLE's retrieval.json and evaluation folders: none without a `ramole:` block
         t2i=CLAIMS_INPUTS[3],  # text-to-image metric folders: none without a `t2i:` block
         claims=str(ledger.CLAIMS_FILE),
+        paper=ledger.paper_inputs(config),  # the papers' numbers behind each comparison's paper_gap
     output:
         ledger=f"{RES}/tables/claims.csv",
         comparisons=f"{RES}/tables/claims_comparisons.csv",

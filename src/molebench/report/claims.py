@@ -27,9 +27,17 @@ Sources and their adapters:
                   CSV row per timed repeat): per (row_keys, column), the `new` rows of column `by` against its
                   `reference` rows, as evidence.lowers, beside the paper's change where `paper` gives it.
 
-Check kinds -> evidence: above, decreasing, middle_best and best_differs over the table's groups; the three parts of
-MoLE Table 6's scaling over the table's groups in order, sized by config `scaling:` (best_at_every_size, lead_grows,
-all_decline_at_largest); figure_above -> above; figure_below -> lowers.
+Check kinds -> evidence (run_check): above, decreasing, middle_best and best_differs over the table's groups;
+gain_larger (the check's gain against the gain of its `than` part, whose variants may come from another table, e.g.
+MixLoRA multi- against single-task); the three parts of MoLE Table 6's scaling over the table's groups in order, sized
+by config `scaling:` (best_at_every_size, lead_grows, all_decline_at_largest); figure_above -> above; figure_below ->
+lowers. A check's `min_loras` keeps only the table's groups that compose at least that many LoRAs (none: not testable).
+
+The papers' own numbers: where the claim's table names a `paper` CSV (config tables.<name>.paper, t2i.tables.<name>.
+paper), paper_scores gives the paper's values as per-example scores grouped as ours (our variants mapped to the paper's
+methods by PAPER_METHODS; text-to-image by the table's `columns`), and paper_gaps runs the claim's own check on them:
+each comparison's `paper_gap` is the paper's difference for it (same sign, same units), and its reason says whether
+that gap lies inside our interval. tests/test_paper_claims.py checks every claim on these numbers.
 
 Before its check, an NLP table claim is NOT TESTABLE AT THIS SCALE (evidence.testable) when the single-task LoRAs do
 not beat zero-shot beyond their interval on the claim's tasks, or when every variant it compares is indistinguishable
@@ -47,7 +55,8 @@ import pandas as pd
 import yaml
 
 from molebench.core import io
-from molebench.core.data import pool_tasks
+from molebench.core.data import list_tasks, load_task, pool_tasks
+from molebench.core.paper import load_paper
 from molebench.core.scoring import EXAMPLE_SCORERS
 from molebench.nlp import plan
 from molebench.nlp.report import metric_files
@@ -61,7 +70,7 @@ __all__ = ["FAILS", "HOLDS", "NOT_TESTABLE", "UNDECIDED", "ledger", "load_claims
 
 CLAIMS_FILE = io.resource("paper", "claims.yaml")
 SCALING_KINDS = ("best_at_every_size", "lead_grows", "all_decline_at_largest")
-CHECK_KINDS = {"above": "table", "decreasing": "table", "middle_best": "table", "best_differs": "table",
+CHECK_KINDS = {"above": "table", "decreasing": "table", "middle_best": "table", "best_differs": "table", "gain_larger": "table",
                **dict.fromkeys(SCALING_KINDS, "table"), "figure_above": "figure", "figure_below": "figure"}
 RAMOLE_TABLES = {"ramole_retrieval": "embedder", "ramole_mixed_iid": "method", "ramole_mixed_ood": "method"}
 TIMING_DELTA = 0.05  # the smallest relative change of a timing claim (figure_below) worth reporting
@@ -69,7 +78,18 @@ T2I_PREFIX = "t2i:"
 T2I_METRICS = ("text_alignment", "image_alignment", "presence")
 SCORE_COLUMNS = ["variant", "group", "seed", "task", "example", "value"]  # tidy per-example scores, with the group
 LEDGER_COLUMNS = ["id", "paper", "source", "claim", "verdict", "evidence", "page"]  # page: the site page of the evidence
-COMPARISON_COLUMNS = ["id", "comparison", "estimate", "low", "high", "n_examples", "n_seeds", "verdict", "reason"]
+COMPARISON_COLUMNS = ["id", "comparison", "estimate", "low", "high", "n_examples", "n_seeds", "paper_gap", "verdict",
+                      "reason"]
+# our NLP variant -> the method its paper's tables print (data/paper/*.csv); text-to-image tables name theirs in config
+# t2i.tables.<name>.columns. A paper row "{A} minus {B}" (MixLoRA's multi-task gaps) gives only a difference.
+PAPER_METHODS = {"mole": "MoLE", "nla-output": "NLA", "lorahub": "LoRAHub", "lorahub-all": "LoRAHub", "pems": "PEMs",
+                 "single": "Single LoRA", "multitask": "Full LoRA", "multitask-layers-0-20": "0%-20%",
+                 "multitask-layers-20-40": "20%-40%", "multitask-layers-40-60": "40%-60%",
+                 "multitask-layers-60-80": "60%-80%", "multitask-layers-80-100": "80%-100%",
+                 "mole-no-balance": "MoLE w/o Lbalance", "mole-tau1": "MoLE tau1", "mole-tau2": "MoLE tau2",
+                 "mole-tau3": "MoLE tau3", "lora-st": "LoRA", "dora-st": "DoRA", "mixlora-st": "MixLoRA",
+                 "lora-mt": "LoRA", "dora-mt": "DoRA", "mixlora-mt": "MixLoRA"}
+GAP_SEPARATOR = " minus "
 
 
 def load_claims(path: str | Path = CLAIMS_FILE) -> list[dict]:
@@ -81,6 +101,8 @@ def load_claims(path: str | Path = CLAIMS_FILE) -> list[dict]:
         kind = claim["check"].get("kind")
         if kind not in CHECK_KINDS:
             raise ValueError(f"{path}: claim {claim['id']!r} has check kind {kind!r}; kinds: {', '.join(CHECK_KINDS)}")
+        if kind == "gain_larger" and not {"table", "variant", "others"} <= set(claim["check"].get("than") or {}):
+            raise ValueError(f"{path}: claim {claim['id']!r} (gain_larger) must name `than: {{table, variant, others}}`")
         if claim["check"].get("table") in RAMOLE_TABLES and not claim["check"].get("groups"):
             raise ValueError(f"{path}: claim {claim['id']!r} checks a RAMoLE table and must name its `groups`")
         if _is_t2i(claim["check"]) and not set(claim["check"].get("metrics") or ["?"]) <= set(T2I_METRICS):
@@ -104,7 +126,8 @@ def settings(config: dict, check: dict | None = None) -> Settings:
 
 def needed(claims: list[dict], config: dict) -> tuple[list[str], list[str]]:
     """The config's tables and figures the claims read (the others make their claims undecided)."""
-    tables = [c["check"]["table"] for c in claims if CHECK_KINDS[c["check"]["kind"]] == "table"]
+    tables = [t for c in claims if CHECK_KINDS[c["check"]["kind"]] == "table"
+              for t in (c["check"]["table"], c["check"].get("than", {}).get("table")) if t]
     figures = [c["check"]["figure"] for c in claims if CHECK_KINDS[c["check"]["kind"]] == "figure"]
     return ([t for t in dict.fromkeys(tables) if t in config["tables"]],
             [f for f in dict.fromkeys(figures) if f in config.get("figures", {})])
@@ -203,17 +226,31 @@ def t2i_scores(spec: dict, metrics: list[str], data: pd.DataFrame) -> tuple[pd.D
 # ---- checks --------------------------------------------------------------------------------------------------------
 
 def _named(check: dict) -> list[str]:
-    return list(dict.fromkeys(v for v in [check.get("variant"), *check.get("others", []),
-                                           *check.get("variants", [])] if v))
+    """The variants a check compares (with those of its `than` part, e.g. gain_larger's other table)."""
+    than = _named(check["than"]) if check.get("than") else []
+    return list(dict.fromkeys(v for v in [check.get("variant"), *check.get("others", []), *check.get("variants", []),
+                                          *than] if v))
 
 
-def _check(check: dict, scores: pd.DataFrame, groups: dict[str, list[str]], untrained: list[str],
-           s: Settings) -> Verdict:
-    """The evidence check of a table kind (not scaling) over `groups` (name -> tasks of `scores`)."""
-    kind, options = check["kind"], {"groups": groups, "untrained": untrained, "settings": s}
+def run_check(check: dict, scores: pd.DataFrame, groups: dict[str, list[str]], untrained: list[str],
+              s: Settings, sizes: dict[str, int] | None = None) -> Verdict:
+    """The evidence check the claim's kind names, on tidy scores (SCORE_COLUMNS) over `groups` (name -> tasks of
+    `scores`). For a scaling kind each group is one number of LoRAs (`sizes`: group -> N), its rows that size's
+    scores; a task named '{group}: task' is named 'task' again, so that every size resamples the same test examples."""
+    kind, options = check["kind"], {"untrained": untrained, "settings": s}
     if kind == "above":
-        return evidence.above(scores, check["variant"], check["others"], **options)
-    return getattr(evidence, kind)(scores, check["variants"], **options)
+        return evidence.above(scores, check["variant"], check["others"], groups=groups, **options)
+    if kind == "gain_larger":
+        than = check["than"]
+        return evidence.gain_larger(scores, check["variant"], check["others"], than["variant"], than["others"],
+                                    groups=groups, **options)
+    if kind not in SCALING_KINDS:
+        return getattr(evidence, kind)(scores, check["variants"], groups=groups, **options)
+    by_size = {sizes[g]: scores[scores.group == g].drop(columns="group").assign(
+        task=lambda d, g=g: d.task.str.removeprefix(f"{g}: ")) for g in groups}
+    if kind == "all_decline_at_largest":
+        return evidence.all_decline_at_largest(by_size, check["variants"], **options)
+    return getattr(evidence, kind)(by_size, check["variant"], check["others"], **options)
 
 
 def _table_frame(scores: pd.DataFrame, groups: dict[str, list[str]]) -> tuple[pd.DataFrame, dict[str, list[str]]]:
@@ -244,25 +281,25 @@ def _untrained(config: dict, scores: pd.DataFrame) -> list[str]:
     return [v for v in scores.variant.unique() if not plan.method_of(config, v).seeded]
 
 
+def n_loras(config: dict, group: str) -> int:
+    """How many LoRAs a group's compositions compose: a scaling group's size, else the tasks of the group it composes
+    from (config `compose_from`, e.g. Table 8's NLI tasks), else its own tasks."""
+    tasks = config.get("compose_from", {}).get(group) or config["groups"][group]
+    return plan.scaling_groups(config).get(group) or len(tasks)
+
+
 def _nlp_claim(check: dict, config: dict, scores: pd.DataFrame, s: Settings) -> Verdict:
-    spec = config["tables"][check["table"]]
-    groups = {g: list(config["groups"][g]) for g in spec["groups"]}
+    spec, least = config["tables"][check["table"]], check.get("min_loras", 0)
+    groups = {g: list(config["groups"][g]) for g in spec["groups"] if n_loras(config, g) >= least}
+    if not groups:
+        return Verdict(NOT_TESTABLE, f"the claim is about compositions of {least} or more LoRAs; {check['table']}'s "
+                                     f"groups compose at most {max(n_loras(config, g) for g in spec['groups'])}")
     refs = list(plan.gain_variants(config).values())
     frame, named = _table_frame(scores[scores.variant.isin([*_named(check), *refs])], groups)
     if verdict := _testable(config, frame, _named(check), s):
         return verdict
     frame = frame[frame.variant.isin(_named(check))]
-    untrained = _untrained(config, frame)
-    if check["kind"] not in SCALING_KINDS:
-        return _check(check, frame, named, untrained, s)
-    sizes = plan.scaling_groups(config)
-    # every size scores the same test examples: the tasks keep their own names, so the sizes are resampled together
-    by_size = {sizes[g]: frame[frame.group == g].drop(columns="group").assign(
-        task=lambda d, g=g: d.task.str.removeprefix(f"{g}: ")) for g in spec["groups"]}
-    if check["kind"] == "all_decline_at_largest":
-        return evidence.all_decline_at_largest(by_size, check["variants"], untrained=untrained, settings=s)
-    return getattr(evidence, check["kind"])(by_size, check["variant"], check["others"], untrained=untrained,
-                                            settings=s)
+    return run_check(check, frame, named, _untrained(config, frame), s, plan.scaling_groups(config))
 
 
 def _figure_claim(check: dict, data: pd.DataFrame, s: Settings) -> Verdict:
@@ -302,7 +339,7 @@ def _ramole_claim(check: dict, table: str, config: dict, data: dict[str, pd.Data
     every = list(dict.fromkeys(scores.task))
     groups = {g: every if g in ("all", "all tasks") else list(dict.fromkeys(scores[scores.group == g].task))
               for g in check["groups"]}
-    return _check(check, scores, groups, ["pretrained"] if table == "ramole_retrieval" else [], s)
+    return run_check(check, scores, groups, ["pretrained"] if table == "ramole_retrieval" else [], s)
 
 
 def _t2i_claim(check: dict, source: str, config: dict, data: pd.DataFrame | None, s: Settings) -> Verdict:
@@ -312,7 +349,112 @@ def _t2i_claim(check: dict, source: str, config: dict, data: pd.DataFrame | None
     if absent := [v for v in _named(check) if v not in spec["columns"].values()]:
         return Verdict(UNDECIDED, f"not run at this scale: {', '.join(absent)} in {source}")
     scores, groups = t2i_scores(spec, check["metrics"], data)
-    return _check(check, scores, groups, [], s)
+    return run_check(check, scores, groups, [], s)
+
+
+# ---- the papers' own numbers ---------------------------------------------------------------------------------------
+
+def paper_file(config: dict, check: dict) -> str | None:
+    """The paper CSV of the claim's table (config tables.<name>.paper, t2i.tables.<name>.paper), or None."""
+    if _is_t2i(check):
+        spec = config.get("t2i", {}).get("tables", {}).get(check["table"][len(T2I_PREFIX):], {})
+    else:
+        spec = config["tables"].get(check.get("table"), {}) if CHECK_KINDS[check["kind"]] == "table" else {}
+    return spec.get("paper")
+
+
+def _paper_values(rows: pd.DataFrame) -> dict[str, float]:
+    """method -> the paper's value in `rows` (a method's rows averaged, e.g. over Rouge-1/2/L). A method the paper
+    gives only through "{A} minus {B}" rows gets A's value minus the gap, with A at 0 when the paper gives A no value
+    (only differences are published then, and only differences are compared)."""
+    values = rows.groupby("method", sort=False)["value"].mean().to_dict()
+    for name, gap in list(values.items()):
+        if GAP_SEPARATOR in name:
+            a, b = name.split(GAP_SEPARATOR)
+            values.setdefault(a, 0.0)
+            values.setdefault(b, values[a] - gap)
+    return values
+
+
+def _nlp_paper_scores(check: dict, config: dict, paper: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    """The paper's values for an NLP table's groups: a group's family is its tasks' (as the table pages match them);
+    one task per group carries the group's printed average (or the `paper_rows` row), or, for best_differs, every task
+    whose paper_task the paper prints. A group is left out unless the paper gives every named variant a value. The
+    variants of a `than` part are read from their own table's CSV."""
+    spec, named, than = config["tables"][check["table"]], _named(check), check.get("than") or {}
+    other = config["tables"].get(than.get("table"), {}).get("paper")
+    papers = {v: load_paper(other) if other and v in _named(than) else paper for v in named}
+    rows, groups = [], {}
+    known = set(list_tasks())  # a group of tasks without task files (no family, no paper_task) has no paper values
+    for g in [g for g in spec["groups"] if n_loras(config, g) >= check.get("min_loras", 0)]:
+        if not set(config["groups"][g]) <= known:
+            continue
+        tasks = [load_task(t) for t in config["groups"][g]]
+        if len(families := {t.family for t in tasks}) != 1:
+            continue
+        family = families.pop()
+        if check["kind"] == "best_differs":
+            cells = {t.name: t.paper_task for t in tasks}
+        else:  # the sizes of a scaling claim share one task, so that they are resampled together
+            cells = {family if check["kind"] in SCALING_KINDS else g: spec.get("paper_rows", {}).get(g, "Average")}
+        for task, row in cells.items():
+            values = {v: _paper_values(papers[v][(papers[v].family == family)
+                                                 & (papers[v].paper_task.str.casefold() == row.casefold())])
+                      for v in named}
+            if all(PAPER_METHODS.get(v) in values[v] for v in named):
+                rows += [(v, g, 1, task, "paper", values[v][PAPER_METHODS[v]]) for v in named]
+                groups.setdefault(g, []).append(task)
+    return pd.DataFrame(rows, columns=SCORE_COLUMNS), groups
+
+
+def _t2i_paper_scores(check: dict, config: dict, paper: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    """The paper's values for a text-to-image table, as its metric rows (one composition per size: the printed
+    average, the size's row of a per_size table, the variant's row of a per_variant one; one subject per printed
+    image-alignment column), through t2i_scores as our results go."""
+    spec = config["t2i"]["tables"][check["table"][len(T2I_PREFIX):]]
+    methods, rows = {v: m for m, v in spec["columns"].items()}, []
+    for variant in _named(check):
+        for size in spec["sizes"]:
+            key = {"per_size": str(size), "per_variant": methods[variant]}.get(spec["kind"], "Average")
+            cell = paper[(paper.method == methods[variant]) & (paper.paper_task == key)]
+            text = cell[cell.metric == "Text-alignment"].value
+            if text.size != 1:  # the paper prints no such row
+                return pd.DataFrame(columns=SCORE_COLUMNS), {}
+            composition = "paper" if spec["kind"] == "per_variant" else key  # one composition, every variant
+            rows += [{"variant": variant, "composition": composition, "size": size, "seed": 1, "concept": k + 1,
+                      "subject": r.metric, "text_alignment": text.item(), "image_alignment": r.value,
+                      "presence": np.nan} for k, r in enumerate(cell[cell.metric.str.contains("Image")].itertuples())]
+    return t2i_scores(spec, check["metrics"], pd.DataFrame(rows))
+
+
+def paper_scores(check: dict, config: dict) -> tuple[pd.DataFrame, dict[str, list[str]]] | None:
+    """The paper's published values for a claim's check, as tidy per-example scores (SCORE_COLUMNS; one seed) whose
+    group means are the paper's values, grouped and named as the ledger groups our scores, so that the claim's check
+    run on them gives the same comparisons; None when the claim's table has no paper CSV or the paper gives no value
+    for some named variant."""
+    path = paper_file(config, check)
+    if not path or (_is_t2i(check) and "presence" in check["metrics"]):  # the paper prints no presence
+        return None
+    paper = load_paper(path)
+    frame, groups = (_t2i_paper_scores if _is_t2i(check) else _nlp_paper_scores)(check, config, paper)
+    return (frame, groups) if groups and frame.value.notna().all() else None
+
+
+def paper_gaps(check: dict, config: dict, s: Settings) -> dict[str, float]:
+    """Comparison label -> the paper's published difference for it (same sign and units as our estimate): the
+    claim's check run on paper_scores, whose estimates are the paper's contrasts exactly. Empty without paper values."""
+    built = paper_scores(check, config)
+    if built is None:
+        return {}
+    frame, groups = built
+    verdict = run_check(check, frame, groups, [], s, plan.scaling_groups(config))
+    return {c.label: c.interval.estimate for c in verdict.comparisons}
+
+
+def _with_gap(c: evidence.Comparison, gap: float | None) -> evidence.Comparison:
+    if gap is None:
+        return c
+    return replace(c, reason=f"{c.reason}; paper's gap {gap:+.2f} {'inside' if c.interval.contains(gap) else 'outside'}")
 
 
 def ledger(claims: list[dict], config: dict, scores: pd.DataFrame | None = None,
@@ -333,7 +475,9 @@ def ledger(claims: list[dict], config: dict, scores: pd.DataFrame | None = None,
             verdict = _t2i_claim(check, source, config, t2i_data, s)
         else:
             spec = {**config["tables"], **config.get("figures", {})}.get(source)
-            absent = [v for v in _named(check) if spec is not None and v not in spec["variants"]]
+            ran = [*(spec or {}).get("variants", []),
+                   *config["tables"].get(check.get("than", {}).get("table"), {}).get("variants", [])]
+            absent = [v for v in _named(check) if spec is not None and v not in ran]
             if spec is None or absent:
                 missing = f"{', '.join(absent)} in {source}" if spec is not None else source
                 verdict = Verdict(UNDECIDED, f"not run at this scale: {missing}")
@@ -344,9 +488,12 @@ def ledger(claims: list[dict], config: dict, scores: pd.DataFrame | None = None,
         page = f"t2i/{source[len(T2I_PREFIX):]}.html" if _is_t2i(check) else f"{source}.html"
         rows.append({**{k: claim[k] for k in LEDGER_COLUMNS[:4]}, "verdict": verdict.verdict,
                      "evidence": verdict.reason, "page": page})
+        gaps = paper_gaps(check, config, s) if verdict.comparisons and CHECK_KINDS[check["kind"]] == "table" else {}
+        shown = [_with_gap(c, gaps.get(c.label)) for c in verdict.comparisons]
         details += [{"id": claim["id"], "comparison": c.label, "estimate": c.interval.estimate, "low": c.interval.low,
                      "high": c.interval.high, "n_examples": c.interval.n_examples, "n_seeds": c.interval.n_seeds,
-                     "verdict": c.verdict, "reason": c.reason} for c in verdict.comparisons]
+                     "paper_gap": gaps.get(c.label, np.nan), "verdict": c.verdict, "reason": c.reason}
+                    for c in shown]
     return pd.DataFrame(rows, columns=LEDGER_COLUMNS), pd.DataFrame(details, columns=COMPARISON_COLUMNS)
 
 
@@ -368,6 +515,17 @@ def inputs(config: dict) -> tuple[list[str], list[str], list[str], list[str]]:
             + ([f"{res}/ramole/eval/{m}" for m in config["ramole"]["methods"]] if set(ramole) - {"ramole_retrieval"}
                else []),
             t2i_plan.evaluations(config["t2i"], res) if needed_t2i(claims, config) else [])
+
+
+def paper_inputs(config: dict) -> list[str]:
+    """The paper CSVs the ledger's paper gaps read (inputs of the claims rule, so that a corrected number reruns it)."""
+    files = []
+    for claim in load_claims():
+        check = claim["check"]
+        if CHECK_KINDS[check["kind"]] == "table":
+            files += [paper_file(config, check),
+                      config["tables"].get(check.get("than", {}).get("table"), {}).get("paper")]
+    return [f for f in dict.fromkeys(files) if f]
 
 
 def write_ledger(config: dict, evaluation_dirs: list[str], figure_csvs: dict[str, str], ramole_inputs: list[str],

@@ -19,7 +19,7 @@ The rule, in plain words:
     A claim is NOT TESTABLE AT THIS SCALE when the experiment cannot show it: the single-task LoRAs do not beat
     zero-shot beyond their interval, or every compared variant is indistinguishable from zero-shot. That is no failure.
 
-Check kinds (functions below): above, decreasing, middle_best, best_differs, the three parts of scaling
+Check kinds (functions below): above, decreasing, middle_best, best_differs, gain_larger, the three parts of scaling
 (best_at_every_size, lead_grows, all_decline_at_largest) and lowers (efficiency, from repeated timings).
 """
 
@@ -366,6 +366,17 @@ def best_differs(scores: Scores, variants: Sequence[str], *, groups: Groups = No
         else:
             found[g] = UNDECIDED, f"{g}: {UNDECIDED}"
     return _combined(found, items, settings)
+
+
+def gain_larger(scores: Scores, variant: str, others: Sequence[str], reference: str, reference_others: Sequence[str],
+                *, groups: Groups = None, untrained: Names = None, settings: Settings = Settings()) -> Verdict:
+    """`variant`'s gain over each of `others` is larger than `reference`'s gain over the matching one of
+    `reference_others` (e.g. MixLoRA trained on the union of the tasks against MixLoRA trained on one task at a time),
+    in every group: the interaction (variant - other) - (reference - reference_other), an `above` of two gains."""
+    sample, groups = _sample(scores, [variant, *others, reference, *reference_others], untrained, settings, groups)
+    return decide({f"{g}: {variant} - {o} > {reference} - {r}": sample.interval(
+        [(1.0, variant, ts), (-1.0, o, ts), (-1.0, reference, ts), (1.0, r, ts)])
+        for g, ts in groups.items() for o, r in zip(others, reference_others, strict=True)}, settings)
 
 
 def _combined(found: dict[str, tuple[str, str]], items: dict[str, Interval], settings: Settings) -> Verdict:
