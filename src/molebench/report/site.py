@@ -320,7 +320,7 @@ def _claim_section(claim, rows: pd.DataFrame, plot: str | None, pages: set[str])
         return head
     image = (f'<p><img src="{esc(quote(plot))}" alt="{esc(claim.id)}: each comparison\'s interval, the zero line '
              f'and the band of effects too small to report"></p>')
-    with_gap = "paper_gap" in rows
+    with_gap = "paper_gap" in rows and rows["paper_gap"].notna().any()
     header = ["comparison", "estimate [interval]", *([esc("paper's gap")] if with_gap else []), "test examples", "seeds",
               "verdict", "reason"]
     table_rows = [[f'<td class="key">{esc(r.comparison)}</td>',
