@@ -419,9 +419,10 @@ def test_retrieval_claim_compares_embedders_per_query_group():
 def test_ramole_claims_name_their_groups_and_the_configs_methods(tmp_path):
     import yaml
 
-    from molebench.config import SCHEMA, load_config
+    from molebench.config import load_config
     from molebench.report.claims import inputs as claims_inputs
     from molebench.report.claims import ramole_variants
+    from tests.conftest import SCHEMA
 
     claims = [c for c in load_claims() if c["paper"] == "RAMoLE"]
     assert {c["check"]["table"] for c in claims} == {"ramole_mixed_iid", "ramole_mixed_ood", "ramole_retrieval"}
@@ -444,9 +445,10 @@ def test_ramole_claims_name_their_groups_and_the_configs_methods(tmp_path):
 
 
 def test_claims_inputs_include_the_gain_checks_references():
-    from molebench.config import SCHEMA, load_config
+    from molebench.config import load_config
     from molebench.nlp.plan import evaluation_dirs
     from molebench.report.claims import inputs as claims_inputs
+    from tests.conftest import SCHEMA
 
     smoke = load_config(SCHEMA.parents[2] / "config" / "smoke.yaml")
     evaluations = claims_inputs(smoke)[0]
@@ -500,9 +502,10 @@ def test_t2i_claim_is_checked_per_metric_and_size(table, bonus, seeds, verdict, 
 def test_t2i_claims_name_the_configs_tables_and_variants(tmp_path):
     import yaml
 
-    from molebench.config import SCHEMA, load_config
+    from molebench.config import load_config
     from molebench.report.claims import inputs as claims_inputs
     from molebench.t2i.plan import evaluations
+    from tests.conftest import SCHEMA
 
     claims = [c for c in load_claims() if c["check"].get("table", "").startswith("t2i:")]
     assert {c["source"] for c in claims} == {"Table 1", "Table 9 (V&L)", "Table 10"}
@@ -526,7 +529,7 @@ def test_t2i_claims_name_the_configs_tables_and_variants(tmp_path):
 def test_the_ledger_file_names_only_known_kinds_and_the_configs_variants():
     import yaml
 
-    from molebench.config import SCHEMA
+    from tests.conftest import SCHEMA
 
     claims = load_claims()
     assert len({c["id"] for c in claims}) == len(claims)

@@ -12,12 +12,13 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from molebench import config as cfg
-from molebench.config import SCHEMA, Config, load_config, schema, schema_text
+from molebench.config import Config, load_config, schema, schema_text
 from molebench.core.errors import ConfigError
 from molebench.core.models import MODEL_SOURCES
 from molebench.core.scoring import MC_SCORING
 from molebench.core.training import TrainConfig
 from molebench.t2i.report import TABLE_KINDS
+from tests.conftest import SCHEMA
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = ["smoke", "config", "paper"]

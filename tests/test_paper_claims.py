@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 import yaml
 
-from molebench.config import SCHEMA
 from molebench.nlp import plan
 from molebench.report.claims import (
     PAPER_METHODS,
@@ -25,6 +24,7 @@ from molebench.report.claims import (
     settings,
 )
 from molebench.report.evidence import FAILS, HOLDS, group_score
+from tests.conftest import SCHEMA
 
 REPO = SCHEMA.parents[2]
 CONFIGS = {name: plan.expand(yaml.safe_load((REPO / "config" / f"{name}.yaml").read_text()))

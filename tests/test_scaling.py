@@ -8,11 +8,10 @@ import pytest
 import torch
 import yaml
 
-from molebench.config import SCHEMA
 from molebench.core.adapters import Expert
 from molebench.core.training import TrainConfig, Trainer
 from molebench.nlp import plan
-from tests.conftest import CharTokenizer, tiny_llama, train_records
+from tests.conftest import SCHEMA, CharTokenizer, tiny_llama, train_records
 
 REPO = Path(__file__).resolve().parents[1]
 

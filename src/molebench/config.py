@@ -14,6 +14,7 @@ means absent, the schema gives it no default, and a null in the YAML is refused 
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -29,8 +30,6 @@ from molebench.nlp import plan
 from molebench.ramole import plan as ramole_plan
 from molebench.report.evidence import Settings
 from molebench.t2i import plan as t2i_plan
-
-SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
 def _unique(items: list) -> list:
@@ -443,5 +442,8 @@ def load_config(path: str | Path) -> dict:
     """The config as the Snakefile sees it: its shape checked, the schema's defaults filled, the tracks' checks run."""
     config = yaml.safe_load(Path(path).read_text())
     check_shape(config)
-    validate(config, str(SCHEMA))  # fills the defaults exactly as the Snakefile's `validate` does
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as generated:  # the committed schema, from the models
+        generated.write(schema_text())
+        generated.flush()
+        validate(config, generated.name)  # fills the defaults exactly as the Snakefile's `validate` does
     return check(config)
