@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from molebench.core import skills
 from molebench.core.data import TaskSpec, build_splits, list_tasks, load_task
 
-TASKS = list_tasks()
+TASKS = [t for t in list_tasks() if not t.startswith(skills.TASK_PREFIX)]  # the YAML files (skill tasks: test_skills)
 GENERATOR_TASKS = [t for t in TASKS if load_task(t).source["kind"] == "generator"]
 BIGBENCH_TASKS = [t for t in TASKS if load_task(t).source["kind"] == "bigbench"]
 METRICS = {"exact_match", "bleu", "rouge1", "rouge2", "rougeL", "accuracy"}

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from molebench.core import skills
+from molebench.core.data import TaskSpec, build_splits, list_tasks, load_task, pool_tasks
 from molebench.core.skills import FAMILIES, FAMILIES_SPEC, SKILLS, examples, pool, prompt, split_of
 
 ALL = list(SKILLS)
@@ -155,3 +156,54 @@ def test_pools():
         pool("family:nope")
     with pytest.raises(ValueError, match="only"):
         pool(len(ALL) + 1)
+
+
+# ---- skills as tasks of the task registry (molebench.core.data) -------------------------------------------------
+
+def test_every_skill_is_a_listed_task():
+    tasks = set(list_tasks())
+    assert {skills.TASK_PREFIX + name for name in ALL} <= tasks
+    assert "dyck_languages" in tasks  # the YAML tasks are still there
+
+
+@pytest.mark.parametrize("name", ALL[::16])
+def test_skill_task_loads(name):
+    spec = load_task(f"skill_{name}")
+    assert isinstance(spec, TaskSpec) and spec.name == f"skill_{name}"
+    assert spec.source == {"kind": "skill", "name": name} and spec.family == SKILLS[name].family
+    assert spec.metrics == ("exact_match",) and spec.answer == "generate"
+    assert spec.instruction == SKILLS[name].instruction and spec.instruction in spec.description
+    assert spec.template.format(input="a b") == prompt("a b")  # the input alone, no instruction
+
+
+@pytest.mark.parametrize("name", ["caesar_3", "lists_sort", "brackets_depth", "dates_long"])
+def test_skill_task_splits(name, tmp_path):
+    spec = load_task(f"skill_{name}")
+    splits, report = build_splits(spec, n_train=64, n_test=40, seed=0, raw_dir=tmp_path)
+    assert report["n_train"] == 64 and report["n_test"] == 40 and report["dropped"] == {}
+    train_inputs = {r["input"] for r in splits["train"]}
+    assert len(train_inputs) == 64 and not {r["input"] for r in splits["test"]} & train_inputs
+    # the splits are the skill world's own: skills.examples(..., split=...) with the split seed, rendered by prompt()
+    for split, n in (("train", 64), ("test", 40)):
+        raw = examples(name, n, seed=0, split=split)
+        assert [r["input"] for r in splits[split]] == [prompt(ex["input"]) for ex in raw]
+        assert [r["references"] for r in splits[split]] == [ex["references"] for ex in raw]
+    for r in splits["train"] + splits["test"]:
+        assert SKILLS[name].check(r["references"][0], r["references"])
+    again, _ = build_splits(spec, n_train=64, n_test=40, seed=0, raw_dir=tmp_path)
+    other, _ = build_splits(spec, n_train=64, n_test=40, seed=1, raw_dir=tmp_path)
+    assert again == splits and other != splits
+    bigger, _ = build_splits(spec, n_train=128, n_test=40, seed=0, raw_dir=tmp_path)
+    assert bigger["test"] == splits["test"]  # the test split does not depend on n_train
+
+
+def test_unknown_skill_task_is_unknown():
+    with pytest.raises(KeyError, match="unknown task"):
+        load_task("skill_no_such_skill")
+
+
+def test_a_lora_pool_can_name_skill_tasks():
+    specs = pool_tasks({"ciphers": ["skill_caesar_3", "skill_subst_0"], "lists": ["skill_lists_sort"]})
+    assert list(specs) == ["skill_caesar_3", "skill_subst_0", "skill_lists_sort"]
+    assert specs["skill_caesar_3"].family == "ciphers" and specs["skill_caesar_3"].source["kind"] == "skill"
+    assert specs["skill_lists_sort"].instruction == SKILLS["lists_sort"].instruction

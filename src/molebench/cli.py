@@ -9,6 +9,7 @@
     molebench bench --gates       MoLE gate-training step time and memory for 8 to 128 LoRAs
     molebench bench --mixlora     MixLoRA's plain and optimised paths: per-token latency and peak memory
     molebench bench --mixed       8 samples with 8 different LoRA sets in one forward: ours, PEFT adapter_names, base
+    molebench bench --skills      skill-world learnability: one pool-recipe LoRA per sampled skill against zero-shot
     molebench mask V G --drop L   score a trained MoLE composition with LoRAs masked out (paper Figure 8)
     molebench faults              fault injection: kill training and resume, corrupt adapters, break data
     molebench claims              the claims ledger of a config's results: each claim's verdict and comparisons
@@ -26,6 +27,7 @@ import pandas as pd
 
 from molebench import faults
 from molebench.bench import compose, gates, lorahub, mixlora, spine
+from molebench.bench import skills as skill_bench
 from molebench.config import load_config, schema_text
 from molebench.core import io
 from molebench.core.data import list_tasks, load_task
@@ -84,6 +86,16 @@ def cmd_bench(args) -> None:
                   f"{row['peak_mb']:8.1f}{change}")
         _save(config, "mixlora", rows, threads=args.threads, repeats=args.repeats, options=mixlora.OPTIONS,
               shapes=mixlora.SHAPES)
+        return
+    if args.skills:
+        base = args.base or Path(config["results_dir"]) / "base"
+        with logged(None, threads=args.threads):
+            rows = skill_bench.run(base, config, n_skills=args.skills_sample, recipe=args.recipe,
+                                    steps=args.steps, rank=args.rank)
+        summary = skill_bench.summary(rows)
+        print(summary)
+        _save(config, "skills", rows, threads=args.threads, summary=summary, skills_sample=args.skills_sample,
+              recipe=args.recipe, steps=args.steps, rank=args.rank)
         return
     if args.composition or args.lorahub or args.mixed:  # configurations timed side by side on the mini base model
         name = next(n for n in ("composition", "lorahub", "mixed") if getattr(args, n))
@@ -186,6 +198,15 @@ def main(argv: list[str] | None = None) -> None:
     bench.add_argument("--mixed", action="store_true",
                        help="instead: a batch of 8 samples with 8 different LoRA sets (1 and 3 LoRAs per sample) in "
                             "one forward, ours against PEFT adapter_names and the base model, at mini shapes")
+    bench.add_argument("--skills", action="store_true",
+                       help="instead: skill-world learnability, one LoRA (RAMoLE's pool recipe) per sampled skill "
+                            "against zero-shot on the mini base model, with training CPU seconds")
+    bench.add_argument("--skills-sample", type=int, default=12, help="--skills: skills sampled (skills.pool(N))")
+    bench.add_argument("--recipe", choices=skill_bench.RECIPES, default="pool",
+                       help="--skills: RAMoLE's pool recipe (ramole.lora, ramole.train) or the per-task one (lora, train)")
+    bench.add_argument("--steps", type=int, help="--skills: training steps instead of ramole.train's")
+    bench.add_argument("--rank", type=int, help="--skills: LoRA rank instead of ramole.lora's (alpha = 2 x rank)")
+    bench.add_argument("--base", help="--skills: the materialised base model folder (default: RESULTS_DIR/base)")
     bench.add_argument("--layers", type=int, default=4, help="--gates: transformer blocks of the random model")
     bench.set_defaults(fn=cmd_bench)
     mask = sub.add_parser("mask", help="score a trained MoLE composition with some LoRAs masked out (Figure 8)")

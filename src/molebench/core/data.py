@@ -1,4 +1,13 @@
-"""Task registry: a task is one YAML file in data/tasks/ (source, prompt template, answer format, metrics).
+"""Task registry: a task is one spec (source, prompt template, answer format, metrics): a YAML file in data/tasks/,
+or a skill of the generated skill world (molebench.core.skills).
+
+Skill tasks have no files: the task `skill_<skill>` (for example `skill_caesar_3`) is `skills.task_spec(<skill>)`,
+built when no YAML file of that name exists, and `list_tasks` names all of them. Their source kind is `skill`; its
+train and test splits are `skills.examples(<skill>, n, split_seed, split="train"/"test")`, which never share an input
+(the skill world assigns every input to one split by a hash of its text). The prompt is the input alone
+(`skills.prompt`), so the LoRA must carry the skill; the skill's instruction sentence is on the spec
+(`TaskSpec.instruction`) for retrievers and instructed baselines. Metrics: exact_match; family: the skill's family.
+A RAMoLE pool entry can name a skill task like any other task (`pool_task`).
 
 The paper scale's tasks are the files named `paper_*.yaml`: they load the papers' datasets from the Hugging Face hub
 (source kind `hub`) and are used only by config/paper.yaml.
@@ -23,7 +32,7 @@ from pathlib import Path
 
 import yaml
 
-from molebench.core import generators, io
+from molebench.core import generators, io, skills
 from molebench.core.registry import Registry
 
 BIGBENCH_ARCHIVE = "bigbench-1.0.0.tar.gz"
@@ -42,6 +51,7 @@ class TaskSpec:
     max_new_tokens: int = 32
     description: str = ""
     paper_task: str = ""  # the paper's row this task reproduces or stands in for (tables show them side by side)
+    instruction: str = ""  # the task in one plain sentence (skill tasks), for retrievers; not part of the prompt
     version: int = 1
 
     def __post_init__(self):
@@ -58,7 +68,9 @@ def task_dirs(extra: list[str] | None = None) -> list[Path]:
 
 
 def list_tasks(dirs: list[str] | None = None) -> list[str]:
-    return sorted({p.stem for d in task_dirs(dirs) if d.is_dir() for p in d.glob("*.yaml")})
+    """Every task name: the YAML files' and the skill tasks' (`skill_<skill>`)."""
+    files = {p.stem for d in task_dirs(dirs) if d.is_dir() for p in d.glob("*.yaml")}
+    return sorted(files | {skills.TASK_PREFIX + name for name in skills.SKILLS})
 
 
 def load_task(name: str, dirs: list[str] | None = None) -> TaskSpec:
@@ -74,8 +86,12 @@ def load_task(name: str, dirs: list[str] | None = None) -> TaskSpec:
             if unknown:
                 raise ValueError(f"{path}: unknown keys {sorted(unknown)}")
             return TaskSpec(**raw)
-    raise KeyError(f"unknown task {name!r}: no {name}.yaml in {[str(d) for d in task_dirs(dirs)]}. "
-                   f"Known tasks: {', '.join(list_tasks(dirs))}")
+    if name.startswith(skills.TASK_PREFIX) and name.removeprefix(skills.TASK_PREFIX) in skills.SKILLS:
+        return TaskSpec(**skills.task_spec(name.removeprefix(skills.TASK_PREFIX)))
+    files = [t for t in list_tasks(dirs) if not t.startswith(skills.TASK_PREFIX)]
+    raise KeyError(f"unknown task {name!r}: no {name}.yaml in {[str(d) for d in task_dirs(dirs)]} and no skill "
+                   f"{name.removeprefix(skills.TASK_PREFIX)!r}. Known tasks: {', '.join(files)}, and "
+                   f"{skills.TASK_PREFIX}<skill> for the {len(skills.SKILLS)} skills of molebench.core.skills")
 
 
 # ---- sources -------------------------------------------------------------------------------------------------
@@ -86,6 +102,8 @@ def load_task(name: str, dirs: list[str] | None = None) -> TaskSpec:
 SOURCES = Registry("task source kind")
 register_source = SOURCES.register
 ON_DEMAND = {"generator"}  # sources that make as many examples as asked, rather than reading a file
+# sources that make each split on its own, from disjoint inputs: fn(args, n, seed, raw_dir, split="train" | "test")
+DISJOINT_SPLITS = {"skill"}
 # sources whose datasets have their own train and test splits: each raw example carries "split": "train" or "test"
 OWN_SPLITS = {"hub"}
 
@@ -131,6 +149,12 @@ def _jsonl(args: dict, n: int, seed: int, raw_dir: Path) -> list[dict]:
 @register_source("generator")
 def _generator(args: dict, n: int, seed: int, raw_dir: Path) -> list[dict]:
     return generators.generate(args["name"], n=n, seed=seed, **args.get("kwargs", {}))
+
+
+@register_source("skill")
+def _skill(args: dict, n: int, seed: int, raw_dir: Path, split: str = "train") -> list[dict]:
+    """One skill of the skill world; train and test inputs are disjoint by construction (skills.split_of)."""
+    return skills.examples(args["name"], n, seed, split)
 
 
 class _RowFormatter(string.Formatter):
@@ -252,7 +276,14 @@ def build_splits(spec: TaskSpec, n_train: int, n_test: int, seed: int, raw_dir: 
     source = SOURCES[kind]
     task_seed = zlib.crc32(spec.name.encode()) ^ seed
     dropped: dict[str, int] = {}
-    if kind in ON_DEMAND:
+    if kind in DISJOINT_SPLITS:
+        # each split made on its own from the split seed; the source guarantees disjoint inputs, checked here too
+        test = _usable(source(spec.source, n_test, seed, Path(raw_dir), split="test"), spec, dropped)
+        train = _usable(source(spec.source, n_train, seed, Path(raw_dir), split="train"), spec, dropped)
+        if {ex["input"] for ex in test} & {ex["input"] for ex in train}:
+            raise ValueError(f"task {spec.name}: source {kind!r} gave a training input that is also a test input")
+        raw_count = len(test) + len(train)
+    elif kind in ON_DEMAND:
         test = _usable(source(spec.source, n_test, 2 * task_seed, Path(raw_dir)), spec, dropped)
         taken = {ex["input"] for ex in test}
         train = [ex for ex in _usable(source(spec.source, n_train + n_test, 2 * task_seed + 1, Path(raw_dir)),

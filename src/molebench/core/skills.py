@@ -51,6 +51,7 @@ pig pipe plum pond pot queen rain ring road rock roof rope salt sand ship shoe s
 table tent tiger toy train tree van vase wall wave whale wind wolf wood yard zebra""".split()  # noqa: SIM905
 TEST_SHARE = 5  # one input in TEST_SHARE is a test input
 PROMPT = "{input}\nAnswer:"  # the input alone: no instruction
+TASK_PREFIX = "skill_"  # the task registry's name for a skill: skill_<skill name> (molebench.core.data)
 
 
 @dataclass(frozen=True)
@@ -403,8 +404,10 @@ def pool(spec: str | int | list) -> list[str]:
 
 
 def task_spec(name: str) -> dict:
-    """The skill as a molebench task spec (the keys of molebench.data.TaskSpec), for the task registry."""
+    """The skill as a molebench task spec (the keys of molebench.core.data.TaskSpec), for the task registry: task name
+    skill_<name>, family the skill's family, the input alone as the prompt, the instruction kept beside it."""
     skill = get(name)
-    return {"name": name, "family": "skills", "source": {"kind": "skill", "name": name},
+    return {"name": TASK_PREFIX + name, "family": skill.family, "source": {"kind": "skill", "name": name},
             "template": PROMPT, "answer": "generate", "metrics": ("exact_match",), "max_new_tokens": 24,
-            "description": f"Skill world, family {skill.family}: {skill.instruction}", "version": 1}
+            "description": f"Skill world, family {skill.family}: {skill.instruction}",
+            "instruction": skill.instruction, "version": 1}
