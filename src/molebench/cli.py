@@ -1,7 +1,7 @@
 """molebench command line: list methods and tasks, check a config, and measure the suite's own speed.
 
     molebench methods             every registered method, one line each
-    molebench tasks               every task spec in data/tasks, with its source (paper_*: hub, paper scale)
+    molebench tasks               every task spec: data/tasks (paper_*: hub, paper scale) and skill_<skill> tasks
     molebench check [CONFIG]      validate a config as the DAG does at parse time
     molebench schema              print the config's JSON schema, generated from molebench.config's models
     molebench bench               smoke DAG wall time; one LoRA step and one scoring batch at the mini scale
