@@ -12,11 +12,13 @@ from test_tables import GROUPS, SEEDS, SPEC, TASKS, VARIANT_SEEDS, write_metrics
 
 from molebench.cli import main
 from molebench.nlp.report import build_table, load_metrics, lora_gain_table
+from molebench.report import budget
+from molebench.report.budget import critical_path, load_benchmarks
 from molebench.report.claims import ledger
-from molebench.report.site import claim_delta, load_benchmarks, load_costs, load_provenance, render_site
+from molebench.report.site import claim_delta, load_costs, load_provenance, render_site
 
 CONFIG = {"scale": "mini", "model": {"source": "smollm2-gguf"}, "seeds": SEEDS, "groups": GROUPS,
-          "data": {"n_train": 400, "n_test": 50, "split_seed": 0},
+          "data": {"n_train": 400, "n_test": 50, "split_seed": 0}, "budget": {"cores": 2, "wall_minutes": 90},
           "variants": {"zero-shot": {"method": "zero-shot"}, "single": {"method": "single"},
                        "mole": {"method": "mole", "train": {"steps": 40}}}}
 
@@ -171,20 +173,29 @@ def test_rerender_replaces_site(tmp_path):
 def test_provenance_and_benchmarks(tmp_path):
     bench = tmp_path / "results/benchmarks/train/t_a/seed1.tsv"
     bench.parent.mkdir(parents=True)
-    bench.write_text("s\th:m:s\tmax_rss\tmax_vms\n12.5\t0:00:12\t812.3\t900.0\n")
+    bench.write_text("s\th:m:s\tmax_rss\tmax_vms\tcpu_time\n12.5\t0:00:12\t812.3\t900.0\t11.0\n")
     df = load_benchmarks([str(bench)])
-    assert df.to_dict("records") == [{"rule": "train", "job": "t_a/seed1", "s": 12.5, "max_rss": 812.3}]
+    assert df.to_dict("records") == [{"rule": "train", "job": "t_a/seed1", "s": 12.5, "cpu_s": 11.0, "max_rss": 812.3}]
     page = (make_site(tmp_path, benchmarks=df) / "provenance.html").read_text()
     for text in ("git_commit", "abc", "config_hash", "versions.torch", "hardware.cpu_count", "train", "812.3"):
         assert text in page
     assert "critical path" in page and '<td class="key">t_a/seed1</td><td>12.5</td>' in page
+    assert "within budget" in page
 
+
+def test_budget_report_says_when_a_run_is_over():
+    bench = pd.DataFrame({"rule": ["base", "train", "train"], "job": ["b", "x", "y"], "s": [60.0, 600.0, 1200.0],
+                          "cpu_s": [50.0, 590.0, 1190.0], "max_rss": [1.0] * 3})
+    chains = [[("base", "b"), ("train", "x")], [("base", "b"), ("train", "y")]]
+    est = budget.estimate(bench, chains, cores=2)
+    assert est["critical_minutes"] == 21 and est["cpu_minutes"] == 30.5 and est["least_wall_minutes"] == 21
+    text, fits = budget.report(bench, chains, {"cores": 2, "wall_minutes": 20})
+    assert not fits and "OVER BUDGET" in text and text.index("train") < text.index("base")  # costliest rule first
+    assert budget.report(bench, chains, {"cores": 2, "wall_minutes": 21})[1]
+    est = budget.estimate(bench, [[("base", "b")]], cores=1)  # one core: the jobs' sum, not the path
+    assert est["least_wall_minutes"] == 31
 
 def test_critical_path_is_the_longest_chain():
-    import pandas as pd
-
-    from molebench.report.site import critical_path
-
     bench = pd.DataFrame({"rule": ["base", "train", "train", "eval"], "job": ["b", "x", "y", "e"],
                           "s": [1.0, 5.0, 7.0, 2.0], "max_rss": [0.0] * 4})
     chains = [[("base", "b"), ("train", "x"), ("eval", "e")], [("base", "b"), ("train", "y"), ("eval", "e")],

@@ -9,6 +9,7 @@
     molebench bench --gates       MoLE gate-training step time and memory for 8 to 128 LoRAs
     molebench bench --mixlora     MixLoRA's plain and optimised paths: per-token latency and peak memory
     molebench bench --mixed       8 samples with 8 different LoRA sets in one forward: ours, PEFT adapter_names, base
+    molebench bench --pipeline    a finished run's CPU-minutes per rule and critical path against the config's budget
     molebench bench --skills      skill-world learnability: one pool-recipe LoRA per sampled skill against zero-shot
     molebench mask V G --drop L   score a trained MoLE composition with LoRAs masked out (paper Figure 8)
     molebench faults              fault injection: kill training and resume, corrupt adapters, break data
@@ -34,6 +35,7 @@ from molebench.core.data import list_tasks, load_task
 from molebench.core.method import available
 from molebench.core.runtime import logged
 from molebench.nlp import plan, stages
+from molebench.report import budget
 from molebench.report.site import verdict_counts
 
 
@@ -87,6 +89,14 @@ def cmd_bench(args) -> None:
         _save(config, "mixlora", rows, threads=args.threads, repeats=args.repeats, options=mixlora.OPTIONS,
               shapes=mixlora.SHAPES)
         return
+    if args.pipeline:  # a finished run's benchmark files against the config's budget; no model is loaded
+        benchmarks = budget.load_benchmarks(budget.benchmark_files(config["results_dir"]))
+        if benchmarks.empty:
+            raise SystemExit(f"no benchmark files under {config['results_dir']}/benchmarks: run the DAG of "
+                             f"{args.config} first (snakemake reproduce --configfile {args.config})")
+        text, fits = budget.report(benchmarks, plan.job_chains(config), config["budget"])
+        print(text)
+        raise SystemExit(0 if fits else 1)
     if args.skills:
         base = args.base or Path(config["results_dir"]) / "base"
         with logged(None, threads=args.threads):
@@ -198,6 +208,9 @@ def main(argv: list[str] | None = None) -> None:
     bench.add_argument("--mixed", action="store_true",
                        help="instead: a batch of 8 samples with 8 different LoRA sets (1 and 3 LoRAs per sample) in "
                             "one forward, ours against PEFT adapter_names and the base model, at mini shapes")
+    bench.add_argument("--pipeline", action="store_true",
+                       help="a finished run's CPU-minutes per rule and critical path against the config's budget "
+                            "(exit status 1 when over)")
     bench.add_argument("--skills", action="store_true",
                        help="instead: skill-world learnability, one LoRA (RAMoLE's pool recipe) per sampled skill "
                             "against zero-shot on the mini base model, with training CPU seconds")

@@ -114,6 +114,13 @@ class Faults(Section):
     kills: int = Field(4, ge=1, description="SIGKILLs of the fault-injection rule (tiny model)")
 
 
+class Budget(Section):
+    """What one run of this config may cost (molebench.report.budget checks a finished run against it)."""
+
+    cores: int = Field(2, ge=1, description="cores the run is budgeted on")
+    wall_minutes: float = Field(90, gt=0, description="wall time the run must fit on those cores, in minutes")
+
+
 class Claims(Section):
     """The claims ledger's rule (molebench.report.evidence states it); the defaults are evidence.Settings'."""
 
@@ -372,6 +379,7 @@ class Config(Section):
     variants: dict[str, Variant] = Field(description="variant name -> a method with options")
     faults: Faults = Field(Faults(), description="fault injection")
     claims: Claims = Field(Claims(), description="the claims ledger's rule")
+    budget: Budget = Field(Budget(), description="the run's time budget (molebench bench --pipeline)")
     masking: Masking = Field(None, description="the masking table")
     tables: dict[str, Table] = Field(description="table name -> a table of the papers")
     scaling: Scaling = Field(None, description="MoLE Table 6")

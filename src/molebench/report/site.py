@@ -25,7 +25,7 @@ from molebench.nlp import plan
 from molebench.nlp.figures import FIGURE_KINDS
 from molebench.nlp.report import metric_files
 from molebench.ramole.report import TABLE_NOTES, TABLE_TITLES
-from molebench.report import evidence
+from molebench.report import budget, evidence
 from molebench.report.claims import load_claims, settings
 from molebench.report.evidence import FAILS, HOLDS, NOT_TESTABLE, UNDECIDED
 
@@ -34,22 +34,6 @@ VERDICT_COLOURS = {HOLDS: "#2e8b57", FAILS: "#c0392b", UNDECIDED: "#8a8a8a", NOT
 FOREST_DIR = "claims"  # the site's folder of forest plots, one PNG per claim with comparisons
 # Fields of run_info that are not shown: the config is stood for by config_hash, and seed and time vary per run.
 SKIPPED_RUN_INFO = {"config", "seed", "time_utc"}
-
-
-def load_benchmarks(paths: list[str]) -> pd.DataFrame:
-    """Snakemake benchmark files results/benchmarks/<rule>/<wildcards>.tsv -> rows: rule, job, s, max_rss (MB)."""
-    frames = []
-    for path in map(Path, paths):
-        parts = path.with_suffix("").parts
-        if "benchmarks" not in parts[:-2]:
-            raise ValueError(f"{path}: expected a path like results/benchmarks/<rule>/<wildcards>.tsv")
-        at = len(parts) - 1 - parts[::-1].index("benchmarks")
-        raw = pd.read_csv(path, sep="\t")
-        frames.append(pd.DataFrame({"rule": parts[at + 1], "job": "/".join(parts[at + 2:]),
-                                    "s": pd.to_numeric(raw["s"], errors="coerce"),
-                                    "max_rss": pd.to_numeric(raw["max_rss"], errors="coerce")}))
-    columns = ["rule", "job", "s", "max_rss"]
-    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
 
 
 def load_provenance(paths: list[str]) -> dict:
@@ -104,14 +88,6 @@ def _cost_table(costs: pd.DataFrame, variants: list[str]) -> str:
     return "<h2>Cost</h2>" + note + _html_table(["variant", *COST_COLUMNS.values()], rows) if rows else ""
 
 
-def critical_path(benchmarks: pd.DataFrame, chains: list[list[tuple[str, str]]]) -> list[tuple[str, str, float]]:
-    """The chain of dependent jobs with the longest measured wall time (molebench.nlp.plan.job_chains), as
-    (rule, job, seconds) steps; a job without a benchmark file counts 0 s and shows NaN."""
-    seconds = {(r.rule, r.job): r.s for r in benchmarks.itertuples()}
-    timed = [[(rule, job, seconds.get((rule, job), math.nan)) for rule, job in chain] for chain in chains]
-    return max(timed, key=lambda chain: sum(s for *_, s in chain if not math.isnan(s)), default=[])
-
-
 def _flatten(obj: dict, prefix: str = "") -> list[tuple[str, object]]:
     out = []
     for key, value in obj.items():
@@ -161,7 +137,8 @@ def render_site(out_dir: str | Path, tables: dict[str, tuple[dict, pd.DataFrame]
                                                                                           config, costs)))
         write_text(site / "lora_gain.csv", gain.to_csv(index=False))
         write_text(site / "lora_gain.html", page("Single-LoRA gain over zero-shot", _gain_page(gain)))
-        write_text(site / "provenance.html", page("Provenance", _provenance_page(provenance, benchmarks, chains)))
+        write_text(site / "provenance.html", page("Provenance", _provenance_page(provenance, benchmarks, chains,
+                                                                                config["budget"])))
         write_text(site / "reliability.html", page("Reliability: fault injection", _faults_page(faults)))
 
 
@@ -445,7 +422,7 @@ def _faults_page(faults: list[dict]) -> str:
                                ["" if r["ok"] else "invalid" for r in faults])
 
 
-def _provenance_page(provenance: dict, benchmarks: pd.DataFrame | None, chains: list) -> str:
+def _provenance_page(provenance: dict, benchmarks: pd.DataFrame | None, chains: list, run_budget: dict) -> str:
     fields = provenance.get("fields", {})
     when = (f", written between {esc(provenance['first'])} and {esc(provenance['last'])}"
             if provenance.get("first") else "")
@@ -473,15 +450,19 @@ def _provenance_page(provenance: dict, benchmarks: pd.DataFrame | None, chains: 
                      + _html_table(["rule", "jobs", "total s", "max s", "max RSS"], rule_rows)
                      + "<details><summary>Per job</summary>"
                      + _html_table(["rule", "job", "s", "max RSS"], job_rows) + "</details>")
-        path = critical_path(benchmarks, chains)
-        if path:
-            total, longest = benchmarks.s.sum(), sum(s for *_, s in path if not math.isnan(s))
+        if chains:
+            est = budget.estimate(benchmarks, chains, run_budget["cores"])
             steps = [[f'<td class="key">{esc(rule)}</td>', f'<td class="key">{esc(job)}</td>', f"<td>{fmt(s)}</td>"]
-                     for rule, job, s in path]
-            parts.append(f"<h2>Time budget</h2><p>All jobs together took {fmt(total / 60)} minutes of wall time; on c "
-                         f"cores the DAG needs at least that divided by c. The critical path (the longest chain of jobs "
-                         f"that must run one after another) took {fmt(longest / 60)} minutes: no number of cores makes "
-                         f"the DAG faster than that. Its steps (– : no benchmark file, counted as 0):</p>" + _html_table(["rule", "job", "s"], steps))
+                     for rule, job, s in est["critical_path"]]
+            fits = est["least_wall_minutes"] <= run_budget["wall_minutes"]
+            parts.append(f"<h2>Time budget</h2><p>All jobs together took {fmt(est['cpu_minutes'])} CPU-minutes and "
+                         f"{fmt(est['job_wall_minutes'])} minutes of job wall time. The critical path (the longest "
+                         f"chain of jobs that must run one after another) took {fmt(est['critical_minutes'])} minutes: "
+                         f"no number of cores makes the DAG faster than that. On the budget's {run_budget['cores']} "
+                         f"cores the run needs at least {fmt(est['least_wall_minutes'])} minutes; the budget is "
+                         f"{run_budget['wall_minutes']} minutes: <b>{'within budget' if fits else 'over budget'}</b> "
+                         "(`molebench bench --pipeline` prints the same). Its steps (– : no benchmark file, counted "
+                         "as 0):</p>" + _html_table(["rule", "job", "s"], steps))
     return "\n".join(parts)
 
 
@@ -513,7 +494,7 @@ def build_site(config: dict, table_files: dict[str, str], figure_files: dict[str
     (RAMoLE's), shown as they are; t2i_dir: the text-to-image report folder, copied in as t2i/."""
     specs = {**config["tables"], **({"masking": plan.masking_spec(config)} if "masking" in config else {})}
     tables = {name: (specs[name], pd.read_csv(path).fillna({"paper_task": ""})) for name, path in table_files.items()}
-    benchmarks = load_benchmarks(benchmark_files) if benchmark_files else None
+    benchmarks = budget.load_benchmarks(benchmark_files) if benchmark_files else None
     files = metric_files(evaluation_dirs)
     figures = {name: (config["figures"][name], Path(png)) for name, png in figure_files.items()}
     render_site(out_dir, tables, figures, pd.read_csv(gain_file), tuple(map(pd.read_csv, claims_files)),

@@ -1,0 +1,84 @@
+"""The run's measured cost against its budget, from Snakemake's benchmark files: CPU-minutes per rule, the critical
+path, and the least wall time the budget's cores need.
+
+    molebench bench --pipeline [--config C]      after a run: the table, and whether the run fits its budget
+
+Why: the default run must finish in one sitting, and every change to the suite is measured by that run; a change that
+makes it slower shows here at once, rule by rule, instead of in the next newcomer's evening. The site's provenance
+page shows the same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+BENCHMARK_COLUMNS = ["rule", "job", "s", "cpu_s", "max_rss"]
+
+
+def benchmark_files(results_dir: str | Path) -> list[str]:
+    return sorted(map(str, (Path(results_dir) / "benchmarks").rglob("*.tsv")))
+
+
+def load_benchmarks(paths: list[str]) -> pd.DataFrame:
+    """Snakemake benchmark files results/benchmarks/<rule>/<wildcards>.tsv -> rows: rule, job, s (wall), cpu_s,
+    max_rss (MB)."""
+    frames = []
+    for path in map(Path, paths):
+        parts = path.with_suffix("").parts
+        if "benchmarks" not in parts[:-2]:
+            raise ValueError(f"{path}: expected a path like results/benchmarks/<rule>/<wildcards>.tsv")
+        at = len(parts) - 1 - parts[::-1].index("benchmarks")
+        raw = pd.read_csv(path, sep="\t")
+        frames.append(pd.DataFrame({"rule": parts[at + 1], "job": "/".join(parts[at + 2:]),
+                                    "s": pd.to_numeric(raw["s"], errors="coerce"),
+                                    "cpu_s": pd.to_numeric(raw.get("cpu_time", math.nan), errors="coerce"),
+                                    "max_rss": pd.to_numeric(raw["max_rss"], errors="coerce")}))
+    return pd.concat(frames, ignore_index=True)[BENCHMARK_COLUMNS] if frames else pd.DataFrame(
+        columns=BENCHMARK_COLUMNS)
+
+
+def critical_path(benchmarks: pd.DataFrame, chains: list[list[tuple[str, str]]]) -> list[tuple[str, str, float]]:
+    """The chain of dependent jobs with the longest measured wall time (molebench.nlp.plan.job_chains), as
+    (rule, job, seconds) steps; a job without a benchmark file counts 0 s and shows NaN."""
+    seconds = {(r.rule, r.job): r.s for r in benchmarks.itertuples()}
+    timed = [[(rule, job, seconds.get((rule, job), math.nan)) for rule, job in chain] for chain in chains]
+    return max(timed, key=lambda chain: sum(s for *_, s in chain if not math.isnan(s)), default=[])
+
+
+def per_rule(benchmarks: pd.DataFrame) -> pd.DataFrame:
+    """One row per rule, the costliest first: jobs, CPU and wall minutes, the longest job, peak RSS."""
+    table = benchmarks.groupby("rule").agg(jobs=("s", "size"), cpu_min=("cpu_s", "sum"), wall_min=("s", "sum"),
+                                           max_job_s=("s", "max"), max_rss=("max_rss", "max"))
+    table[["cpu_min", "wall_min"]] /= 60
+    return table.sort_values("cpu_min", ascending=False)
+
+
+def estimate(benchmarks: pd.DataFrame, chains: list[list[tuple[str, str]]], cores: int) -> dict:
+    """The least wall time on `cores` cores: every job's wall time spread over the cores, or the critical path,
+    whichever is longer (jobs run with the config's threads_per_job, so job wall time is what a core is held)."""
+    path = critical_path(benchmarks, chains)
+    critical = sum(s for *_, s in path if not math.isnan(s)) / 60
+    wall = benchmarks.s.sum() / 60
+    return {"jobs": len(benchmarks), "cpu_minutes": benchmarks.cpu_s.sum() / 60, "job_wall_minutes": wall,
+            "critical_minutes": critical, "cores": cores, "least_wall_minutes": max(wall / cores, critical),
+            "critical_path": path}
+
+
+def report(benchmarks: pd.DataFrame, chains: list[list[tuple[str, str]]], budget: dict) -> tuple[str, bool]:
+    """The printed table and whether the run fits `budget` ({cores, wall_minutes})."""
+    est = estimate(benchmarks, chains, budget["cores"])
+    lines = [f"{'rule':22s} {'jobs':>5s} {'CPU min':>8s} {'wall min':>9s} {'longest s':>10s} {'peak RSS MB':>12s}"]
+    lines += [f"{r.Index:22s} {r.jobs:5d} {r.cpu_min:8.1f} {r.wall_min:9.1f} {r.max_job_s:10.0f} {r.max_rss:12.0f}"
+              for r in per_rule(benchmarks).itertuples()]
+    fits = est["least_wall_minutes"] <= budget["wall_minutes"]
+    path = " -> ".join(f"{rule}:{job}" for rule, job, _ in est["critical_path"])
+    lines.append(f"\n{est['jobs']} jobs: {est['cpu_minutes']:.1f} CPU-minutes, {est['job_wall_minutes']:.1f} "
+                 f"job-minutes of wall time; critical path {est['critical_minutes']:.1f} min ({path})")
+    lines.append(f"least wall time on {budget['cores']} cores: {est['least_wall_minutes']:.1f} min, budget "
+                 f"{budget['wall_minutes']} min: {'within budget' if fits else 'OVER BUDGET'} "
+                 f"({est['least_wall_minutes'] / budget['wall_minutes']:.0%} of it; job start-up outside the "
+                 "benchmarked part and Snakemake's own time come on top)")
+    return "\n".join(lines), fits
