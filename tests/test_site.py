@@ -194,6 +194,8 @@ def test_budget_report_says_when_a_run_is_over():
     assert budget.report(bench, chains, {"cores": 2, "wall_minutes": 21})[1]
     est = budget.estimate(bench, [[("base", "b")]], cores=1)  # one core: the jobs' sum, not the path
     assert est["least_wall_minutes"] == 31
+    text, fits = budget.report(bench, [*chains, [("base", "b"), ("train", "z")]], {"cores": 2, "wall_minutes": 60})
+    assert not fits and "INCOMPLETE: 1 jobs" in text  # an unfinished run cannot be said to fit
 
 def test_critical_path_is_the_longest_chain():
     bench = pd.DataFrame({"rule": ["base", "train", "train", "eval"], "job": ["b", "x", "y", "e"],
