@@ -1,5 +1,6 @@
 """site.py: the static site is complete, linked, escaped, and replaced as a whole."""
 
+import json
 import math
 import re
 from pathlib import Path
@@ -15,6 +16,9 @@ from molebench.nlp.report import build_table, load_metrics, lora_gain_table
 from molebench.report import budget
 from molebench.report.budget import critical_path, load_benchmarks
 from molebench.report.claims import ledger
+from molebench.report.evidence import Settings
+from molebench.report.pool_gain import pass_share as pool_share
+from molebench.report.pool_gain import pool_gain_table
 from molebench.report.site import claim_delta, load_costs, load_provenance, render_site
 
 CONFIG = {"scale": "mini", "model": {"source": "smollm2-gguf"}, "seeds": SEEDS, "groups": GROUPS,
@@ -196,6 +200,23 @@ def test_budget_report_says_when_a_run_is_over():
     assert est["least_wall_minutes"] == 31
     text, fits = budget.report(bench, [*chains, [("base", "b"), ("train", "z")]], {"cores": 2, "wall_minutes": 60})
     assert not fits and "INCOMPLETE: 1 jobs" in text  # an unfinished run cannot be said to fit
+
+def test_pool_gain_passes_only_a_gain_beyond_its_interval(tmp_path):
+    def gain_file(name, zero, lora):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"task": name, "family": "f", "metric": "exact_match", "n": len(zero),
+                                    "zero_shot": zero, "lora": lora}))
+        return str(path)
+
+    files = [gain_file("learned", [0.0] * 40, [1.0] * 12 + [0.0] * 28),  # +30 points on 40 examples
+             gain_file("one_lucky", [0.0] * 40, [1.0] + [0.0] * 39),  # +2.5: one example, within the noise
+             gain_file("nothing", [1.0] * 4 + [0.0] * 36, [1.0] * 4 + [0.0] * 36)]
+    table = pool_gain_table(files, Settings()).set_index("lora")
+    assert table.passes.to_dict() == {"learned": True, "one_lucky": False, "nothing": False}
+    assert table.loc["learned", "gain"] == 30 and table.loc["learned", "low"] > 10
+    assert table.loc["nothing", "zero_shot"] == table.loc["nothing", "lora_score"] == 10
+    assert pool_share(table.reset_index()) == "1 of 3 pool LoRAs pass (33%)"
+
 
 def test_critical_path_is_the_longest_chain():
     bench = pd.DataFrame({"rule": ["base", "train", "train", "eval"], "job": ["b", "x", "y", "e"],

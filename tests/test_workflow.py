@@ -260,7 +260,11 @@ def test_smoke_dag_renders_ramole_tables(smoke_run):
     for line in map(yaml.safe_load, predictions):  # OOD: a sample never composes its own task's LoRA
         assert line["task"] not in line["loras"] and len(line["loras"]) == config["retriever"]["top_k"]
     index = (smoke_run / "reports/smoke/site/index.html").read_text()
-    assert all(f'href="{name}.html"' in index for name in ("ramole_retrieval", "ramole_mixed_iid", "ramole_mixed_ood"))
+    assert all(f'href="{name}.html"' in index for name in ("ramole_retrieval", "ramole_mixed_iid", "ramole_mixed_ood",
+                                                           "pool_gain"))
+    gain = pd.read_csv(smoke_run / "results/smoke/tables/pool_gain.csv")  # scored inside each pool LoRA's job
+    assert set(pool) < set(gain.lora) and (gain.n == config["data"]["n_test"]).all()
+    assert (gain.low <= gain.gain).all() and (gain.gain <= gain.high).all()
 
 
 def test_adding_a_lora_to_the_pool_embeds_only_that_lora(smoke_run, tmp_path):

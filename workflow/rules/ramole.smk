@@ -6,6 +6,7 @@ from molebench.ramole import plan as ramole_plan
 from molebench.ramole.report import TABLE_TITLES as RAMOLE_TITLES
 
 RAMOLE_TABLES = []
+POOL_GAIN = []  # the pool LoRAs' gain check (tables/pool_gain.csv): none without a `ramole:` config block
 
 if "ramole" in config:  # checked at parse time by plan.check (common.smk)
     RAM = config["ramole"]
@@ -39,7 +40,8 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
         script:
             "../scripts/ramole_data.py"
 
-    rule ramole_lora:  # the spine's per-task LoRA training, with the pool's own (cheaper) LoRA and training settings
+    rule ramole_lora:  # the spine's per-task LoRA training, with the pool's own (cheaper) LoRA and training settings;
+        # the job also scores the LoRA and the base model on the task's test split (gain.json: the pool's gain check)
         input:
             base=f"{RES}/base",
             data=f"{RDIR}/data/{{task}}",
@@ -52,11 +54,26 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
         params:
             lora=RAM["lora"],
             train=RAM["train"],
+            gain_spec=lambda w: POOL_LORAS[w.task],
+            eval=RAM["eval"],
         threads: THREADS
         resources:
             gpu=config["gpus_per_job"],
         script:
             "../scripts/train_lora.py"
+
+    POOL_GAIN = [f"{RES}/tables/pool_gain.csv"]
+
+    rule pool_gain:  # every pool LoRA against the base model on its own task, from the training jobs' gain.json
+        input:
+            [f"{RDIR}/loras/{n}/seed{RAM['seed']}" for n in POOL_LORAS],
+        output:
+            POOL_GAIN,
+        log:
+            f"{RES}/logs/table/pool_gain.log",
+        localrule: True
+        script:
+            "../scripts/pool_gain.py"
 
     rule ramole_retriever:
         input:

@@ -105,6 +105,7 @@ rule site:
         comparisons=rules.claims.output.comparisons,
         evaluations=plan.all_evaluation_dirs(config),
         ramole=RAMOLE_TABLES,  # RAMoLE (issue 6): empty without a `ramole:` config block
+        pool_gain=POOL_GAIN,
         **({"t2i": f"{RES}/t2i/report"} if "t2i" in config else {}),  # text-to-image pages, copied in as t2i/
     output:
         report(directory(f"{REP}/site"), htmlindex="index.html", caption="../report/site.rst", category="molebench"),

@@ -20,6 +20,8 @@ if "scaling" in config:
         params:
             lora=config["ramole"]["lora"],
             train=config["ramole"]["train"],
+            gain_spec=lambda w: load_task(w.task),  # scored in the job, as the pool's LoRAs (ramole_lora)
+            eval=config["ramole"]["eval"],
         threads: THREADS
         resources:
             gpu=config["gpus_per_job"],

@@ -3,4 +3,5 @@ from molebench.core.stages import train_lora
 
 with logged(snakemake.log[0], snakemake.threads, snakemake.config["offline"]):
     train_lora(snakemake.input.base, snakemake.wildcards.task, snakemake.input.data, snakemake.params.lora,
-               snakemake.params.train, int(snakemake.wildcards.seed), snakemake.output[0])
+               snakemake.params.train, int(snakemake.wildcards.seed), snakemake.output[0],
+               snakemake.params.get("gain_spec"), snakemake.params.get("eval"))

@@ -14,6 +14,7 @@ from molebench.core import io
 from molebench.core.data import BIGBENCH_ARCHIVE, TaskSpec, build_splits, load_task
 from molebench.core.models import load_base, materialise_base
 from molebench.core.runtime import checkpoint_dir
+from molebench.core.scoring import evaluate
 from molebench.core.training import TrainConfig
 from molebench.core.training import train_lora as train
 
@@ -50,12 +51,30 @@ def write_splits(spec: TaskSpec, data_cfg: dict, out_dir: str) -> None:
 
 
 def train_lora(base_dir: str, task: str, data_dir: str, lora_cfg: dict, train_cfg: dict, seed: int,
-               out_dir: str) -> None:
+               out_dir: str, gain_spec: TaskSpec | None = None, eval_cfg: dict | None = None) -> None:
+    """One per-task LoRA. With `gain_spec` (pool LoRAs), the same job also scores the task's test split with the base
+    model before training and with the LoRA after, into gain.json: the pool's gain check costs no extra job and no
+    second model load (`eval_cfg`: batch_size, max_input_tokens)."""
     model, tokenizer = load_base(base_dir)
     records = io.read_jsonl(Path(data_dir) / "train.jsonl")
+    test = io.read_jsonl(Path(data_dir) / "test.jsonl") if gain_spec else []
+    zero_shot = _score(model, tokenizer, gain_spec, test, eval_cfg) if gain_spec else None  # before the LoRA exists
     with io.atomic_path(out_dir) as tmp:
         info = train(model, tokenizer, records, lora_cfg, TrainConfig.from_dict(train_cfg), seed, tmp,
                      desc=f"lora {task} seed {seed}", checkpoint_dir=checkpoint_dir(out_dir))
-        io.write_json(tmp / "run.json", {"task": task, "train_info": info, "run_info": io.provenance(
-            {"lora": lora_cfg, "train": train_cfg, "base": str(base_dir)}, seed)})
+        run_info = io.provenance({"lora": lora_cfg, "train": train_cfg, "base": str(base_dir)}, seed)
+        io.write_json(tmp / "run.json", {"task": task, "train_info": info, "run_info": run_info})
+        if gain_spec:  # PEFT injected the LoRA into `model` in place: it now scores with the LoRA
+            io.write_json(tmp / GAIN_FILE, {"task": task, "family": gain_spec.family, "metric": gain_spec.metrics[0],
+                                            "n": len(test), "zero_shot": zero_shot,
+                                            "lora": _score(model.eval(), tokenizer, gain_spec, test, eval_cfg),
+                                            "run_info": run_info})
     shutil.rmtree(checkpoint_dir(out_dir), ignore_errors=True)
+
+
+GAIN_FILE = "gain.json"  # a pool LoRA's own-task scores with and without it, per test example
+
+
+def _score(model, tokenizer, spec: TaskSpec, records: list[dict], eval_cfg: dict) -> list[float]:
+    scored = evaluate(model, tokenizer, spec, records, eval_cfg["batch_size"], eval_cfg["max_input_tokens"])
+    return [p["scores"][spec.metrics[0]] for p in scored["predictions"]]

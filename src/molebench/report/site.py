@@ -28,6 +28,7 @@ from molebench.ramole.report import TABLE_NOTES, TABLE_TITLES
 from molebench.report import budget, evidence
 from molebench.report.claims import load_claims, settings
 from molebench.report.evidence import FAILS, HOLDS, NOT_TESTABLE, UNDECIDED
+from molebench.report.pool_gain import pass_share as pool_share
 
 VERDICT_CLASS = {HOLDS: "holds", FAILS: "fails", UNDECIDED: "undecided", NOT_TESTABLE: "untestable"}  # row colours
 VERDICT_COLOURS = {HOLDS: "#2e8b57", FAILS: "#c0392b", UNDECIDED: "#8a8a8a", NOT_TESTABLE: "#4a6fb5"}  # forest plots
@@ -102,11 +103,13 @@ def render_site(out_dir: str | Path, tables: dict[str, tuple[dict, pd.DataFrame]
                 figures: dict[str, tuple[dict, Path]], gain: pd.DataFrame, claims: tuple[pd.DataFrame, pd.DataFrame],
                 provenance: dict, benchmarks: pd.DataFrame | None, config: dict, faults: list[dict],
                 costs: pd.DataFrame, chains: list[list[tuple[str, str]]],
-                extra_tables: dict[str, pd.DataFrame] | None = None, t2i_pages: Path | None = None) -> None:
+                extra_tables: dict[str, pd.DataFrame] | None = None, t2i_pages: Path | None = None,
+                pool_gain: pd.DataFrame | None = None) -> None:
     """Write the site into out_dir (replaced as a whole): index, one page + PNG + CSV per table and per figure
     (figures: name -> (spec, PNG with its CSV beside it)), gain, the claims ledger (molebench.report.claims: verdicts
     and the comparisons behind them, with a forest plot per claim in claims/), provenance. extra_tables (RAMoLE's): name -> table, shown as they are on a page
-    each, linked from the index; `t2i_pages` (the text-to-image report folder) is copied in as t2i/."""
+    each, linked from the index; `t2i_pages` (the text-to-image report folder) is copied in as t2i/; `pool_gain`
+    (molebench.report.pool_gain) gets a page and its pass share on the index."""
     extra_tables = extra_tables or {}
     with atomic_path(out_dir) as site:
         site.mkdir()
@@ -115,7 +118,10 @@ def render_site(out_dir: str | Path, tables: dict[str, tuple[dict, pd.DataFrame]
         pages |= {f"t2i/{p.name}" for p in Path(t2i_pages).glob("*.html")} if t2i_pages is not None else set()
         ledger_table = _ledger_table(ledger, pages)
         write_text(site / "index.html", page("molebench", _index(tables, figures, gain, ledger_table, ledger, config,
-                                                                  extra_tables, t2i_pages is not None)))
+                                                                  extra_tables, t2i_pages is not None, pool_gain)))
+        if pool_gain is not None:
+            write_text(site / "pool_gain.csv", pool_gain.to_csv(index=False))
+            write_text(site / "pool_gain.html", page("Pool LoRAs: gain over zero-shot", _pool_gain_page(pool_gain)))
         plots = _forest_plots(site, ledger, comparisons, config)
         write_text(site / "claims.html", page("Claims ledger", _claims_page(ledger, ledger_table, comparisons, config,
                                                                             plots, pages)))
@@ -158,7 +164,7 @@ def _setup_line(config: dict) -> str:
 
 
 def _index(tables: dict, figures: dict, gain: pd.DataFrame, ledger_table: str, ledger: pd.DataFrame, config: dict,
-           extra_tables: dict, t2i: bool = False) -> str:
+           extra_tables: dict, t2i: bool = False, pool_gain: pd.DataFrame | None = None) -> str:
     about = ("<p>molebench trains one LoRA per task on a small language model, composes each group's LoRAs with the "
              "methods compared in the MoLE paper (MoLE, normalised linear arithmetic, ...) and scores every "
              "composition on every task of the group. Each table page puts our numbers beside the numbers the paper "
@@ -184,7 +190,9 @@ def _index(tables: dict, figures: dict, gain: pd.DataFrame, ledger_table: str, l
     parts.append(f"<h2>Pages</h2><ul>{links}"
                  f"<li>{link('lora_gain.html', 'Single-LoRA gain over zero-shot')}: "
                  f"{n_valid} of {len(gain)} tasks pass</li>"
-                 f"<li>{link('provenance.html', 'Provenance: code, config, versions, hardware, run times')}</li>"
+                 + (f"<li>{link('pool_gain.html', 'Pool LoRAs: gain over zero-shot')}: "
+                    f"{esc(pool_share(pool_gain))}</li>" if pool_gain is not None else "")
+                 +                  f"<li>{link('provenance.html', 'Provenance: code, config, versions, hardware, run times')}</li>"
                  f"<li>{link('reliability.html', 'Reliability: fault injection')}</li>"
                  + (f"<li>{link('t2i/index.html', 'Text-to-image MoLE: Tables 1, 9, 10 and image grids')}</li>"
                     if t2i else "") + "</ul>")
@@ -394,6 +402,24 @@ def _bar_chart(spec: dict, table: pd.DataFrame, path: Path) -> None:
         fig.savefig(tmp, format="png", dpi=100)
 
 
+def _pool_gain_page(table: pd.DataFrame) -> str:
+    intro = ("<p>Every pool LoRA (the LoRAs MoLE Table 6 and RAMoLE compose) scored on its own task's test split, "
+             "with and without it, in the job that trained it. It passes when the paired bootstrap interval of its "
+             f"gain (over the test examples, at the claims ledger's confidence; one seed: the pool is trained once) lies above 0. "
+             f"<b>{esc(pool_share(table))}</b>; per family:</p>")
+    families = table.groupby("family").passes.agg(["sum", "size"])
+    family_rows = [[f'<td class="key">{esc(f)}</td>', f"<td>{int(r['sum'])} of {int(r['size'])}</td>"]
+                   for f, r in families.iterrows()]
+    rows = [[f'<td class="key">{esc(r.lora)}</td>', f'<td class="key">{esc(r.family)}</td>',
+             f'<td class="key">{esc(r.metric)}</td>', f"<td>{r.n}</td>", f"<td>{fmt(r.zero_shot)}</td>",
+             f"<td>{fmt(r.lora_score)}</td>", f"<td>{fmt(r.gain)} [{fmt(r.low)}, {fmt(r.high)}]</td>",
+             f"<td>{'yes' if r.passes else '<b>no</b>'}</td>"] for r in table.itertuples()]
+    return (intro + _html_table(["family", "pass"], family_rows)
+            + _html_table(["LoRA", "family", "metric", "n", "zero-shot", "with the LoRA", "gain [interval]",
+                           "passes"], rows, ["" if r.passes else "invalid" for r in table.itertuples()])
+            + f"<p>{link('pool_gain.csv', 'As CSV')}</p>")
+
+
 def _gain_page(gain: pd.DataFrame) -> str:
     intro = ("<p>A table compares methods on a task only if that task's single-task LoRA beats the base model "
              "zero-shot by more than twice the sample standard deviation of the LoRA over at least 3 seeds. Where it "
@@ -489,7 +515,8 @@ def _extra_page(name: str, table: pd.DataFrame, config: dict) -> str:
 
 def build_site(config: dict, table_files: dict[str, str], figure_files: dict[str, str], gain_file: str,
                claims_files: tuple[str, str], evaluation_dirs: list[str], benchmark_files: list[str],
-               faults_file: str, out_dir: str, extra_tables: dict[str, str], t2i_dir: str | None) -> None:
+               faults_file: str, out_dir: str, extra_tables: dict[str, str], t2i_dir: str | None,
+               pool_gain_file: str | None = None) -> None:
     """The site from the site rule's declared inputs. extra_tables: name -> CSV of tables built outside `tables:`
     (RAMoLE's), shown as they are; t2i_dir: the text-to-image report folder, copied in as t2i/."""
     specs = {**config["tables"], **({"masking": plan.masking_spec(config)} if "masking" in config else {})}
@@ -500,4 +527,4 @@ def build_site(config: dict, table_files: dict[str, str], figure_files: dict[str
     render_site(out_dir, tables, figures, pd.read_csv(gain_file), tuple(map(pd.read_csv, claims_files)),
                 load_provenance(files), benchmarks, config, io.read_json(faults_file)["rows"], load_costs(files),
                 plan.job_chains(config), {name: pd.read_csv(path) for name, path in extra_tables.items()},
-                Path(t2i_dir) if t2i_dir else None)
+                Path(t2i_dir) if t2i_dir else None, pd.read_csv(pool_gain_file) if pool_gain_file else None)
