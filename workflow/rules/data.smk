@@ -27,13 +27,13 @@ rule bigbench_archive:
 
 rule task_data:
     input:
-        f"{resource('tasks')}/{{task}}.yaml",  # an edited template or source reruns the task and everything downstream
         task_sources,
     output:
         directory(f"{RES}/data/{{task}}"),
     log:
         f"{RES}/logs/task_data/{{task}}.log",
     params:
+        spec=lambda w: load_task(w.task),  # an edited spec (template, source) reruns the task and all downstream
         data=config["data"],
     localrule: True
     script:

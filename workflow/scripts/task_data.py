@@ -1,5 +1,5 @@
 from molebench.core.runtime import logged
-from molebench.core.stages import task_data
+from molebench.core.stages import write_splits
 
 with logged(snakemake.log[0], snakemake.threads, snakemake.config["offline"]):
-    task_data(snakemake.wildcards.task, snakemake.params.data, snakemake.output[0])
+    write_splits(snakemake.params.spec, snakemake.params.data, snakemake.output[0])
