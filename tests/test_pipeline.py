@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from molebench.bench import bf16 as bf16_bench
 from molebench.core import io
 from molebench.core import stages as core_stages
 from molebench.core.adapters import AdapterError
@@ -12,6 +13,7 @@ from molebench.core.data import load_task
 from molebench.core.models import load_base
 from molebench.core.scoring import SCORERS, evaluate
 from molebench.nlp import stages
+from molebench.report.evidence import Settings
 
 TRAIN = {"steps": 2, "batch_size": 4, "lr": 1e-3, "max_input_tokens": 48, "max_target_tokens": 12}
 EVAL = {"batch_size": 4, "max_input_tokens": 48}
@@ -272,3 +274,34 @@ def test_a_variant_scored_from_another_must_share_its_training(variant, message)
     config["variants"]["bad"] = variant
     with pytest.raises(ConfigError, match=message):
         check(config)
+
+
+def test_pool_lora_job_scores_its_gain_as_the_saved_adapter_does(world, tmp_path):
+    """gain.json's LoRA scores come from the model PEFT trained in place: they must be the scores of the saved
+    adapter loaded afresh, and its zero-shot scores those of the base model."""
+    from peft import PeftModel
+
+    task, spec = TASKS[0], load_task(TASKS[0])
+    out = tmp_path / "pool_lora"
+    core_stages.train_lora(str(world / "base"), task, str(world / "data" / task),
+                           {"r": 2, "lora_alpha": 4, "target_modules": LORA[next(a for a in LORA if world.name.startswith(a))]},
+                           {**TRAIN, "lr": 5e-2}, 1, str(out), gain_spec=spec, eval_cfg=EVAL)
+    gain = io.read_json(out / core_stages.GAIN_FILE)
+    test = io.read_jsonl(world / "data" / task / "test.jsonl")
+    base, tokenizer = load_base(world / "base")
+    zero = evaluate(base, tokenizer, spec, test, EVAL["batch_size"], EVAL["max_input_tokens"])
+    tuned = PeftModel.from_pretrained(load_base(world / "base")[0], out).eval()
+    with_lora = evaluate(tuned, tokenizer, spec, test, EVAL["batch_size"], EVAL["max_input_tokens"])
+    metric = spec.metrics[0]
+    assert gain["n"] == len(test) and gain["metric"] == metric
+    assert gain["zero_shot"] == [p["scores"][metric] for p in zero["predictions"]]
+    assert gain["lora"] == [p["scores"][metric] for p in with_lora["predictions"]]
+
+
+def test_bf16_bench_compares_the_same_examples_both_ways(world):
+    config = {"data": {"n_train": 16, "n_test": 6, "split_seed": 0, "raw_dir": str(world)}, "eval": EVAL,
+              "train": TRAIN, "lora": {"r": 2, "lora_alpha": 4, "target_modules": LORA[next(a for a in LORA if world.name.startswith(a))]}}
+    [row] = bf16_bench.run(world / "base", config, [TASKS[0]], Settings(draws=200))
+    assert row["n"] == 6 and row["low"] <= row["difference"] <= row["high"]
+    assert row["difference"] == pytest.approx(row["bf16"] - row["fp32"])
+    assert row["train_s_fp32"] > 0 and row["train_s_bf16"] > 0

@@ -10,6 +10,7 @@
     molebench bench --mixlora     MixLoRA's plain and optimised paths: per-token latency and peak memory
     molebench bench --mixed       8 samples with 8 different LoRA sets in one forward: ours, PEFT adapter_names, base
     molebench bench --pipeline    a finished run's CPU-minutes per rule and critical path against the config's budget
+    molebench bench --bf16        fp32 against bf16 autocast: per-task LoRAs trained and scored both ways, per example
     molebench bench --skills      skill-world learnability: one pool-recipe LoRA per sampled skill against zero-shot
     molebench mask V G --drop L   score a trained MoLE composition with LoRAs masked out (paper Figure 8)
     molebench faults              fault injection: kill training and resume, corrupt adapters, break data
@@ -27,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from molebench import faults
-from molebench.bench import compose, gates, lorahub, mixlora, spine
+from molebench.bench import bf16, compose, gates, lorahub, mixlora, spine
 from molebench.bench import skills as skill_bench
 from molebench.config import load_config, schema_text
 from molebench.core import io
@@ -36,6 +37,7 @@ from molebench.core.method import available
 from molebench.core.runtime import logged
 from molebench.nlp import plan, stages
 from molebench.report import budget
+from molebench.report.claims import settings as claims_settings
 from molebench.report.site import verdict_counts
 
 
@@ -97,6 +99,14 @@ def cmd_bench(args) -> None:
         text, fits = budget.report(benchmarks, plan.job_chains(config), config["budget"])
         print(text)
         raise SystemExit(0 if fits else 1)
+    if args.bf16:
+        tasks = args.tasks or list(dict.fromkeys(t for g in plan.used_groups(config) for t in config["groups"][g]))
+        with logged(None, threads=args.threads):
+            rows = bf16.run(args.base or Path(config["results_dir"]) / "base", config, tasks, claims_settings(config))
+        unchanged = sum(r["unchanged"] for r in rows)
+        print(f"bf16 leaves {unchanged} of {len(rows)} tasks unchanged")
+        _save(config, "bf16", rows, threads=args.threads, tasks=tasks, unchanged=unchanged)
+        return
     if args.skills:
         base = args.base or Path(config["results_dir"]) / "base"
         with logged(None, threads=args.threads):
@@ -214,12 +224,15 @@ def main(argv: list[str] | None = None) -> None:
     bench.add_argument("--skills", action="store_true",
                        help="instead: skill-world learnability, one LoRA (RAMoLE's pool recipe) per sampled skill "
                             "against zero-shot on the mini base model, with training CPU seconds")
+    bench.add_argument("--bf16", action="store_true",
+                       help="per-task LoRAs trained and scored in fp32 and in bf16 autocast, compared example by example")
+    bench.add_argument("--tasks", nargs="+", help="--bf16: tasks (default: every task of the groups the tables use)")
     bench.add_argument("--skills-sample", type=int, default=12, help="--skills: skills sampled (skills.pool(N))")
     bench.add_argument("--recipe", choices=skill_bench.RECIPES, default="pool",
                        help="--skills: RAMoLE's pool recipe (ramole.lora, ramole.train) or the per-task one (lora, train)")
     bench.add_argument("--steps", type=int, help="--skills: training steps instead of ramole.train's")
     bench.add_argument("--rank", type=int, help="--skills: LoRA rank instead of ramole.lora's (alpha = 2 x rank)")
-    bench.add_argument("--base", help="--skills: the materialised base model folder (default: RESULTS_DIR/base)")
+    bench.add_argument("--base", help="--skills, --bf16: the materialised base model folder (default: RESULTS_DIR/base)")
     bench.add_argument("--layers", type=int, default=4, help="--gates: transformer blocks of the random model")
     bench.set_defaults(fn=cmd_bench)
     mask = sub.add_parser("mask", help="score a trained MoLE composition with some LoRAs masked out (Figure 8)")
