@@ -117,10 +117,23 @@ def cut_at_stop(text: str) -> str:
     return text.split("\n")[0].strip()
 
 
+def stop_at_newline(tokenizer) -> list:
+    """Stop a row at its first newline, where cut_at_stop would cut it anyway: the same answers, without generating
+    the rest (a base model zero-shot rambles to max_new_tokens). A vocabulary that cannot write a newline (the tiny
+    test tokenizers) needs no stop."""
+    from transformers import StopStringCriteria
+
+    try:
+        return [StopStringCriteria(tokenizer, ["\n"])]
+    except ValueError:
+        return []
+
+
 @torch.no_grad()
 def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, max_input_tokens: int, batch_size: int,
              bf16: bool = False) -> list[str]:
     seq2seq = is_seq2seq(model)
+    stop = stop_at_newline(tokenizer)
     outputs = []
     for start in range(0, len(prompts), batch_size):
         ids = [encode_prompt(tokenizer, p, max_input_tokens) for p in prompts[start:start + batch_size]]
@@ -129,7 +142,8 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, max_inpu
         with prompt_positions(batch["prompt_mask"]), autocast(bf16, model.device):
             out = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                                  max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
-                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                                 stopping_criteria=stop)
         new = out if seq2seq else out[:, batch["input_ids"].shape[1]:]
         outputs += [cut_at_stop(t) for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
     return outputs
