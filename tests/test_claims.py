@@ -396,6 +396,20 @@ def test_ramole_claim_over_its_samples(ramole, seeds, verdict):
         assert verdicts.evidence.item().startswith("1 more seed(s) needed")
 
 
+def test_claims_on_pool_compositions_are_not_testable_when_the_pool_teaches_too_little():
+    scores = per_example({"ramole": 10, "mixture": 0, "fusion": 1, "selection": 2}, group="qa")
+    retrieval = per_example({"finetuned": 10, "pretrained": 0}, group="held-out tasks")
+    check = {"kind": "above", "table": "ramole_retrieval", "groups": ["held-out tasks"], "variant": "finetuned",
+             "others": ["pretrained"]}
+    data = {"ramole_mixed_ood": scores, "ramole_retrieval": retrieval}
+    for passes, verdicts in (([True, True, False], [HOLDS, HOLDS]), ([True, False, False], [NOT_TESTABLE, HOLDS])):
+        pool = pd.DataFrame({"lora": ["a", "b", "c"], "passes": passes})
+        out, _ = ledger([BEATS, claim("ft", check)], RAMOLE_CONFIG, None, None, data, pool_gain=pool)
+        assert list(out.verdict) == verdicts  # retrieval accuracy does not depend on what the LoRAs learned
+    assert out.evidence.iloc[0] == ("the composed LoRAs teach too little: 1 of 3 pool LoRAs pass (33%) their own "
+                                    "task's gain check, fewer than 50%")
+
+
 def test_ramole_claim_without_a_ramole_block_or_method_is_not_run_at_this_scale():
     verdicts, _ = ledger([BEATS], {"groups": {}, "tables": {}})
     assert verdicts.evidence.item() == "not run at this scale: ramole_mixed_ood (the config has no ramole: block)"

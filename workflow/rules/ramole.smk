@@ -6,7 +6,7 @@ from molebench.ramole import plan as ramole_plan
 from molebench.ramole.report import TABLE_TITLES as RAMOLE_TITLES
 
 RAMOLE_TABLES = []
-POOL_GAIN = []  # the pool LoRAs' gain check (tables/pool_gain.csv): none without a `ramole:` config block
+POOL_GAIN = {}  # the pool LoRAs' gain check, as a named input {"pool_gain": its CSV}: none without a `ramole:` block
 
 if "ramole" in config:  # checked at parse time by plan.check (common.smk)
     RAM = config["ramole"]
@@ -62,13 +62,13 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
         script:
             "../scripts/train_lora.py"
 
-    POOL_GAIN = [f"{RES}/tables/pool_gain.csv"]
+    POOL_GAIN = {"pool_gain": f"{RES}/tables/pool_gain.csv"}
 
     rule pool_gain:  # every pool LoRA against the base model on its own task, from the training jobs' gain.json
         input:
             [f"{RDIR}/loras/{n}/seed{RAM['seed']}" for n in POOL_LORAS],
         output:
-            POOL_GAIN,
+            POOL_GAIN["pool_gain"],
         log:
             f"{RES}/logs/table/pool_gain.log",
         localrule: True

@@ -70,6 +70,7 @@ rule claims:
         figures=CLAIMS_INPUTS[1],
         ramole=CLAIMS_INPUTS[2],  # RAMoLE's retrieval.json and evaluation folders: none without a `ramole:` block
         t2i=CLAIMS_INPUTS[3],  # text-to-image metric folders: none without a `t2i:` block
+        **POOL_GAIN,  # the pool LoRAs' gain check: are claims on their compositions testable?
         claims=str(ledger.CLAIMS_FILE),
         paper=ledger.paper_inputs(config),  # the papers' numbers behind each comparison's paper_gap
     output:
@@ -105,7 +106,7 @@ rule site:
         comparisons=rules.claims.output.comparisons,
         evaluations=plan.all_evaluation_dirs(config),
         ramole=RAMOLE_TABLES,  # RAMoLE (issue 6): empty without a `ramole:` config block
-        pool_gain=POOL_GAIN,
+        **POOL_GAIN,
         **({"t2i": f"{RES}/t2i/report"} if "t2i" in config else {}),  # text-to-image pages, copied in as t2i/
     output:
         report(directory(f"{REP}/site"), htmlindex="index.html", caption="../report/site.rst", category="molebench"),

@@ -63,6 +63,7 @@ from molebench.nlp.report import metric_files
 from molebench.ramole.plan import EMBEDDERS, MIXED_METRICS, SETTINGS, evaluations
 from molebench.report import evidence
 from molebench.report.evidence import FAILS, HOLDS, NOT_TESTABLE, UNDECIDED, Settings, Verdict
+from molebench.report.pool_gain import pass_share as pool_share
 from molebench.t2i import plan as t2i_plan
 from molebench.t2i.report import load_metrics as t2i_metrics
 
@@ -73,6 +74,7 @@ SCALING_KINDS = ("best_at_every_size", "lead_grows", "all_decline_at_largest")
 CHECK_KINDS = {"above": "table", "decreasing": "table", "middle_best": "table", "best_differs": "table", "gain_larger": "table",
                **dict.fromkeys(SCALING_KINDS, "table"), "figure_above": "figure", "figure_below": "figure"}
 RAMOLE_TABLES = {"ramole_retrieval": "embedder", "ramole_mixed_iid": "method", "ramole_mixed_ood": "method"}
+POOL_PASS_SHARE = 0.5  # a claim on compositions of pool LoRAs is testable when at least this share teaches its skill
 TIMING_DELTA = 0.05  # the smallest relative change of a timing claim (figure_below) worth reporting
 T2I_PREFIX = "t2i:"
 T2I_METRICS = ("text_alignment", "image_alignment", "presence")
@@ -459,17 +461,22 @@ def _with_gap(c: evidence.Comparison, gap: float | None) -> evidence.Comparison:
 
 def ledger(claims: list[dict], config: dict, scores: pd.DataFrame | None = None,
            figure_data: dict[str, pd.DataFrame] | None = None, ramole_data: dict[str, pd.DataFrame] | None = None,
-           t2i_data: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+           t2i_data: pd.DataFrame | None = None, pool_gain: pd.DataFrame | None = None
+           ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(ledger, comparisons): one row per claim with its verdict, and one row per comparison behind the verdicts.
 
     `scores` are the NLP tables' per-example scores (nlp_scores, SCORE_COLUMNS) with the LoRA gain check's reference
     variants, `figure_data` a figure name -> its CSV's data, `ramole_data` a RAMoLE table name -> its per-example
-    scores (ramole_scores), `t2i_data` the text-to-image metric rows (needed_t2i)."""
+    scores (ramole_scores), `t2i_data` the text-to-image metric rows (needed_t2i), `pool_gain` the pool LoRAs' gain
+    check (molebench.report.pool_gain), which decides whether claims on compositions of pool LoRAs are testable."""
     rows, details = [], []
     for claim in claims:
         check = claim["check"]
         source, s = check.get("table") or check.get("figure"), settings(config, check)
-        if source in RAMOLE_TABLES:
+        if pool_gain is not None and _on_pool(check, config) and pool_gain.passes.mean() < POOL_PASS_SHARE:
+            verdict = Verdict(NOT_TESTABLE, f"the composed LoRAs teach too little: {pool_share(pool_gain)} their own "
+                                            f"task's gain check, fewer than {POOL_PASS_SHARE:.0%}")
+        elif source in RAMOLE_TABLES:
             verdict = _ramole_claim(check, source, config, ramole_data or {}, s)
         elif _is_t2i(check):
             verdict = _t2i_claim(check, source, config, t2i_data, s)
@@ -495,6 +502,14 @@ def ledger(claims: list[dict], config: dict, scores: pd.DataFrame | None = None,
                      "paper_gap": gaps.get(c.label, np.nan), "verdict": c.verdict, "reason": c.reason}
                     for c in shown]
     return pd.DataFrame(rows, columns=LEDGER_COLUMNS), pd.DataFrame(details, columns=COMPARISON_COLUMNS)
+
+
+def _on_pool(check: dict, config: dict) -> bool:
+    """Whether the claim compares compositions of pool LoRAs: RAMoLE's mixed-task tables, or a table of `scaling`
+    groups (MoLE Table 6). Retrieval accuracy does not depend on what the LoRAs learned."""
+    table = config["tables"].get(check.get("table"), {})
+    return (check.get("table") in RAMOLE_TABLES and RAMOLE_TABLES[check["table"]] == "method") or any(
+        g in plan.scaling_groups(config) for g in table.get("groups", []))
 
 
 # ---- the claims rule ---------------------------------------------------------------------------------------------
@@ -529,7 +544,8 @@ def paper_inputs(config: dict) -> list[str]:
 
 
 def write_ledger(config: dict, evaluation_dirs: list[str], figure_csvs: dict[str, str], ramole_inputs: list[str],
-                 t2i_dirs: list[str], claims_file: str, out_ledger: str, out_comparisons: str) -> None:
+                 t2i_dirs: list[str], claims_file: str, out_ledger: str, out_comparisons: str,
+                 pool_gain_file: str | None = None) -> None:
     """The ledger and its comparisons as CSVs, from the inputs `inputs` lists (the claims rule's declared inputs)."""
     claimed = load_claims(claims_file)
     groups = list(dict.fromkeys(g for t in needed(claimed, config)[0] for g in config["tables"][t]["groups"]))
@@ -538,6 +554,7 @@ def write_ledger(config: dict, evaluation_dirs: list[str], figure_csvs: dict[str
               if ramole_inputs else {})
     verdicts, comparisons = ledger(claimed, config, nlp_scores(config, evaluation_dirs, groups),
                                    {name: pd.read_csv(path) for name, path in figure_csvs.items()}, ramole,
-                                   t2i_metrics(t2i_dirs) if t2i_dirs else None)
+                                   t2i_metrics(t2i_dirs) if t2i_dirs else None,
+                                   pd.read_csv(pool_gain_file) if pool_gain_file else None)
     io.write_text(out_comparisons, comparisons.to_csv(index=False))
     io.write_text(out_ledger, verdicts.to_csv(index=False))
