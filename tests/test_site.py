@@ -208,9 +208,9 @@ def test_pool_gain_passes_only_a_gain_beyond_its_interval(tmp_path):
                                     "zero_shot": zero, "lora": lora}))
         return str(path)
 
-    files = [gain_file("learned", [0.0] * 40, [1.0] * 12 + [0.0] * 28),  # +30 points on 40 examples
-             gain_file("one_lucky", [0.0] * 40, [1.0] + [0.0] * 39),  # +2.5: one example, within the noise
-             gain_file("nothing", [1.0] * 4 + [0.0] * 36, [1.0] * 4 + [0.0] * 36)]
+    files = [gain_file("learned", [0.0] * 40, [100.0] * 12 + [0.0] * 28),  # +30 points on 40 examples
+             gain_file("one_lucky", [0.0] * 40, [100.0] + [0.0] * 39),  # +2.5: one example, within the noise
+             gain_file("nothing", [100.0] * 4 + [0.0] * 36, [100.0] * 4 + [0.0] * 36)]
     table = pool_gain_table(files, Settings()).set_index("lora")
     assert table.passes.to_dict() == {"learned": True, "one_lucky": False, "nothing": False}
     assert table.loc["learned", "gain"] == 30 and table.loc["learned", "low"] > 10

@@ -47,7 +47,7 @@ def run(base_dir: str | Path, config: dict, tasks: list[str], settings: evidence
                 scored = evaluate(model.eval(), tokenizer, spec, splits["test"], ev["batch_size"],
                                   ev["max_input_tokens"], bf16=bf16)
             seconds[precision] = (trained - start, time.process_time() - trained)
-            scores[precision] = [100 * p["scores"][metric] for p in scored["predictions"]]
+            scores[precision] = [p["scores"][metric] for p in scored["predictions"]]  # 0-100
         tidy = pd.DataFrame([{"variant": p, "seed": 0, "task": task, "example": i, "value": v}
                              for p in PRECISIONS for i, v in enumerate(scores[p])], columns=evidence.COLUMNS)
         iv = evidence.difference(tidy, "bf16", "fp32", untrained=set(PRECISIONS), settings=settings)

@@ -18,16 +18,16 @@ COLUMNS = ["lora", "family", "metric", "n", "zero_shot", "lora_score", "gain", "
 
 
 def pool_gain_table(gain_files: list[str], settings: Settings) -> pd.DataFrame:
-    """One row per pool LoRA (scores in metric points): it passes when the interval of its gain lies above 0."""
+    """One row per pool LoRA (scores in metric points, as gain.json holds them): it passes when the interval of its gain lies above 0."""
     rows = []
     for path in gain_files:
         rec = read_json(path)
-        scores = pd.DataFrame([{"variant": variant, "seed": 0, "task": rec["task"], "example": i, "value": 100 * v}
+        scores = pd.DataFrame([{"variant": variant, "seed": 0, "task": rec["task"], "example": i, "value": v}
                                for variant in ("zero_shot", "lora") for i, v in enumerate(rec[variant])],
                               columns=evidence.COLUMNS)
         iv = evidence.difference(scores, "lora", "zero_shot", untrained={"lora", "zero_shot"}, settings=settings)
         rows.append({"lora": rec["task"], "family": rec["family"], "metric": rec["metric"], "n": rec["n"],
-                     "zero_shot": 100 * sum(rec["zero_shot"]) / rec["n"], "lora_score": 100 * sum(rec["lora"]) / rec["n"],
+                     "zero_shot": sum(rec["zero_shot"]) / rec["n"], "lora_score": sum(rec["lora"]) / rec["n"],
                      "gain": iv.estimate, "low": iv.low, "high": iv.high, "passes": iv.low > 0})
     return pd.DataFrame(rows, columns=COLUMNS)
 
