@@ -201,6 +201,32 @@ def test_budget_report_says_when_a_run_is_over():
     text, fits = budget.report(bench, [*chains, [("base", "b"), ("train", "z")]], {"cores": 2, "wall_minutes": 60})
     assert not fits and "INCOMPLETE: 1 jobs" in text  # an unfinished run cannot be said to fit
 
+DRY_RUN = """Building DAG of jobs...
+Job stats:
+job           count
+----------  -------
+evaluate          4
+reproduce         1
+train             2
+total             7
+
+[Wed Dec  2 19:34:36 2026]
+rule train:
+"""
+
+
+def test_progress_counts_the_jobs_left_at_their_rules_median_time():
+    left = budget.job_counts(DRY_RUN)
+    assert left == {"evaluate": 4, "reproduce": 1, "train": 2, "total": 7}
+    bench = pd.DataFrame({"rule": ["train"] * 3, "job": ["a", "b", "c"], "s": [60.0, 120.0, 600.0],
+                          "cpu_s": [1.0] * 3, "max_rss": [1.0] * 3})
+    minutes, unknown = budget.remaining(left, bench, cores=2)
+    assert minutes == 2 and unknown == ["evaluate"]  # 2 jobs x the 2-minute median, on 2 cores
+    line = budget.progress_line(left, 3, bench, 2)
+    assert line.startswith("3 jobs done, 7 to run: about 2 min left") and "not yet timed: evaluate (4 jobs)" in line
+    assert budget.progress_line(budget.job_counts("Nothing to be done."), 3, bench, 2).startswith("nothing left")
+
+
 def test_pool_gain_passes_only_a_gain_beyond_its_interval(tmp_path):
     def gain_file(name, zero, lora):
         path = tmp_path / f"{name}.json"

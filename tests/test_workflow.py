@@ -13,6 +13,7 @@ import yaml
 from browser import CHROMIUM, MISSING, check_pages
 
 from molebench.nlp import plan
+from molebench.report import budget
 
 REPO = Path(__file__).resolve().parents[1]
 IGNORE = shutil.ignore_patterns(".git", ".venv", "results", "reports", ".snakemake", "raw", "__pycache__", "*.egg-info")
@@ -231,17 +232,6 @@ def test_mask_cli_scores_trained_gates_with_a_lora_dropped(smoke_run):
 
 # ---- RAMoLE (issue 6) --------------------------------------------------------------------------------------------
 
-def job_counts(dry_run_output: str) -> dict[str, int]:
-    """The 'Job stats' table of `snakemake -n`: rule -> number of jobs."""
-    counts = {}
-    for line in dry_run_output.split("Job stats:")[-1].splitlines()[3:]:
-        parts = line.split()
-        if len(parts) != 2 or not parts[1].isdigit():
-            break
-        counts[parts[0]] = int(parts[1])
-    return counts
-
-
 def test_smoke_dag_renders_ramole_tables(smoke_run):
     config = yaml.safe_load((smoke_run / "config/smoke.yaml").read_text())["ramole"]
     pool = [t for tasks in config["pool"].values() for t in tasks]
@@ -273,7 +263,7 @@ def test_adding_a_lora_to_the_pool_embeds_only_that_lora(smoke_run, tmp_path):
     grown = tmp_path / "grown.yaml"
     grown.write_text(yaml.safe_dump(config, sort_keys=False))  # key order is part of rule params
     done = snakemake(smoke_run, "reproduce", "-n", "--configfile", str(grown))
-    counts = job_counts(done.stdout)
+    counts = budget.job_counts(done.stdout)
     assert counts["ramole_data"] == counts["ramole_lora"] == counts["ramole_embed"] == 1, counts
     assert "ramole_retriever" not in counts  # the retriever's fine-tuning tasks are fixed
     assert "results/smoke/ramole/embeddings/multistep_arithmetic.pt" in done.stdout

@@ -14,6 +14,7 @@
     molebench bench --skills      skill-world learnability: one pool-recipe LoRA per sampled skill against zero-shot
     molebench mask V G --drop L   score a trained MoLE composition with LoRAs masked out (paper Figure 8)
     molebench faults              fault injection: kill training and resume, corrupt adapters, break data
+    molebench progress            a run's jobs left and the time they need, from its finished jobs' times
     molebench claims              the claims ledger of a config's results: each claim's verdict and comparisons
 
 Run it from the repository root: configs are paths relative to it, and `bench` runs the repository's Snakefile.
@@ -22,6 +23,7 @@ Run it from the repository root: configs are paths relative to it, and `bench` r
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from pathlib import Path
 
@@ -188,6 +190,17 @@ def cmd_claims(args) -> None:
     print(f"{len(ledger)} claims: {verdict_counts(ledger)} ({paths[0]})")
 
 
+def cmd_progress(args) -> None:
+    """Jobs left in the config's DAG (Snakemake's dry run) and the time they need, from the finished jobs' times."""
+    config = load_config(args.config)
+    dry = subprocess.run([sys.executable, "-m", "snakemake", args.target, "-n", "--configfile", args.config],
+                         capture_output=True, text=True, check=False)
+    if dry.returncode != 0:
+        raise SystemExit(f"snakemake -n failed:\n{dry.stderr[-2000:]}")
+    benchmarks = budget.load_benchmarks(budget.benchmark_files(config["results_dir"]))
+    print(budget.progress_line(budget.job_counts(dry.stdout), len(benchmarks), benchmarks, args.cores))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="molebench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -248,6 +261,11 @@ def main(argv: list[str] | None = None) -> None:
     fault.add_argument("--config", default="config/smoke.yaml", help="the base of the bad configs tried")
     fault.add_argument("--out", default="results/faults.json")
     fault.set_defaults(fn=cmd_faults)
+    progress = sub.add_parser("progress", help="jobs left in a run and the time they need (from its finished jobs)")
+    progress.add_argument("--config", default="config/config.yaml")
+    progress.add_argument("--target", default="reproduce")
+    progress.add_argument("--cores", type=int, default=2)
+    progress.set_defaults(fn=cmd_progress)
     claims = sub.add_parser("claims", help="print the claims ledger: verdicts and each comparison's interval")
     claims.add_argument("--config", default="config/config.yaml", help="the config whose results_dir holds the ledger")
     claims.set_defaults(fn=cmd_claims)

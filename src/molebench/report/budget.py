@@ -88,3 +88,34 @@ def report(benchmarks: pd.DataFrame, chains: list[list[tuple[str, str]]], budget
         lines.append(f"INCOMPLETE: {est['untimed_chain_jobs']} jobs of the DAG have no benchmark file yet, so these "
                      "figures are a lower bound; finish the run (snakemake reproduce) and ask again")
     return "\n".join(lines), fits
+
+
+def job_counts(dry_run_output: str) -> dict[str, int]:
+    """The 'Job stats' table of `snakemake -n`: rule -> jobs still to run (empty when nothing is left)."""
+    counts = {}
+    if "Job stats:" not in dry_run_output:
+        return counts
+    for line in dry_run_output.split("Job stats:")[-1].splitlines()[3:]:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def remaining(left: dict[str, int], benchmarks: pd.DataFrame, cores: int) -> tuple[float, list[str]]:
+    """(minutes left on `cores` cores, rules with jobs left and no finished job to time them by): each job left
+    costs its rule's median wall time so far. The target rule counts nothing (it runs no code)."""
+    median = benchmarks.groupby("rule").s.median()
+    jobs = {rule: n for rule, n in left.items() if rule not in ("all", "total", "reproduce")}
+    unknown = [rule for rule in jobs if rule not in median.index]
+    return sum(n * median[rule] for rule, n in jobs.items() if rule in median.index) / 60 / cores, unknown
+
+
+def progress_line(left: dict[str, int], done: int, benchmarks: pd.DataFrame, cores: int) -> str:
+    if not left:
+        return f"nothing left to run ({done} jobs have benchmark files)"
+    minutes, unknown = remaining(left, benchmarks, cores)
+    line = (f"{done} jobs done, {left.get('total', sum(left.values()))} to run: about {minutes:.0f} min left on "
+            f"{cores} cores (each rule's median job time so far)")
+    return line + (f"; not yet timed: {', '.join(unknown)} ({sum(left[r] for r in unknown)} jobs)" if unknown else "")
