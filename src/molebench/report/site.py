@@ -192,7 +192,7 @@ def _index(tables: dict, figures: dict, gain: pd.DataFrame, ledger_table: str, l
                  f"{n_valid} of {len(gain)} tasks pass</li>"
                  + (f"<li>{link('pool_gain.html', 'Pool LoRAs: gain over zero-shot')}: "
                     f"{esc(pool_share(pool_gain))}</li>" if pool_gain is not None else "")
-                 +                  f"<li>{link('provenance.html', 'Provenance: code, config, versions, hardware, run times')}</li>"
+                 + f"<li>{link('provenance.html', 'Provenance: code, config, versions, hardware, run times')}</li>"
                  f"<li>{link('reliability.html', 'Reliability: fault injection')}</li>"
                  + (f"<li>{link('t2i/index.html', 'Text-to-image MoLE: Tables 1, 9, 10 and image grids')}</li>"
                     if t2i else "") + "</ul>")
@@ -405,8 +405,8 @@ def _bar_chart(spec: dict, table: pd.DataFrame, path: Path) -> None:
 def _pool_gain_page(table: pd.DataFrame) -> str:
     intro = ("<p>Every pool LoRA (the LoRAs MoLE Table 6 and RAMoLE compose) scored on its own task's test split, "
              "with and without it, in the job that trained it. It passes when the paired bootstrap interval of its "
-             f"gain (over the test examples, at the claims ledger's confidence; one seed: the pool is trained once) lies above 0. "
-             f"<b>{esc(pool_share(table))}</b>; per family:</p>")
+             "gain (over the test examples, at the claims ledger's confidence; one seed: the pool is trained once) "
+             f"lies above 0. <b>{esc(pool_share(table))}</b>; per family:</p>")
     families = table.groupby("family").passes.agg(["sum", "size"])
     family_rows = [[f'<td class="key">{esc(f)}</td>', f"<td>{int(r['sum'])} of {int(r['size'])}</td>"]
                    for f, r in families.iterrows()]
