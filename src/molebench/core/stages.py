@@ -18,6 +18,8 @@ from molebench.core.scoring import evaluate
 from molebench.core.training import TrainConfig
 from molebench.core.training import train_lora as train
 
+GAIN_FILE = "gain.json"  # a pool LoRA's own-task scores with and without it, per test example
+
 
 def base_model(model_cfg: dict, out_dir: str) -> None:
     materialise_base(model_cfg, out_dir)
@@ -70,9 +72,6 @@ def train_lora(base_dir: str, task: str, data_dir: str, lora_cfg: dict, train_cf
                                             "lora": _score(model.eval(), tokenizer, gain_spec, test, eval_cfg),
                                             "run_info": run_info})
     shutil.rmtree(checkpoint_dir(out_dir), ignore_errors=True)
-
-
-GAIN_FILE = "gain.json"  # a pool LoRA's own-task scores with and without it, per test example
 
 
 def _score(model, tokenizer, spec: TaskSpec, records: list[dict], eval_cfg: dict) -> list[float]:

@@ -18,7 +18,7 @@ COLUMNS = ["lora", "family", "metric", "n", "zero_shot", "lora_score", "gain", "
 
 
 def pool_gain_table(gain_files: list[str], settings: Settings) -> pd.DataFrame:
-    """One row per pool LoRA (scores in metric points, as gain.json holds them): it passes when the interval of its gain lies above 0."""
+    """One row per pool LoRA (metric points, as in gain.json): it passes when its gain's interval lies above 0."""
     rows = []
     for path in gain_files:
         rec = read_json(path)
