@@ -104,10 +104,11 @@ def cmd_bench(args) -> None:
     if args.bf16:
         tasks = args.tasks or list(dict.fromkeys(t for g in plan.used_groups(config) for t in config["groups"][g]))
         with logged(None, threads=args.threads):
-            rows = bf16.run(args.base or Path(config["results_dir"]) / "base", config, tasks, claims_settings(config))
+            rows = bf16.run(args.base or Path(config["results_dir"]) / "base", config, tasks, claims_settings(config),
+                            tuple(args.seeds))
         unchanged = sum(r["unchanged"] for r in rows)
         print(f"bf16 leaves {unchanged} of {len(rows)} tasks unchanged")
-        _save(config, "bf16", rows, threads=args.threads, tasks=tasks, unchanged=unchanged)
+        _save(config, "bf16", rows, threads=args.threads, tasks=tasks, seeds=args.seeds, unchanged=unchanged)
         return
     if args.skills:
         base = args.base or Path(config["results_dir"]) / "base"
@@ -240,6 +241,7 @@ def main(argv: list[str] | None = None) -> None:
     bench.add_argument("--bf16", action="store_true",
                        help="per-task LoRAs trained and scored in fp32 and in bf16 autocast, compared example by example")
     bench.add_argument("--tasks", nargs="+", help="--bf16: tasks (default: every task of the groups the tables use)")
+    bench.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3], help="--bf16: LoRA seeds")
     bench.add_argument("--skills-sample", type=int, default=12, help="--skills: skills sampled (skills.pool(N))")
     bench.add_argument("--recipe", choices=skill_bench.RECIPES, default="pool",
                        help="--skills: RAMoLE's pool recipe (ramole.lora, ramole.train) or the per-task one (lora, train)")
