@@ -33,7 +33,7 @@ from molebench import faults
 from molebench.bench import bf16, compose, gates, lorahub, mixlora, spine
 from molebench.bench import skills as skill_bench
 from molebench.config import load_config, schema_text
-from molebench.core import io
+from molebench.core import io, skills
 from molebench.core.data import list_tasks, load_task
 from molebench.core.method import available
 from molebench.core.runtime import logged
@@ -113,12 +113,14 @@ def cmd_bench(args) -> None:
     if args.skills:
         base = args.base or Path(config["results_dir"]) / "base"
         with logged(None, threads=args.threads):
-            rows = skill_bench.run(base, config, n_skills=args.skills_sample, recipe=args.recipe,
-                                    steps=args.steps, rank=args.rank)
+            names = [t.removeprefix(skills.TASK_PREFIX) for t in args.tasks] if args.tasks else skills.pool(
+                args.skills_sample)
+            rows = skill_bench.run(base, config, names, n_train=args.n_train, n_test=args.n_test, recipe=args.recipe,
+                                   steps=args.steps, rank=args.rank)
         summary = skill_bench.summary(rows)
         print(summary)
-        _save(config, "skills", rows, threads=args.threads, summary=summary, skills_sample=args.skills_sample,
-              recipe=args.recipe, steps=args.steps, rank=args.rank)
+        _save(config, "skills", rows, threads=args.threads, summary=summary, skills=names, recipe=args.recipe,
+              steps=args.steps, rank=args.rank, n_train=args.n_train, n_test=args.n_test)
         return
     if args.composition or args.lorahub or args.mixed:  # configurations timed side by side on the mini base model
         name = next(n for n in ("composition", "lorahub", "mixed") if getattr(args, n))
@@ -240,9 +242,12 @@ def main(argv: list[str] | None = None) -> None:
                             "against zero-shot on the mini base model, with training CPU seconds")
     bench.add_argument("--bf16", action="store_true",
                        help="per-task LoRAs trained and scored in fp32 and in bf16 autocast, compared example by example")
-    bench.add_argument("--tasks", nargs="+", help="--bf16: tasks (default: every task of the groups the tables use)")
+    bench.add_argument("--tasks", nargs="+", help="--bf16: tasks (default: every task of the groups the tables use); "
+                                                  "--skills: skills (default: --skills-sample of them)")
     bench.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3], help="--bf16: LoRA seeds")
     bench.add_argument("--skills-sample", type=int, default=12, help="--skills: skills sampled (skills.pool(N))")
+    bench.add_argument("--n-train", type=int, default=64, help="--skills: training examples per skill")
+    bench.add_argument("--n-test", type=int, default=40, help="--skills: test examples per skill")
     bench.add_argument("--recipe", choices=skill_bench.RECIPES, default="pool",
                        help="--skills: RAMoLE's pool recipe (ramole.lora, ramole.train) or the per-task one (lora, train)")
     bench.add_argument("--steps", type=int, help="--skills: training steps instead of ramole.train's")

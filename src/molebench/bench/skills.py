@@ -1,7 +1,7 @@
 """Learnability of the skill world: one LoRA per sampled skill against zero-shot, on the mini base model.
 
-    molebench bench --skills [--skills-sample 12] [--recipe pool|task] [--steps S] [--rank R]
-                                                                          results/bench/skills.json
+    molebench bench --skills [--skills-sample 12 | --tasks SKILL ...] [--recipe pool|task] [--steps S] [--rank R]
+                             [--n-train 64] [--n-test 40]                 results/bench/skills.json
 
 For each skill of `skills.pool(n_skills)` (one per family in turn, so 11 or more span every family) this trains one
 LoRA with RAMoLE's pool recipe (recipe "pool": the config's `ramole.lora`, `ramole.train`) or the per-task LoRA
@@ -37,9 +37,10 @@ def gain_se(p_lora: float, p_zero: float, n: int) -> float:
     return math.sqrt((p_lora * (1 - p_lora) + p_zero * (1 - p_zero)) / n)
 
 
-def run(base_dir: str | Path, config: dict, n_skills: int = 12, n_train: int = 64, n_test: int = 40,
+def run(base_dir: str | Path, config: dict, names: list[str], n_train: int = 64, n_test: int = 40,
         recipe: str = "pool", steps: int | None = None, rank: int | None = None, seed: int = 1) -> list[dict]:
-    """One row per sampled skill: skill, family, zero_shot, lora, gain, se, passes, train_seconds."""
+    """One row per skill of `names` (skills.pool(12), say): skill, family, zero_shot, lora, gain, se, passes,
+    train_seconds."""
     if recipe not in RECIPES:
         raise ValueError(f"recipe must be one of {RECIPES}, got {recipe!r}")
     section = config["ramole"] if recipe == "pool" else config
@@ -52,7 +53,7 @@ def run(base_dir: str | Path, config: dict, n_skills: int = 12, n_train: int = 6
     eval_cfg = config["ramole"]["eval"]
     rows = []
     base, tokenizer = load_base(base_dir)
-    for name in skills.pool(n_skills):
+    for name in names:
         spec = load_task(skills.TASK_PREFIX + name)
         splits, _ = build_splits(spec, n_train, n_test, config["data"]["split_seed"], config["data"]["raw_dir"])
         zero = evaluate(base, tokenizer, spec, splits["test"], eval_cfg["batch_size"], eval_cfg["max_input_tokens"])
