@@ -136,7 +136,7 @@ def cmd_bench(args) -> None:
         rows = spine.run(config, args.task, args.repeats, smoke=not args.skip_smoke)
     for name, value, unit in rows:
         print(f"{name:70s} {value:8.2f} {unit}")
-    _save(config, "spine", [{"name": n, "value": round(v, 3), "unit": u} for n, v, u in rows], config=args.config,
+    _save(config, "spine", [{"name": n, "value": round(v, 3), "unit": u} for n, v, u in rows], config_file=args.config,
           task=args.task, threads=args.threads)
 
 
