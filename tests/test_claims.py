@@ -408,6 +408,11 @@ def test_claims_on_pool_compositions_are_not_testable_when_the_pool_teaches_too_
         assert list(out.verdict) == verdicts  # retrieval accuracy does not depend on what the LoRAs learned
     assert out.evidence.iloc[0] == ("the composed LoRAs teach too little: 1 of 3 pool LoRAs pass (33%) their own "
                                     "task's gain check, fewer than 50%")
+    table6 = {"scaling": {"group": "g", "sizes": [8, 24]}, "groups": {}, "variants": {},
+              "tables": {"table6": {"groups": ["g-n8", "g-n24"], "variants": ["mole", "nla-output"]}}}
+    sized = claim("t6", {"kind": "best_at_every_size", "table": "table6", "variant": "mole", "others": ["nla-output"]})
+    out, _ = ledger([sized], table6, pool_gain=pool)  # MoLE Table 6 composes pool LoRAs too
+    assert out.verdict.item() == NOT_TESTABLE
 
 
 def test_ramole_claim_without_a_ramole_block_or_method_is_not_run_at_this_scale():
