@@ -36,6 +36,10 @@ class Arithmetic(Method):
     config_class = ArithmeticConfig
 
     @classmethod
+    def equal_ranks(cls, config):
+        return config.space == "factor"
+
+    @classmethod
     def pipeline_problem(cls, config):
         if config.space != "output":
             return "pipelines compose LoRAs in output space only (the PEFT weight/factor merges need one PEFT model)"

@@ -21,7 +21,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from molebench.core.adapters import AdapterError
 from molebench.core.bank import inject, merge_banks
 from molebench.core.method import Method, MethodConfig, register_method
 from molebench.core.training import answer_loss, collate, encode_answer, encode_prompt, is_seq2seq
@@ -34,11 +33,11 @@ class FactorSum(Method):
 
     trainable = True
 
+    @classmethod
+    def equal_ranks(cls, config):
+        return True
+
     def build(self, base, experts):
-        ranks = sorted({e.rank for e in experts})
-        if len(ranks) > 1:
-            raise AdapterError(f"{self.name} sums the LoRA factors (sum w_i A_i, sum w_i B_i), which needs LoRAs of one "
-                               f"rank; got ranks {ranks}. Use nla (output or weight space) for mixed ranks")
         weights = nn.Module()
         weights.register_buffer("a", torch.zeros(len(experts), device=base.device))
         weights.register_buffer("b", torch.zeros(len(experts), device=base.device))

@@ -11,7 +11,7 @@ entries (disjoint mean), so their default weight is 1 (the TIES paper's lambda =
 
 import dataclasses
 
-from molebench.core.adapters import peft_combine
+from molebench.core.adapters import EQUAL_RANK_COMBINATIONS, peft_combine
 from molebench.core.method import Method, MethodConfig, register_method
 
 SIGN_METHODS = ("total", "frequency")
@@ -40,6 +40,10 @@ class PeftMerge(Method):
     config_class = MergeConfig
     combination_type: str
     averages_itself = False  # ties-style merges divide by the number of agreeing LoRAs themselves
+
+    @classmethod
+    def equal_ranks(cls, config):
+        return cls.combination_type in EQUAL_RANK_COMBINATIONS
 
     def build(self, base, experts):
         cfg = self.config

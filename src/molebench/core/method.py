@@ -111,6 +111,12 @@ class Method(abc.ABC):
         return None
 
     @classmethod
+    def equal_ranks(cls, config: MethodConfig) -> bool:
+        """Whether this configuration sums LoRA factors (sum w_i A_i, sum w_i B_i), which needs LoRAs of one rank;
+        the config check and `molebench.core.runtime.build` refuse mixed ranks for it with a clear message."""
+        return False
+
+    @classmethod
     def pipeline_problem(cls, config: MethodConfig) -> str | None:
         """Why this configuration cannot compose a text-to-image pipeline's LoRAs, or None when it can."""
         return None

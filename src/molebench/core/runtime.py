@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from molebench.core.adapters import load_expert
+from molebench.core.adapters import AdapterError, load_expert, rank_problem
 from molebench.core.method import Method, get
 from molebench.core.models import load_base, set_offline
 
@@ -42,6 +42,9 @@ def build(method_name: str, options: dict, model, experts: list) -> tuple[Method
     """(method, model to score): the method configured by `options`, built over `model` and its experts."""
     cls = get(method_name)
     method = cls(cls.config_class.from_dict(options))
+    problem = rank_problem(method_name, {e.name: e.rank for e in experts})
+    if cls.equal_ranks(method.config) and problem:
+        raise AdapterError(problem)
     return method, method.build(model, experts)
 
 
