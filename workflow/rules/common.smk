@@ -19,6 +19,10 @@ def composition_adapters(w):
     return plan.adapter_dirs(config, w.variant, w.group, int(w.seed))
 
 
+def composition_loras(w):
+    return plan.lora_names(config, w.variant, w.group)
+
+
 def composition_data(w):
     if not plan.method_of(config, w.variant).trainable or plan.trained_variant(config, w.variant) != w.variant:
         raise ValueError(f"variant {w.variant} trains nothing of its own, so it has no compose job")

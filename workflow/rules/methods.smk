@@ -11,6 +11,7 @@ rule compose:
         f"{RES}/benchmarks/compose/{{variant}}-{{group}}-seed{{seed}}.tsv"
     params:
         variant=variant_cfg,
+        loras=composition_loras,
         train=config["train"],
     threads: THREADS
     resources:
@@ -33,6 +34,7 @@ rule evaluate:
         f"{RES}/benchmarks/evaluate/{{variant}}-{{group}}-seed{{seed}}.tsv"
     params:
         variant=variant_cfg,
+        loras=composition_loras,
         tasks=evaluated_tasks,
         eval=config["eval"],
     threads: THREADS
@@ -56,6 +58,7 @@ rule masked_evaluate:
         f"{RES}/benchmarks/masked_evaluate/{{variant}}-{{group}}-seed{{seed}}-drop-{{lora}}.tsv"
     params:
         variant=variant_cfg,
+        loras=composition_loras,
         tasks=evaluated_tasks,
         eval=config["eval"],
     threads: THREADS

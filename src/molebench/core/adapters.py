@@ -89,7 +89,8 @@ def fetch(repo_id: str, revision: str, out_dir: str | Path) -> Path:
                           allow_patterns=["adapter_config.json", "adapter_model.safetensors", "*.bin", "*.py"])
     except (OfflineModeIsEnabled, LocalEntryNotFoundError) as err:
         raise AdapterError(f"hub adapter {repo_id}@{revision} cannot be fetched offline ({type(err).__name__}); "
-                           f"download it where the hub is reachable and give its folder as `path:` instead") from err
+                           f"set `offline: false` where the hub is reachable, or download it there and give its "
+                           f"folder as the expert's `path:`") from err
     except (HFValidationError, OSError) as err:
         raise AdapterError(f"hub adapter {repo_id}@{revision}: {err}; check the repository id and revision") from err
     read_config(out_dir)

@@ -18,22 +18,22 @@ from molebench.core.training import TrainConfig, Trainer, seed_everything
 from molebench.nlp.plan import GATES_SUFFIX
 
 
-def _named(adapter_dirs: list[str]) -> dict[str, str]:
-    """LoRA name -> folder: a LoRA folder is `.../{name}/seed{seed}`."""
-    return {Path(d).parent.name: d for d in adapter_dirs}
+def train_records(source: str) -> list[dict]:
+    """Training records of a task's data folder (its train.jsonl) or of an expert's jsonl file."""
+    path = Path(source)
+    return io.read_jsonl(path if path.is_file() else path / "train.jsonl")
 
 
-def compose(variant_name: str, variant: dict, base_dir: str, adapter_dirs: list[str], data_dirs: list[str],
+def compose(variant_name: str, variant: dict, base_dir: str, loras: dict[str, str], data_dirs: list[str],
             train_cfg: dict, seed: int, out_dir: str) -> None:
-    """Build a method over the group's LoRAs, fit it when it trains, and save its state."""
+    """Build a method over the group's LoRAs (name -> folder), fit it when it trains, and save its state."""
     seed_everything(seed)
-    method, model, tokenizer, _ = load_composition(variant["method"], variant.get("options", {}), base_dir,
-                                                   _named(adapter_dirs))
+    method, model, tokenizer, _ = load_composition(variant["method"], variant.get("options", {}), base_dir, loras)
     with io.atomic_path(out_dir) as tmp:
         tmp.mkdir()
         info = {}
         if method.trainable:
-            records = [r for d in data_dirs for r in io.read_jsonl(Path(d) / "train.jsonl")]
+            records = [r for d in data_dirs for r in train_records(d)]
             trainer = Trainer(TrainConfig.from_dict({**train_cfg, **variant.get("train", {})}), seed,
                               tmp / "train_log.jsonl", f"{variant_name} seed {seed}", checkpoint_dir(out_dir))
             info = method.fit(model, tokenizer, records, trainer)
@@ -42,17 +42,17 @@ def compose(variant_name: str, variant: dict, base_dir: str, adapter_dirs: list[
         if report is not None:
             io.write_json(tmp / "gates.json", report)
         io.write_json(tmp / "run.json", {"variant": variant_name, "train_info": info, "run_info": io.provenance(
-            {"variant": variant, "train": train_cfg, "adapters": adapter_dirs}, seed)})
+            {"variant": variant, "train": train_cfg, "adapters": loras}, seed)})
     shutil.rmtree(checkpoint_dir(out_dir), ignore_errors=True)
 
 
-def evaluate(variant_name: str, variant: dict, group: str, tasks: list[str], base_dir: str, adapter_dirs: list[str],
+def evaluate(variant_name: str, variant: dict, group: str, tasks: list[str], base_dir: str, loras: dict[str, str],
              method_dir: str | None, data_dirs: list[str], eval_cfg: dict, seed: int, out_dir: str) -> None:
     """Build the composition once and score it on every task of its group: out_dir/{task}.json (+ predictions)."""
     seed_everything(seed)
     eval_cfg = {**eval_cfg, **variant.get("eval", {})}
     method, model, tokenizer, base_params = load_composition(variant["method"], variant.get("options", {}), base_dir,
-                                                             _named(adapter_dirs))
+                                                             loras)
     trained = 0
     if method_dir:
         method.load(model, method_dir)
@@ -74,11 +74,11 @@ def evaluate(variant_name: str, variant: dict, group: str, tasks: list[str], bas
             io.write_json(tmp / f"{task}.json", {
                 "variant": variant_name, "method": variant["method"], "group": group, "task": task,
                 "family": spec.family, "seed": seed, **result, "cost": costs, "seconds": round(time.time() - start, 2),
-                "run_info": io.provenance({"variant": variant, "eval": eval_cfg, "adapters": adapter_dirs}, seed)})
+                "run_info": io.provenance({"variant": variant, "eval": eval_cfg, "adapters": loras}, seed)})
 
 
 def masked_evaluate(variant_name: str, variant: dict, drop: list[str | int], tasks: list[str], base_dir: str,
-                    adapter_dirs: list[str], method_dir: str | None, data_dirs: list[str], eval_cfg: dict, seed: int,
+                    loras: dict[str, str], method_dir: str | None, data_dirs: list[str], eval_cfg: dict, seed: int,
                     out_dir: str) -> None:
     """Score a composition without the LoRAs in `drop` (MoLE Figure 8), into metric files whose group is
     `drop-{names}` (a LoRA named or counted from 0). A method that can mask (MoLE) keeps its trained state and masks them at inference; an untrained
@@ -89,6 +89,6 @@ def masked_evaluate(variant_name: str, variant: dict, drop: list[str | int], tas
     elif cls.trainable:
         raise ValueError(f"{variant_name}: a trained method that cannot mask LoRAs cannot drop them unretrained")
     else:
-        adapter_dirs = [d for i, (name, d) in enumerate(_named(adapter_dirs).items()) if name not in drop and i not in drop]
-    evaluate(variant_name, variant, f"drop-{'+'.join(map(str, drop))}", tasks, base_dir, adapter_dirs, method_dir, data_dirs,
+        loras = {name: d for i, (name, d) in enumerate(loras.items()) if name not in drop and i not in drop}
+    evaluate(variant_name, variant, f"drop-{'+'.join(map(str, drop))}", tasks, base_dir, loras, method_dir, data_dirs,
              eval_cfg, seed, out_dir)
