@@ -1,0 +1,151 @@
+"""Bring your own experts (issue 21): LoRAs from outside the DAG, composed through the config, and failures that name
+the adapter and the fix before any training."""
+
+import shutil
+
+import pytest
+import torch
+import yaml
+
+from molebench.config import load_config
+from molebench.core import io
+from molebench.core import stages as core_stages
+from molebench.core.adapters import AdapterError, fetch
+from molebench.core.errors import ConfigError
+from molebench.core.models import load_base
+from molebench.nlp import plan, stages
+from tests.conftest import REPO, make_lora
+
+TRAIN = {"steps": 2, "batch_size": 4, "lr": 1e-3, "max_input_tokens": 48, "max_target_tokens": 12}
+EVAL = {"batch_size": 4, "max_input_tokens": 48}
+SCORED = ["smoke_parity_mc", "smoke_add"]  # the smoke config's mc_from_gen group
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """The smoke base model, the scored tasks' data, a LoRA written by the DAG's train_lora stage (rank 2, attention)
+    and one written by plain PEFT code (rank 4, FFN), and a jsonl file of training records for the latter."""
+    root = tmp_path_factory.mktemp("experts")
+    smoke = yaml.safe_load((REPO / "config/smoke.yaml").read_text())
+    core_stages.base_model(smoke["model"], str(root / "base"))
+    for task in SCORED:
+        core_stages.task_data(task, {"n_train": 16, "n_test": 4, "split_seed": 0, "raw_dir": str(root)},
+                              str(root / "data" / task))
+    core_stages.train_lora(str(root / "base"), "smoke_add", str(root / "data/smoke_add"),
+                           {"r": 2, "lora_alpha": 4, "target_modules": ["q_proj", "v_proj"]}, TRAIN, 1,
+                           str(root / "dag_lora"))
+    make_lora(root / "plain_lora", seed=3, r=4, targets=["up_proj", "down_proj"],
+              base=lambda seed: load_base(root / "base")[0])
+    io.write_jsonl(root / "plain.jsonl", io.read_jsonl(root / "data/smoke_parity_mc/train.jsonl"))
+    return root
+
+
+def smoke_config(world, tmp_path, experts: dict, **changes) -> dict:
+    """config/smoke.yaml with `experts` composed into group mc_from_gen (MoLE Table 8's group), loaded and checked."""
+    config = yaml.safe_load((REPO / "config/smoke.yaml").read_text())
+    config["experts"] = experts
+    config["compose_from"] = {"mc_from_gen": list(experts)}
+    config.update(changes)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    return load_config(tmp_path / "config.yaml")
+
+
+def both(world) -> dict:
+    return {"dag": {"path": str(world / "dag_lora"), "task": "smoke_add"},
+            "plain": {"path": str(world / "plain_lora"), "data": str(world / "plain.jsonl")}}
+
+
+def test_external_experts_compose_train_and_score(world, tmp_path):
+    config = smoke_config(world, tmp_path, both(world))
+    assert plan.lora_names(config, "mole", "mc_from_gen") == ["dag", "plain"]
+    assert plan.adapter_dirs(config, "mole", "mc_from_gen", 1) == [str(world / "dag_lora"), str(world / "plain_lora")]
+    assert plan.data_dirs(config, plan.group_tasks(config, "mole", "mc_from_gen")) == [
+        "results/smoke/data/smoke_add", str(world / "plain.jsonl")]
+    chains = [c for c in plan.job_chains(config) if "-mc_from_gen-" in c[-1][1]]
+    assert chains and not any(rule == "train_lora" for c in chains for rule, _ in c)  # no job trains an external one
+    loras = {"dag": str(world / "dag_lora"), "plain": str(world / "plain_lora")}
+    data = [str(world / "data/smoke_add"), str(world / "plain.jsonl")]
+    tested = [str(world / "data" / t) for t in SCORED]
+    # mixed ranks (2, 4) and targets (attention, FFN): output and weight space and MoLE's gates take them
+    for variant in ({"method": "nla", "options": {"space": "weight"}}, {"method": "mole", "train": {"steps": 2}}):
+        method_dir = None
+        if variant["method"] == "mole":
+            method_dir = str(tmp_path / "mole")
+            stages.compose("mole", variant, str(world / "base"), loras, data, TRAIN, 1, method_dir)
+            assert io.read_json(tmp_path / "mole/run.json")["train_info"]["records"] == 32  # 16 task + 16 jsonl
+        out = tmp_path / variant["method"]
+        stages.evaluate("v", variant, "mc_from_gen", SCORED, str(world / "base"), loras, method_dir, tested, EVAL, 1,
+                        str(out / "metrics"))
+        assert io.read_json(out / "metrics/smoke_add.json")["run_info"]["config"]["adapters"] == loras
+        assert len(io.read_jsonl(out / "metrics/smoke_parity_mc.predictions.jsonl")) == 4
+
+
+def test_mixed_ranks_refused_at_parse_time_for_methods_that_sum_factors(world, tmp_path):
+    config = yaml.safe_load((REPO / "config/smoke.yaml").read_text())
+    tables = {"t": {"title": "t", "groups": ["mc_from_gen"], "variants": ["lorahub"]}}
+    with pytest.raises(ConfigError, match=r"lorahub.*one rank; got ranks dag: 2, plain: 4.*nla, cat"):
+        smoke_config(world, tmp_path, both(world), tables={**config["tables"], **tables})
+
+
+def test_missing_data_source_fails_before_any_job_naming_the_expert_and_fix(world, tmp_path):
+    experts = both(world)
+    del experts["plain"]["data"]  # MoLE (table8) trains on every composed LoRA's data
+    with pytest.raises(ConfigError, match=r"experts.plain: variants.mole \(mole\) trains on the data .* add `task:`"):
+        smoke_config(world, tmp_path, experts)
+    experts["plain"]["data"] = str(tmp_path / "absent.jsonl")
+    with pytest.raises(ConfigError, match=r"experts.plain.data: no file .*absent.jsonl"):
+        smoke_config(world, tmp_path, experts)
+
+
+def test_pickle_adapter_fails_at_parse_time_naming_the_folder_and_fix(world, tmp_path):
+    pickled = tmp_path / "pickled"
+    shutil.copytree(world / "plain_lora", pickled)
+    from safetensors.torch import load_file
+
+    torch.save(load_file(pickled / "adapter_model.safetensors"), pickled / "adapter_model.bin")
+    (pickled / "adapter_model.safetensors").unlink()
+    experts = {**both(world), "plain": {"path": str(pickled), "data": str(world / "plain.jsonl")}}
+    with pytest.raises(ConfigError, match=rf"experts.plain: {pickled}: .*pickle file adapter_model.bin.*convert it"):
+        smoke_config(world, tmp_path, experts)
+    (pickled / "adapter_model.safetensors").write_bytes(b"")
+    (pickled / "adapter_model.bin").unlink()
+    (pickled / "modeling.py").write_text("import os\n")
+    with pytest.raises(ConfigError, match="ships code .modeling.py.; molebench runs no remote code"):
+        smoke_config(world, tmp_path, experts)
+
+
+def test_lora_of_another_base_fails_before_any_training(world, tmp_path):
+    other = make_lora(tmp_path / "other", seed=1)  # tests.conftest's tiny LLaMA: hidden size 32, not the smoke 64
+    loras = {"dag": str(world / "dag_lora"), "other": str(other)}
+    with pytest.raises(AdapterError, match=rf"{other}: .* another base model .*use LoRAs of this base model"):
+        stages.compose("mole", {"method": "mole"}, str(world / "base"), loras, [str(world / "data/smoke_add")] * 2,
+                       TRAIN, 1, str(tmp_path / "mole"))
+    assert not (tmp_path / "mole").exists() and not (tmp_path / ".mole.checkpoint").exists()
+
+
+def test_hub_experts_are_pinned_and_fetched_or_refused_offline(world, tmp_path, monkeypatch):
+    import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    unpinned = {**both(world), "hub": {"hub": "someone/lora", "task": "smoke_add"}}
+    with pytest.raises(ConfigError, match="experts.hub: hub adapter 'someone/lora' is not pinned; add `revision:`"):
+        smoke_config(world, tmp_path, unpinned)
+    config = smoke_config(world, tmp_path, {**both(world), "hub": {**unpinned["hub"], "revision": "abc123"}})
+    fetched = "results/smoke/experts/hub/abc123"
+    assert plan.adapter_dirs(config, "nla-output", "mc_from_gen", 1)[-1] == fetched
+    assert [("base_model", "base"), ("fetch_expert", "hub-abc123"), ("evaluate", "nla-output-mc_from_gen-seed1")] in \
+        plan.job_chains(config)
+
+    def download(repo_id, revision, local_dir, allow_patterns):  # the hub, as a local copy
+        assert (repo_id, revision) == ("someone/lora", "abc123")
+        shutil.copytree(world / "plain_lora", local_dir)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", download)
+    assert fetch("someone/lora", "abc123", tmp_path / "fetched") == tmp_path / "fetched"
+
+    def offline(*args, **kwargs):
+        raise LocalEntryNotFoundError("offline")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+    with pytest.raises(AdapterError, match=r"someone/lora@abc123 cannot be fetched offline .*`path:`"):
+        fetch("someone/lora", "abc123", tmp_path / "again")
