@@ -51,9 +51,11 @@ class FactorSum(Method):
     def load(self, model, in_dir):
         super().load(model, in_dir)
         w = model.factor_weights
+        self.lora = {}
 
         def update(layer):
             a, b_t = layer.bank.factor_sum(w.a, w.b)
+            self.lora[layer.name] = (a, b_t.T)  # the chosen weights make one rank-r LoRA
             return b_t.T @ a
 
         merge_banks(model, update)

@@ -56,7 +56,8 @@ class PeftMerge(Method):
             kwargs["majority_sign_method"] = cfg.majority_sign_method
         if self.combination_type == "svd":
             kwargs["svd_rank"] = cfg.svd_rank
-        return peft_combine(base, experts, weights, self.combination_type, **kwargs)
+        model, self.lora = peft_combine(base, experts, weights, self.combination_type, **kwargs)
+        return model
 
 
 def _register(name: str, combination_type: str, description: str, averages_itself: bool = False) -> None:

@@ -62,7 +62,8 @@ def test_the_schema_fills_exactly_todays_defaults():
         "/$defs/Claims/properties/min_seeds": 2, "/properties/claims": {"confidence": 0.95, "delta": 1.0, "min_seeds": 2},
         "/$defs/Scaling/properties/extra_pool": [], "/properties/results_dir": "results",
         "/properties/reports_dir": "reports", "/properties/offline": True, "/properties/threads_per_job": 1,
-        "/properties/gpus_per_job": 0, "/properties/faults": {"kills": 4}, "/properties/figures": {}}
+        "/properties/gpus_per_job": 0, "/properties/faults": {"kills": 4}, "/properties/figures": {},
+        "/properties/experts": {}}
 
 
 def test_enumerated_values_are_the_registries():

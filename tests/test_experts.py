@@ -149,3 +149,46 @@ def test_hub_experts_are_pinned_and_fetched_or_refused_offline(world, tmp_path, 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
     with pytest.raises(AdapterError, match=r"someone/lora@abc123 cannot be fetched offline .*`path:`"):
         fetch("someone/lora", "abc123", tmp_path / "again")
+
+
+@pytest.mark.parametrize("variant", [{"method": "nla", "options": {"space": "output"}},
+                                     {"method": "nla", "options": {"space": "weight"}},
+                                     {"method": "nla", "options": {"space": "factor"}},
+                                     *({"method": m} for m in ("cat", "svd", "peft-linear", "ties", "dare-ties",
+                                                               "magnitude-prune")),
+                                     {"method": "lorahub", "options": {"steps": 12, "n_examples": 4}},
+                                     {"method": "pems", "options": {"n_validation": 4}}])
+def test_a_composition_that_is_a_lora_loads_with_plain_peft_and_gives_the_same_logits(world, variant, tmp_path):
+    from peft import PeftModel
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoModelForCausalLM
+
+    from molebench.core import method as methods
+    from molebench.core.runtime import load_composition, load_trained
+    from molebench.core.training import seed_everything
+
+    cls = methods.get(variant["method"])
+    other = make_lora(tmp_path / "plain2", seed=4, r=4, targets=["q_proj", "up_proj"],
+                      base=lambda seed: load_base(world / "base")[0])
+    loras = {"plain": str(world / "plain_lora"), "plain2": str(other)}  # rank 4 both, targets overlapping in part
+    if cls.equal_ranks(cls.config_class.from_dict(variant.get("options", {}))) is False:
+        loras["dag"] = str(world / "dag_lora")  # rank 2: mixed ranks where the method allows them
+    base, method_dir = str(world / "base"), None
+    if cls.trainable:
+        method_dir = str(tmp_path / "method")
+        stages.compose("v", variant, base, loras, [str(world / "data/smoke_add")] * len(loras), TRAIN, 1, method_dir)
+        state = load_file(f"{method_dir}/state.safetensors")
+        if not state["factor_weights.a"].any():  # on random LoRAs LoraHub's search may keep w = 0 (the base model)
+            save_file({k: torch.tensor([0.7, -0.4]) for k in state}, f"{method_dir}/state.safetensors")
+        _, ours, _ = load_trained(method_dir, base)
+    else:
+        seed_everything(1)  # as the evaluate stage does: DARE drops at random
+        _, ours, _, _ = load_composition(variant["method"], variant.get("options", {}), base, loras)
+    stages.evaluate("v", variant, "g", ["smoke_add"], base, loras, method_dir, [str(world / "data/smoke_add")], EVAL, 1,
+                    str(tmp_path / "metrics"))
+    plain = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), str(tmp_path / "metrics/adapter"))
+    ids = torch.randint(3, 500, (2, 9), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        want, got = ours(input_ids=ids).logits, plain.eval()(input_ids=ids).logits
+        assert (want - AutoModelForCausalLM.from_pretrained(base)(input_ids=ids).logits).abs().max() > 1e-4
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)

@@ -153,9 +153,30 @@ def rank_problem(method: str, ranks: dict[str, int]) -> str | None:
             f"(nla, cat, svd, mole) or use LoRAs of one rank")
 
 
+LoRA = dict[str, tuple[torch.Tensor, torch.Tensor]]  # module -> (A (r, d_in), B (d_out, r)), scaling folded into B
+
+
+def save_lora(lora: LoRA, base_name: str, out_dir: str | Path) -> None:
+    """Write a composition that is one LoRA as a PEFT adapter folder that `PeftModel.from_pretrained` loads with no
+    molebench code: target modules by full name, each module's own rank (rank_pattern) and alpha = rank, so that
+    PEFT's scaling is 1 (the composition's scaling is already in B)."""
+    from peft import LoraConfig
+    from safetensors.torch import save_file
+
+    ranks = {m: a.shape[0] for m, (a, _) in lora.items()}
+    r = max(ranks.values())
+    other = {m: k for m, k in ranks.items() if k != r}
+    LoraConfig(r=r, lora_alpha=r, target_modules=sorted(lora), rank_pattern=other, alpha_pattern=other,
+               lora_dropout=0.0, base_model_name_or_path=base_name).save_pretrained(str(out_dir))
+    save_file({f"base_model.model.{m}.lora_{k}.weight": t.detach().float().cpu().contiguous()
+               for m, (a, b) in lora.items() for k, t in (("A", a), ("B", b))},
+              Path(out_dir) / "adapter_model.safetensors")
+
+
 def peft_combine(base: torch.nn.Module, experts: list[Expert], weights: list[float], combination_type: str,
-                 **kwargs) -> torch.nn.Module:
-    """Load every expert into one PeftModel, combine them with PEFT's `add_weighted_adapter`, merge for scoring."""
+                 **kwargs) -> tuple[torch.nn.Module, LoRA]:
+    """Load every expert into one PeftModel, combine them with PEFT's `add_weighted_adapter`, merge for scoring.
+    Returns the merged model and the combined LoRA (to export it)."""
     from peft import PeftModel
 
     problem = rank_problem(f"PEFT combination {combination_type!r}", {e.name: e.rank for e in experts})
@@ -167,4 +188,7 @@ def peft_combine(base: torch.nn.Module, experts: list[Expert], weights: list[flo
         model.load_adapter(str(expert.path), adapter_name=name)
     model.add_weighted_adapter(names, weights, adapter_name="combined", combination_type=combination_type, **kwargs)
     model.set_adapter("combined")
-    return model.merge_and_unload(adapter_names=["combined"]).eval()
+    lora = {name.removeprefix("base_model.model."): (m.lora_A["combined"].weight.detach().clone(),
+                                                     m.lora_B["combined"].weight.detach() * m.scaling["combined"])
+            for name, m in model.named_modules() if "combined" in getattr(m, "lora_A", {})}
+    return model.merge_and_unload(adapter_names=["combined"]).eval(), lora

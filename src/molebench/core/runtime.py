@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from molebench.core import io
 from molebench.core.adapters import AdapterError, load_expert, rank_problem
 from molebench.core.method import Method, get
 from molebench.core.models import load_base, set_offline
@@ -56,3 +57,22 @@ def load_composition(method_name: str, options: dict, base_dir: str, adapter_dir
     experts = [load_expert(d, model, name=name) for name, d in adapter_dirs.items()]
     method, model = build(method_name, options, model, experts)
     return method, model, tokenizer, base_params
+
+
+LORAS_FILE = "loras.json"  # in a trained composition's folder: LoRA name -> the folder it was trained over
+
+
+def save_trained(method: Method, model: torch.nn.Module, loras: dict[str, str], out_dir: str | Path) -> None:
+    """A trained composition's folder (MoLE gates, MixLoRA experts and routers, RAMoLE's router, LoraHub's and PEMs'
+    weights): method.json (method and options), state.safetensors (the trained parameters) and loras.json."""
+    method.save(model, out_dir)
+    io.write_json(Path(out_dir) / LORAS_FILE, loras)
+
+
+def load_trained(method_dir: str | Path, base_dir: str | Path):
+    """(method, model, tokenizer): a folder written by `save_trained`, rebuilt over the base model in `base_dir`."""
+    spec = io.read_json(Path(method_dir) / "method.json")
+    method, model, tokenizer, _ = load_composition(spec["method"], spec["config"], str(base_dir),
+                                                   io.read_json(Path(method_dir) / LORAS_FILE))
+    method.load(model, method_dir)
+    return method, model, tokenizer

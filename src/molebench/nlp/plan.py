@@ -19,6 +19,7 @@ from molebench.core.errors import ConfigError
 from molebench.nlp.figures import FIGURE_KINDS, FROM_TRAINING
 
 GATES_SUFFIX = ".gates.json"  # an evaluation folder's gate weights per task, beside the task's metric file
+EXPORT_DIR = "adapter"  # an evaluation folder's composition as a PEFT adapter folder, when it is one LoRA
 
 
 def expand(config: dict) -> dict:

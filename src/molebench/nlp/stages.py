@@ -10,12 +10,13 @@ from pathlib import Path
 
 from molebench.core import io
 from molebench.core.accounting import cost
+from molebench.core.adapters import save_lora
 from molebench.core.data import load_task
 from molebench.core.method import get as methods_get
-from molebench.core.runtime import checkpoint_dir, load_composition
+from molebench.core.runtime import checkpoint_dir, load_composition, save_trained
 from molebench.core.scoring import evaluate as score
 from molebench.core.training import TrainConfig, Trainer, seed_everything
-from molebench.nlp.plan import GATES_SUFFIX
+from molebench.nlp.plan import EXPORT_DIR, GATES_SUFFIX
 
 
 def train_records(source: str) -> list[dict]:
@@ -37,7 +38,7 @@ def compose(variant_name: str, variant: dict, base_dir: str, loras: dict[str, st
             trainer = Trainer(TrainConfig.from_dict({**train_cfg, **variant.get("train", {})}), seed,
                               tmp / "train_log.jsonl", f"{variant_name} seed {seed}", checkpoint_dir(out_dir))
             info = method.fit(model, tokenizer, records, trainer)
-        method.save(model, tmp)
+        save_trained(method, model, loras, tmp)
         report = method.gate_report(model)
         if report is not None:
             io.write_json(tmp / "gates.json", report)
@@ -60,6 +61,8 @@ def evaluate(variant_name: str, variant: dict, group: str, tasks: list[str], bas
     costs = cost(model, base_params, trained)
     with io.atomic_path(out_dir) as tmp:
         tmp.mkdir()
+        if method.lora is not None:  # a composition that is one LoRA leaves as a standard PEFT adapter folder
+            save_lora(method.lora, base_dir, tmp / EXPORT_DIR)
         for task, data_dir in zip(tasks, data_dirs, strict=True):
             start = time.time()
             spec = load_task(task)
