@@ -184,8 +184,8 @@ def test_a_composition_that_is_a_lora_loads_with_plain_peft_and_gives_the_same_l
     else:
         seed_everything(1)  # as the evaluate stage does: DARE drops at random
         _, ours, _, _ = load_composition(variant["method"], variant.get("options", {}), base, loras)
-    stages.evaluate("v", variant, "g", ["smoke_add"], base, loras, method_dir, [str(world / "data/smoke_add")], EVAL, 1,
-                    str(tmp_path / "metrics"))
+    stages.evaluate("v", variant, "g", ["smoke_add"], base, loras, method_dir, [str(world / "data/smoke_add")], EVAL,
+                    1, str(tmp_path / "metrics"))
     plain = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), str(tmp_path / "metrics/adapter"))
     ids = torch.randint(3, 500, (2, 9), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():

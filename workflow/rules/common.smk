@@ -41,7 +41,14 @@ def evaluated_tasks(w):
 
 
 def evaluated_data(w):
-    return plan.data_dirs(config, evaluated_tasks(w))
+    return plan.scored_data(config, evaluated_tasks(w))
+
+
+def lm_eval_folder(w):
+    """The local lm-eval task folder, when the evaluation scores an lm-eval task (an edited YAML reruns it)."""
+    harness = config.get("lm_eval", {})
+    scored = set(evaluated_tasks(w)) & set(plan.lm_eval_tasks(config))
+    return [harness["include_path"]] if scored and "include_path" in harness else []
 
 
 def task_sources(w):

@@ -26,6 +26,7 @@ rule evaluate:
         adapters=composition_adapters,
         method=trained_method,
         data=evaluated_data,
+        lm_eval=lm_eval_folder,
     output:
         directory(f"{RES}/metrics/{{variant}}/{{group}}/seed{{seed}}"),
     log:
@@ -37,6 +38,7 @@ rule evaluate:
         loras=composition_loras,
         tasks=evaluated_tasks,
         eval=config["eval"],
+        lm_eval=config.get("lm_eval"),
     threads: THREADS
     resources:
         gpu=config["gpus_per_job"],
@@ -50,6 +52,7 @@ rule masked_evaluate:
         adapters=composition_adapters,
         method=trained_method,
         data=evaluated_data,
+        lm_eval=lm_eval_folder,
     output:
         directory(f"{RES}/masked/{{variant}}/{{group}}/seed{{seed}}/drop-{{lora}}"),
     log:
@@ -61,6 +64,7 @@ rule masked_evaluate:
         loras=composition_loras,
         tasks=evaluated_tasks,
         eval=config["eval"],
+        lm_eval=config.get("lm_eval"),
     threads: THREADS
     resources:
         gpu=config["gpus_per_job"],

@@ -6,4 +6,5 @@ loras = dict(zip(snakemake.params.loras, snakemake.input.adapters, strict=True))
 with logged(snakemake.log[0], snakemake.threads, snakemake.config["offline"]):
     stages.evaluate(w.variant, snakemake.params.variant, w.group, snakemake.params.tasks, snakemake.input.base,
                     loras, snakemake.input.method[0] if snakemake.input.method else None,
-                    list(snakemake.input.data), snakemake.params.eval, int(w.seed), snakemake.output[0])
+                    list(snakemake.input.data), snakemake.params.eval, int(w.seed), snakemake.output[0],
+                    snakemake.params.lm_eval)

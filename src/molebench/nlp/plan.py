@@ -14,7 +14,7 @@ from pathlib import Path
 
 from molebench.core import method as methods
 from molebench.core.adapters import AdapterError, rank_problem, read_config
-from molebench.core.data import list_tasks, load_task, pool_tasks
+from molebench.core.data import TaskSpec, list_tasks, load_task, pool_tasks
 from molebench.core.errors import ConfigError
 from molebench.nlp.figures import FIGURE_KINDS, FROM_TRAINING
 
@@ -44,11 +44,20 @@ def check(config: dict) -> None:
     except (TypeError, ValueError) as err:
         raise ConfigError(f"lora: not a valid PEFT LoraConfig: {err}") from None
     known_tasks = set(list_tasks())
+    harness = lm_eval_tasks(config)
+    for task in sorted(set(harness) & known_tasks):
+        raise ConfigError(f"lm_eval.tasks.{task}: also a task of data/tasks; a name must say which scorer is used")
     for group, tasks in config["groups"].items():
         for task in tasks:
+            if task in harness:
+                if group not in config.get("compose_from", {}):
+                    raise ConfigError(f"groups.{group}: lm-eval task {task!r} has no training data here, so no LoRA "
+                                      f"of its own; name the LoRAs (tasks or `experts`) to compose in "
+                                      f"compose_from.{group}")
+                continue
             if task not in known_tasks:
-                raise ConfigError(f"groups.{group}: unknown task {task!r}; add data/tasks/{task}.yaml or use one of: "
-                                  f"{', '.join(sorted(known_tasks))}")
+                raise ConfigError(f"groups.{group}: unknown task {task!r}; add data/tasks/{task}.yaml, declare it in "
+                                  f"lm_eval.tasks or use one of: {', '.join(sorted(known_tasks))}")
             load_task(task)  # parse it now, so a broken task file fails before any job starts
     check_experts(config, known_tasks)
     for group, tasks in config.get("compose_from", {}).items():
@@ -172,13 +181,23 @@ def expert_ranks(config: dict, group: str) -> dict[str, int]:
 
 
 def check_compositions(config: dict) -> None:
-    """A composition over external experts, before any job: its method must accept their ranks, and a method that
-    trains must find training data (`task` or `data`) for every expert."""
+    """A composition over external experts or scored on lm-eval tasks, before any job: its method must accept the
+    LoRAs' ranks, a method that trains must find training data (`task` or `data`) for every expert, and lm-eval tasks
+    need a method that neither rewrites prompts (lm-eval builds them) nor needs the task's own LoRA."""
+    harness = lm_eval_tasks(config)
     for variant, groups in composed(config).items():
         if variant not in config["variants"]:
             continue  # the tables' and figures' own checks name it
         cls, options = methods.variant_method(config["variants"][variant], f"variants.{variant}")
         for group in sorted(g for g in groups if g in config["groups"] and g not in scaling_groups(config)):
+            scored = [t for t in config["groups"][group] if t in harness]
+            if scored and cls.prompts is not methods.Method.prompts:
+                raise ConfigError(f"variants.{variant} ({cls.name}) rewrites prompts, and lm-eval builds the prompts "
+                                  f"of {scored} (group {group}); use lm_eval.num_fewshot for few-shot prompts")
+            if scored and per_task(config, variant) and cls.uses_experts:
+                raise ConfigError(f"variants.{variant} ({cls.name}) scores each task with that task's own LoRA, and "
+                                  f"lm-eval tasks {scored} (group {group}) have none; remove it from the group's "
+                                  f"tables")
             if per_task(config, variant):
                 continue  # a per-task composition is the task's own LoRA
             if cls.uses_experts and cls.equal_ranks(options):
@@ -314,6 +333,24 @@ def adapter_dirs(config: dict, variant: str, group: str, seed: int) -> list[str]
     own = set(config["groups"][config["scaling"]["group"]]) if config["scaling"]["own_loras"] else set()
     pool_seed = config["ramole"]["seed"]
     return [f"{res}/{'scaling' if t in own else 'ramole'}/loras/{t}/seed{pool_seed}" for t in lora_tasks(config, group)]
+
+
+def lm_eval_tasks(config: dict) -> dict:
+    """lm-eval task name -> its `lm_eval.tasks` entry (empty without an `lm_eval:` section)."""
+    return config.get("lm_eval", {}).get("tasks", {})
+
+
+def task_spec(config: dict, task: str) -> TaskSpec:
+    """A scored task's spec: its data/tasks file, or for an lm-eval task one made from its `lm_eval.tasks` entry."""
+    entry = lm_eval_tasks(config).get(task)
+    if entry is None:
+        return load_task(task)
+    return TaskSpec(name=task, family=entry["family"], source={"kind": "lm_eval"}, metrics=tuple(entry["metrics"]))
+
+
+def scored_data(config: dict, tasks: list[str]) -> list[str]:
+    """The data folders of the scored tasks that molebench scores itself (lm-eval reads its own data)."""
+    return data_dirs(config, [t for t in tasks if t not in lm_eval_tasks(config)])
 
 
 def lora_names(config: dict, variant: str, group: str) -> list[str]:
