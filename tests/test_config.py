@@ -63,7 +63,8 @@ def test_the_schema_fills_exactly_todays_defaults():
         "/$defs/Scaling/properties/extra_pool": [], "/properties/results_dir": "results",
         "/properties/reports_dir": "reports", "/properties/offline": True, "/properties/threads_per_job": 1,
         "/properties/gpus_per_job": 0, "/properties/faults": {"kills": 4}, "/properties/figures": {},
-        "/properties/experts": {}}
+        "/properties/experts": {}, "/$defs/LmEval/properties/registry": True,
+        "/$defs/LmEvalTask/properties/family": "lm-eval"}
 
 
 def test_enumerated_values_are_the_registries():

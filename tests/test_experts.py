@@ -45,7 +45,8 @@ def smoke_config(world, tmp_path, experts: dict, **changes) -> dict:
     config = yaml.safe_load((REPO / "config/smoke.yaml").read_text())
     config["experts"] = experts
     config["compose_from"] = {"mc_from_gen": list(experts)}
-    config.update(changes)
+    for key, value in changes.items():  # sections are added to the smoke config's
+        config[key] = {**config.get(key, {}), **value}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     return load_config(tmp_path / "config.yaml")
 
@@ -192,3 +193,48 @@ def test_a_composition_that_is_a_lora_loads_with_plain_peft_and_gives_the_same_l
         want, got = ours(input_ids=ids).logits, plain.eval()(input_ids=ids).logits
         assert (want - AutoModelForCausalLM.from_pretrained(base)(input_ids=ids).logits).abs().max() > 1e-4
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
+def parity_task(world, folder) -> dict:
+    """An lm-eval YAML task over the smoke parity task's test split, in a local folder; the config's lm_eval entry."""
+    folder.mkdir(exist_ok=True)
+    (folder / "parity.yaml").write_text(
+        "task: molebench_parity\ndataset_path: json\n"
+        f"dataset_kwargs:\n  data_files:\n    test: {world / 'data/smoke_parity_mc/test.jsonl'}\n"
+        "test_split: test\noutput_type: multiple_choice\n"
+        'doc_to_text: "{{input}}"\ndoc_to_choice: "{{options}}"\ndoc_to_target: label\n'
+        "metric_list:\n  - metric: acc\n    aggregation: mean\n    higher_is_better: true\n")
+    return {"include_path": str(folder), "registry": False,
+            "tasks": {"molebench_parity": {"metrics": ["acc"], "family": "lm-eval"}}}
+
+
+def test_lm_eval_local_task_scores_a_composition_as_the_project_scorer_does(world, tmp_path):
+    harness = parity_task(world, tmp_path / "tasks")
+    loras = {"dag": str(world / "dag_lora"), "plain": str(world / "plain_lora")}
+    out = tmp_path / "metrics"
+    stages.evaluate("nla", {"method": "nla"}, "g", ["molebench_parity", "smoke_parity_mc"], str(world / "base"), loras,
+                    None, [str(world / "data/smoke_parity_mc")], EVAL, 1, str(out), harness)
+    theirs, ours = io.read_json(out / "molebench_parity.json"), io.read_json(out / "smoke_parity_mc.json")
+    assert theirs["metrics"] == {"acc": ours["metrics"]["accuracy"]} and theirs["n"] == ours["n"] == 4
+    assert theirs["protocol"]["lm_eval_results"]["acc,none"] * 100 == pytest.approx(theirs["metrics"]["acc"])
+    rows = {name: io.read_jsonl(out / f"{name}.predictions.jsonl") for name in ("molebench_parity", "smoke_parity_mc")}
+    assert [(r["id"], r["scores"]["acc"]) for r in rows["molebench_parity"]] == [
+        (r["id"], r["scores"]["accuracy"]) for r in rows["smoke_parity_mc"]]  # example by example: paired statistics
+
+
+def test_lm_eval_tasks_in_config_need_loras_to_compose_and_methods_that_fit_them(world, tmp_path):
+    harness = parity_task(world, tmp_path / "tasks")
+    groups, compose = {"harness": ["molebench_parity"]}, {"harness": list(both(world))}
+    tables = {"h": {"title": "h", "groups": ["harness"], "variants": ["zero-shot", "nla-output", "mole"]}}
+    config = smoke_config(world, tmp_path, both(world), lm_eval=harness, groups=groups, compose_from=compose,
+                          tables=tables)
+    assert plan.scored_data(config, ["molebench_parity", "smoke_add"]) == ["results/smoke/data/smoke_add"]
+    assert plan.task_spec(config, "molebench_parity").metrics == ("acc",)
+    for variant, message in (("few-shot", r"rewrites prompts, and lm-eval builds the prompts .*use lm_eval.num_fewshot"),
+                             ("single", r"scores each task with that task's own LoRA, and lm-eval tasks")):
+        with pytest.raises(ConfigError, match=message):
+            smoke_config(world, tmp_path, both(world), lm_eval=harness, groups=groups, compose_from=compose,
+                         tables={"h": {**tables["h"], "variants": [variant]}})
+    with pytest.raises(ConfigError, match=r"groups.alone: lm-eval task 'molebench_parity' has no training data .*"
+                                          r"compose_from.alone"):
+        smoke_config(world, tmp_path, both(world), lm_eval=harness, groups={"alone": ["molebench_parity"]})
