@@ -294,9 +294,12 @@ def seeds_of(config: dict, variant: str) -> list[int]:
 
 
 def compositions(config: dict, variant: str, groups: list[str]) -> list[tuple[str, str]]:
-    """(group, task) pairs a variant is scored on: a per-task method's group is the task itself."""
+    """(group, task) pairs a variant is scored on: a per-task method's group is the task itself (an lm-eval task has no
+    LoRA of its own, so a per-task method that composes LoRAs skips it: the LoRA gain check's single-LoRA reference)."""
     single = per_task(config, variant)
-    return [(task, task) if single else (group, task) for group in groups for task in config["groups"][group]]
+    skipped = lm_eval_tasks(config) if single and method_of(config, variant).uses_experts else {}
+    return [(task, task) if single else (group, task) for group in groups for task in config["groups"][group]
+            if task not in skipped]
 
 
 def evaluated_tasks(config: dict, variant: str, group: str) -> list[str]:
