@@ -13,6 +13,7 @@ from molebench.core import stages as core_stages
 from molebench.core.adapters import AdapterError, fetch
 from molebench.core.errors import ConfigError
 from molebench.core.models import load_base
+from molebench.core.runtime import load_trained
 from molebench.nlp import plan, stages
 from tests.conftest import REPO, make_lora
 
@@ -74,6 +75,9 @@ def test_external_experts_compose_train_and_score(world, tmp_path):
             method_dir = str(tmp_path / "mole")
             stages.compose("mole", variant, str(world / "base"), loras, data, TRAIN, 1, method_dir)
             assert io.read_json(tmp_path / "mole/run.json")["train_info"]["records"] == 32  # 16 task + 16 jsonl
+            assert io.read_json(tmp_path / "mole/loras.json") == loras  # the gates' folder names its LoRAs, in order
+            method, model, _ = load_trained(method_dir, world / "base")  # rebuilt from the folder alone
+            assert method.name == "mole" and len(model.mole_gates) == 4  # a gate per attention and FFN sub-layer
         out = tmp_path / variant["method"]
         stages.evaluate("v", variant, "mc_from_gen", SCORED, str(world / "base"), loras, method_dir, tested, EVAL, 1,
                         str(out / "metrics"))
@@ -165,7 +169,7 @@ def test_a_composition_that_is_a_lora_loads_with_plain_peft_and_gives_the_same_l
     from transformers import AutoModelForCausalLM
 
     from molebench.core import method as methods
-    from molebench.core.runtime import load_composition, load_trained
+    from molebench.core.runtime import load_composition
     from molebench.core.training import seed_everything
 
     cls = methods.get(variant["method"])
