@@ -43,9 +43,10 @@ def build(method_name: str, options: dict, model, experts: list) -> tuple[Method
     """(method, model to score): the method configured by `options`, built over `model` and its experts."""
     cls = get(method_name)
     method = cls(cls.config_class.from_dict(options))
-    problem = rank_problem(method_name, {e.name: e.rank for e in experts})
-    if cls.equal_ranks(method.config) and problem:
-        raise AdapterError(problem)
+    if cls.equal_ranks(method.config):  # asked first: not every method's experts are LoRAs with a rank (SVDiff)
+        problem = rank_problem(method_name, {e.name: e.rank for e in experts})
+        if problem:
+            raise AdapterError(problem)
     return method, method.build(model, experts)
 
 

@@ -45,8 +45,9 @@ def check(config: dict) -> None:
         raise ConfigError(f"lora: not a valid PEFT LoraConfig: {err}") from None
     known_tasks = set(list_tasks())
     harness = lm_eval_tasks(config)
-    for task in sorted(set(harness) & known_tasks):
-        raise ConfigError(f"lm_eval.tasks.{task}: also a task of data/tasks; a name must say which scorer is used")
+    clash = sorted(set(harness) & known_tasks)
+    if clash:
+        raise ConfigError(f"lm_eval.tasks.{clash[0]}: also a task of data/tasks; a name must say which scorer is used")
     for group, tasks in config["groups"].items():
         for task in tasks:
             if task in harness:
