@@ -100,6 +100,10 @@ def test_missing_data_source_fails_before_any_job_naming_the_expert_and_fix(worl
     experts["plain"]["data"] = str(tmp_path / "absent.jsonl")
     with pytest.raises(ConfigError, match=r"experts.plain.data: no file .*absent.jsonl"):
         smoke_config(world, tmp_path, experts)
+    (tmp_path / "bad.jsonl").write_text('{"id": 1, "input": "x", "references": ["y"]}\n{"id": 2, "input": "x"}\n')
+    experts["plain"]["data"] = str(tmp_path / "bad.jsonl")
+    with pytest.raises(ConfigError, match=r"experts.plain.data: .*bad.jsonl line 2 is not a record"):
+        smoke_config(world, tmp_path, experts)
 
 
 def test_pickle_adapter_fails_at_parse_time_naming_the_folder_and_fix(world, tmp_path):

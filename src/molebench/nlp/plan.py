@@ -12,6 +12,7 @@ import itertools
 import random
 from pathlib import Path
 
+from molebench.core import io
 from molebench.core import method as methods
 from molebench.core.adapters import AdapterError, rank_problem, read_config
 from molebench.core.data import TaskSpec, list_tasks, load_task, pool_tasks
@@ -146,14 +147,30 @@ def check_experts(config: dict, known_tasks: set[str]) -> None:
         if "task" in spec and spec["task"] not in known_tasks:
             raise ConfigError(f"{where}.task: unknown task {spec['task']!r}; add data/tasks/{spec['task']}.yaml or "
                               f"give a jsonl file as `data:`")
-        if "data" in spec and not Path(spec["data"]).is_file():
-            raise ConfigError(f"{where}.data: no file {spec['data']!r}; give a jsonl file of training records "
-                              f"({{id, input, references}}) or a data/tasks task as `task:`")
+        if "data" in spec:
+            check_records(f"{where}.data", spec["data"])
         if "path" in spec:
             try:
                 read_config(spec["path"])
             except AdapterError as err:
                 raise ConfigError(f"{where}: {err}") from None
+
+
+def check_records(where: str, path: str) -> None:
+    """An expert's data file: jsonl records {id, input (the whole prompt), references (a list of answers)}."""
+    fix = "give a jsonl file of training records {id, input, references} or a data/tasks task as `task:`"
+    if not Path(path).is_file():
+        raise ConfigError(f"{where}: no file {path!r}; {fix}")
+    try:
+        records = io.read_jsonl(path)
+    except ValueError as err:
+        raise ConfigError(f"{where}: {path} is not jsonl ({err}); {fix}") from None
+    for n, record in enumerate(records, 1):
+        if not (isinstance(record, dict) and {"id", "input", "references"} <= set(record)
+                and isinstance(record["references"], list) and record["references"]):
+            raise ConfigError(f"{where}: {path} line {n} is not a record {{id, input, references: [answers]}}")
+    if not records:
+        raise ConfigError(f"{where}: {path} holds no records; {fix}")
 
 
 def composed(config: dict) -> dict[str, set[str]]:
