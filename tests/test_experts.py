@@ -246,3 +246,28 @@ def test_lm_eval_tasks_in_config_need_loras_to_compose_and_methods_that_fit_them
     with pytest.raises(ConfigError, match=r"groups.alone: lm-eval task 'molebench_parity' has no training data .*"
                                           r"compose_from.alone"):
         smoke_config(world, tmp_path, both(world), lm_eval=harness, groups={"alone": ["molebench_parity"]})
+
+
+def test_lm_eval_generation_task_scores_mole_with_gates_read_from_the_prompt(world, tmp_path):
+    """A generate_until task through the HFLM on a trained MoLE composition: generation opens one prompt context per
+    call (the gates decide from the prompt and hold while decoding), and the per-sample scores land per example."""
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks/add.yaml").write_text(
+        "task: molebench_add\ndataset_path: json\n"
+        f"dataset_kwargs:\n  data_files:\n    test: {world / 'data/smoke_add/test.jsonl'}\n"
+        "test_split: test\noutput_type: generate_until\n"
+        'doc_to_text: "{{input}}"\ndoc_to_target: "{{references[0]}}"\n'
+        "generation_kwargs:\n  until: [\"\\n\"]\n  max_gen_toks: 6\n  do_sample: false\n"
+        "metric_list:\n  - metric: exact_match\n    aggregation: mean\n    higher_is_better: true\n")
+    harness = {"include_path": str(tmp_path / "tasks"), "registry": False,
+               "tasks": {"molebench_add": {"metrics": ["exact_match"], "family": "lm-eval"}}}
+    loras = {"dag": str(world / "dag_lora"), "plain": str(world / "plain_lora")}
+    variant = {"method": "mole", "train": {"steps": 1}}
+    stages.compose("mole", variant, str(world / "base"), loras, [str(world / "data/smoke_add")] * 2, TRAIN, 1,
+                   str(tmp_path / "mole"))
+    stages.evaluate("mole", variant, "g", ["molebench_add"], str(world / "base"), loras, str(tmp_path / "mole"), [],
+                    EVAL, 1, str(tmp_path / "metrics"), harness)
+    rows = io.read_jsonl(tmp_path / "metrics/molebench_add.predictions.jsonl")
+    assert [r["id"] for r in rows] == [f"smoke_add-{i}" for i in range(4)] and [r["references"] for r in rows] == [
+        r["references"] for r in io.read_jsonl(world / "data/smoke_add/test.jsonl")]
+    assert all(r["scores"]["exact_match"] in (0.0, 100.0) and "\n" not in r["prediction"] for r in rows)
