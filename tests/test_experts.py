@@ -81,7 +81,8 @@ def test_external_experts_compose_train_and_score(world, tmp_path):
         out = tmp_path / variant["method"]
         stages.evaluate("v", variant, "mc_from_gen", SCORED, str(world / "base"), loras, method_dir, tested, EVAL, 1,
                         str(out / "metrics"))
-        assert io.read_json(out / "metrics/smoke_add.json")["run_info"]["config"]["adapters"] == loras
+        recorded = io.read_json(out / "metrics/smoke_add.json")["run_info"]["config"]
+        assert dict(zip(recorded["loras"], recorded["adapters"], strict=True)) == loras
         assert len(io.read_jsonl(out / "metrics/smoke_parity_mc.predictions.jsonl")) == 4
 
 

@@ -123,7 +123,7 @@ def test_smoke_dag_runs_table6_over_nested_pool_loras(smoke_run):
     used = {}
     for group, size in sizes.items():
         scored = yaml.safe_load((results / f"metrics/mole/{group}/seed2/{own[0]}.json").read_text())  # JSON is YAML
-        used[size] = list(scored["run_info"]["config"]["adapters"].values())  # LoRA name -> folder, in order
+        used[size] = scored["run_info"]["config"]["adapters"]
         assert len(used[size]) == size and all(a.endswith("/seed1") for a in used[size])  # the pool's one seed
     small, large = sorted(used)
     assert used[large][:small] == used[small]

@@ -25,6 +25,11 @@ def train_records(source: str) -> list[dict]:
     return io.read_jsonl(path if path.is_file() else path / "train.jsonl")
 
 
+def _provenance(loras: dict[str, str]) -> dict:
+    """The LoRAs in a run's provenance, as lists: the recorded config is key-sorted, and their order matters."""
+    return {"adapters": list(loras.values()), "loras": list(loras)}
+
+
 def compose(variant_name: str, variant: dict, base_dir: str, loras: dict[str, str], data_dirs: list[str],
             train_cfg: dict, seed: int, out_dir: str) -> None:
     """Build a method over the group's LoRAs (name -> folder), fit it when it trains, and save its state."""
@@ -43,7 +48,7 @@ def compose(variant_name: str, variant: dict, base_dir: str, loras: dict[str, st
         if report is not None:
             io.write_json(tmp / "gates.json", report)
         io.write_json(tmp / "run.json", {"variant": variant_name, "train_info": info, "run_info": io.provenance(
-            {"variant": variant, "train": train_cfg, "adapters": loras}, seed)})
+            {"variant": variant, "train": train_cfg, **_provenance(loras)}, seed)})
     shutil.rmtree(checkpoint_dir(out_dir), ignore_errors=True)
 
 
@@ -74,7 +79,7 @@ def evaluate(variant_name: str, variant: dict, group: str, tasks: list[str], bas
             io.write_json(tmp / f"{task}.json", {
                 "variant": variant_name, "method": variant["method"], "group": group, "task": task,
                 "family": family, "seed": seed, **result, "cost": costs, "seconds": round(time.time() - start, 2),
-                "run_info": io.provenance({"variant": variant, "eval": eval_cfg, "adapters": loras,
+                "run_info": io.provenance({"variant": variant, "eval": eval_cfg, **_provenance(loras),
                                            "lm_eval": lm_eval if task in harness_tasks else None}, seed)})
 
         if harness_tasks:
