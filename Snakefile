@@ -29,6 +29,7 @@ wildcard_constraints:
     group=r"[A-Za-z0-9_\-]+",
     variant=r"[A-Za-z0-9_\-]+",
     lora=r"[A-Za-z0-9_\-]+",
+    revision=r"[A-Za-z0-9_.\-]+",
 
 
 include: "workflow/rules/common.smk"

@@ -36,6 +36,10 @@ class Arithmetic(Method):
     config_class = ArithmeticConfig
 
     @classmethod
+    def equal_ranks(cls, config):
+        return config.space == "factor"
+
+    @classmethod
     def pipeline_problem(cls, config):
         if config.space != "output":
             return "pipelines compose LoRAs in output space only (the PEFT weight/factor merges need one PEFT model)"
@@ -49,9 +53,13 @@ class Arithmetic(Method):
         weights = self.weights(len(experts))
         if self.config.space == "output":
             w = torch.tensor(weights)
-            inject(base, experts, lambda layer, x: layer.bank.mix(layer.bank.low_rank(x), w.to(x.device)))
+            layers = inject(base, experts, lambda layer, x: layer.bank.mix(layer.bank.low_rank(x), w.to(x.device)))
+            # the weighted sum of B_i A_i is the concatenated LoRA [w_i B_i] [A_i] (rank N*r, padding rows zero)
+            self.lora = {layer.name: (layer.bank.a, (layer.bank.b * w.view(-1, 1, 1).to(layer.bank.b)).flatten(0, 1).T)
+                         for layer in layers}
             return base.eval()
-        return peft_combine(base, experts, weights, "cat" if self.config.space == "weight" else "linear")
+        model, self.lora = peft_combine(base, experts, weights, "cat" if self.config.space == "weight" else "linear")
+        return model
 
 
 @register_method("linear")

@@ -21,7 +21,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from molebench.core.adapters import AdapterError
 from molebench.core.bank import inject, merge_banks
 from molebench.core.method import Method, MethodConfig, register_method
 from molebench.core.training import answer_loss, collate, encode_answer, encode_prompt, is_seq2seq
@@ -34,11 +33,11 @@ class FactorSum(Method):
 
     trainable = True
 
+    @classmethod
+    def equal_ranks(cls, config):
+        return True
+
     def build(self, base, experts):
-        ranks = sorted({e.rank for e in experts})
-        if len(ranks) > 1:
-            raise AdapterError(f"{self.name} sums the LoRA factors (sum w_i A_i, sum w_i B_i), which needs LoRAs of one "
-                               f"rank; got ranks {ranks}. Use nla (output or weight space) for mixed ranks")
         weights = nn.Module()
         weights.register_buffer("a", torch.zeros(len(experts), device=base.device))
         weights.register_buffer("b", torch.zeros(len(experts), device=base.device))
@@ -52,9 +51,11 @@ class FactorSum(Method):
     def load(self, model, in_dir):
         super().load(model, in_dir)
         w = model.factor_weights
+        self.lora = {}
 
         def update(layer):
             a, b_t = layer.bank.factor_sum(w.a, w.b)
+            self.lora[layer.name] = (a, b_t.T)  # the chosen weights make one rank-r LoRA
             return b_t.T @ a
 
         merge_banks(model, update)

@@ -11,7 +11,7 @@ entries (disjoint mean), so their default weight is 1 (the TIES paper's lambda =
 
 import dataclasses
 
-from molebench.core.adapters import peft_combine
+from molebench.core.adapters import EQUAL_RANK_COMBINATIONS, peft_combine
 from molebench.core.method import Method, MethodConfig, register_method
 
 SIGN_METHODS = ("total", "frequency")
@@ -41,6 +41,10 @@ class PeftMerge(Method):
     combination_type: str
     averages_itself = False  # ties-style merges divide by the number of agreeing LoRAs themselves
 
+    @classmethod
+    def equal_ranks(cls, config):
+        return cls.combination_type in EQUAL_RANK_COMBINATIONS
+
     def build(self, base, experts):
         cfg = self.config
         default = 1.0 if self.averages_itself else 1.0 / len(experts)
@@ -52,7 +56,8 @@ class PeftMerge(Method):
             kwargs["majority_sign_method"] = cfg.majority_sign_method
         if self.combination_type == "svd":
             kwargs["svd_rank"] = cfg.svd_rank
-        return peft_combine(base, experts, weights, self.combination_type, **kwargs)
+        model, self.lora = peft_combine(base, experts, weights, self.combination_type, **kwargs)
+        return model
 
 
 def _register(name: str, combination_type: str, description: str, averages_itself: bool = False) -> None:

@@ -214,7 +214,7 @@ def test_compose_fails_before_training_on_an_unknown_ffn(tmp_path, monkeypatch):
     monkeypatch.setattr("molebench.core.training.Trainer.train", lambda *a, **k: pytest.fail("training started"))
     variant = {"method": "mixlora", "options": {"layout": "t5"}}
     with pytest.raises(ValueError, match="has no gated FFN"):
-        stages.compose("bad", variant, "base", [], [], {"steps": 2}, 1, str(tmp_path / "out"))
+        stages.compose("bad", variant, "base", {}, [], {"steps": 2}, 1, str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
 
 

@@ -36,8 +36,9 @@ def world(request, tmp_path_factory):
     return root
 
 
-def adapters(world):
-    return [str(world / "adapters" / t) for t in TASKS]
+def adapters(world) -> dict[str, str]:
+    """LoRA name -> folder, as the stages take them."""
+    return {t: str(world / "adapters" / t) for t in TASKS}
 
 
 def test_lora_folder_is_a_standard_peft_adapter(world):
@@ -70,7 +71,7 @@ def test_every_method_composes_and_scores(world, variant, tmp_path):
     from molebench.core import method as methods
 
     cls = methods.get(variant["method"])
-    used = adapters(world)[:1] if cls.per_task else adapters(world) if cls.uses_experts else []
+    used = dict(list(adapters(world).items())[:1]) if cls.per_task else adapters(world) if cls.uses_experts else {}
     method_dir = None
     if cls.trainable:
         method_dir = str(tmp_path / "method")
@@ -102,7 +103,7 @@ def test_mole_on_t5_gates_encoder_and_decoder(world):
     model, _ = load_base(world / "base")
     if not model.config.is_encoder_decoder:
         pytest.skip("T5 only")
-    experts = [load_expert(d, model) for d in adapters(world)]
+    experts = [load_expert(d, model) for d in adapters(world).values()]
     model = methods.get("b-mole")().build(model, experts)  # block-wise: one gate per encoder and decoder block
     keys = set(model.mole_gates.keys())
     assert {"encoder_block_0", "encoder_block_1", "decoder_block_0", "decoder_block_1"} == keys
@@ -116,7 +117,7 @@ def test_lora_from_another_base_is_refused(world, tmp_path):
     from molebench.core.adapters import load_expert
 
     with pytest.raises(AdapterError, match="another base model"):
-        load_expert(adapters(world)[0], model)
+        load_expert(adapters(world)[TASKS[0]], model)
 
 
 def test_scoring_batches_do_not_change_predictions(world):

@@ -151,6 +151,25 @@ def test_smoke_dag_runs_mixlora_single_and_multi_task(smoke_run):
     assert scored["protocol"]["mc_scoring"] == "label_logit"
 
 
+@pytest.mark.slow  # 13 more jobs, 2.5 min on 2 shared cores: `pytest -m slow tests/test_workflow.py` runs it
+def test_example_composes_the_smoke_dags_loras_as_own_experts_scored_by_lm_eval(smoke_run):
+    """config/examples/own_experts.yaml over the LoRAs the smoke DAG wrote, as a user's own: NLA, LoraHub, PEMs and
+    MoLE composed, scored on a local lm-eval task and a molebench task; LoRA compositions out as PEFT folders."""
+    snakemake(smoke_run, "results/example/tables/own_experts.csv", "--cores", "2", "--configfile",
+              "config/examples/own_experts.yaml")
+    results = smoke_run / "results/example"
+    table = pd.read_csv(results / "tables/own_experts.csv")
+    assert set(table.task) == {"example_parity", "smoke_add", "average"}
+    assert all(table[f"{v}:mean"].notna().all() for v in ("zero-shot", "nla-output", "lorahub", "pems", "mole"))
+    scored = yaml.safe_load((results / "metrics/mole/mine/seed1/example_parity.json").read_text())
+    assert scored["n"] == 12 and scored["protocol"]["harness"].startswith("lm-eval")
+    for variant in ("nla-output", "lorahub", "pems"):
+        assert (results / f"metrics/{variant}/mine/seed1/adapter/adapter_model.safetensors").is_file()
+    assert not (results / "metrics/mole/mine/seed1/adapter").exists()  # MoLE's gates are no LoRA: their folder is
+    assert (results / "methods/mole/mine/seed1/loras.json").is_file()
+    assert not (results / "adapters").exists()  # no LoRA was trained: the experts were brought
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason=MISSING)
 def test_site_loads_in_chromium_with_no_broken_links_or_images(smoke_run, tmp_path):
     site = smoke_run / "reports/smoke/site"

@@ -155,8 +155,10 @@ def cmd_mask(args) -> None:
     tasks = plan.evaluated_tasks(config, args.variant, args.group)
     with logged(None, threads=args.threads, offline=config["offline"]):
         stages.masked_evaluate(args.variant, variant, drop, tasks, f"{config['results_dir']}/base",
-                               plan.adapter_dirs(config, args.variant, args.group, seed), method_dir,
-                               plan.data_dirs(config, tasks), config["eval"], seed, out)
+                               dict(zip(plan.lora_names(config, args.variant, args.group),
+                                        plan.adapter_dirs(config, args.variant, args.group, seed), strict=True)),
+                               method_dir, plan.scored_data(config, tasks), config["eval"], seed, out,
+                               config.get("lm_eval"))
     for task in tasks:
         print(f"{task:28s} {io.read_json(Path(out) / f'{task}.json')['metrics']}")
     print(f"written to {out}")

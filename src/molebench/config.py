@@ -75,6 +75,39 @@ class Lora(BaseModel):
     target_modules: list[str] = Field(min_length=1, description="module names that get a LoRA")
 
 
+class ExternalExpert(Section):
+    """A LoRA that is not trained here: a local PEFT adapter folder or a hub repository pinned to a revision, with
+    the training data that methods fitted over it use (MoLE's gates, LoraHub's examples, PEMs' held-out loss)."""
+
+    path: str = Field(None, description="local PEFT adapter folder (adapter_config.json + adapter_model.safetensors)")
+    hub: str = Field(None, description="hub repository id of a PEFT adapter (needs `revision`; fetched by the "
+                                       "fetch_expert rule, so only with the hub reachable)")
+    revision: str = Field(None, description="the hub commit (or tag) the adapter is pinned to")
+    task: str = Field(None, description="a data/tasks task whose training split is this LoRA's training data")
+    data: str = Field(None, description="a jsonl file of this LoRA's training records ({id, input, references})")
+
+
+class LmEvalTask(Section):
+    """An lm-eval task a group may list: scored through lm-eval (molebench.core.harness), shown like any task."""
+
+    metrics: Names = Field(min_length=1, description="lm-eval's per-sample metrics kept (acc, exact_match, ...), "
+                                                     "each scored 0-100 per example")
+    family: str = Field("lm-eval", description="the task's family in tables and claims")
+
+
+class LmEval(Section):
+    """lm-evaluation-harness tasks as scoring targets (registry names, or YAML definitions in a local folder)."""
+
+    include_path: str = Field(None, description="folder of lm-eval task YAML files (TaskManager(include_path=...)); "
+                                                "offline, their datasets must be local (dataset_path: json)")
+    registry: bool = Field(True, description="also index lm-eval's own task registry (false: only include_path, "
+                                             "which loads in a fraction of the time)")
+    num_fewshot: int = Field(None, ge=0, description="examples in each prompt (lm-eval's num_fewshot); default: the "
+                                                     "task's")
+    limit: int = Field(None, ge=1, description="examples scored per task (lm-eval's limit); default: all")
+    tasks: dict[str, LmEvalTask] = Field(min_length=1, description="lm-eval task name -> how it is reported")
+
+
 class EvalOverride(Section):
     """Scoring settings; a variant's `eval:` overrides the config's key by key."""
 
@@ -368,10 +401,14 @@ class Config(Section):
     data: Data = Field(description="the per-task splits")
     groups: dict[str, Annotated[Names, Field(min_length=1)]] = Field(
         min_length=1, description="group name -> tasks whose LoRAs are composed together")
+    experts: dict[str, ExternalExpert] = Field(
+        {}, description="name -> a LoRA brought from outside (a local folder or a pinned hub id), composed where "
+                        "`compose_from` names it")
     compose_from: dict[str, Annotated[Names, Field(min_length=1)]] = Field(
-        None, description="group -> the tasks whose LoRAs and training data its compositions use instead of the "
-                          "group's own (the group's tasks are still the ones scored): MoLE Table 8 composes NLI LoRAs "
-                          "and scores BBH tasks")
+        None, description="group -> the tasks (or `experts`) whose LoRAs and training data its compositions use "
+                          "instead of the group's own (the group's tasks are still the ones scored): MoLE Table 8 "
+                          "composes NLI LoRAs and scores BBH tasks")
+    lm_eval: LmEval = Field(None, description="lm-eval tasks that groups may list besides data/tasks tasks")
     lora: Lora = Field(description="PEFT LoraConfig of the per-task LoRAs")
     train: TrainConfig = Field(description="training of the per-task LoRAs (and of every variant, which may "
                                            "override it key by key)")

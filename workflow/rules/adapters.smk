@@ -16,3 +16,17 @@ rule train_lora:
         gpu=config["gpus_per_job"],
     script:
         "../scripts/train_lora.py"
+
+
+rule fetch_expert:
+    output:
+        directory(f"{RES}/experts/{{lora}}/{{revision}}"),
+    log:
+        f"{RES}/logs/fetch_expert/{{lora}}-{{revision}}.log",
+    benchmark:
+        f"{RES}/benchmarks/fetch_expert/{{lora}}-{{revision}}.tsv"
+    params:
+        expert=lambda w: config["experts"][w.lora],
+    localrule: True
+    script:
+        "../scripts/fetch_expert.py"

@@ -19,6 +19,10 @@ def composition_adapters(w):
     return plan.adapter_dirs(config, w.variant, w.group, int(w.seed))
 
 
+def composition_loras(w):
+    return plan.lora_names(config, w.variant, w.group)
+
+
 def composition_data(w):
     if not plan.method_of(config, w.variant).trainable or plan.trained_variant(config, w.variant) != w.variant:
         raise ValueError(f"variant {w.variant} trains nothing of its own, so it has no compose job")
@@ -37,7 +41,14 @@ def evaluated_tasks(w):
 
 
 def evaluated_data(w):
-    return plan.data_dirs(config, evaluated_tasks(w))
+    return plan.scored_data(config, evaluated_tasks(w))
+
+
+def lm_eval_folder(w):
+    """The local lm-eval task folder, when the evaluation scores an lm-eval task (an edited YAML reruns it)."""
+    harness = config.get("lm_eval", {})
+    scored = set(evaluated_tasks(w)) & set(plan.lm_eval_tasks(config))
+    return [harness["include_path"]] if scored and "include_path" in harness else []
 
 
 def task_sources(w):

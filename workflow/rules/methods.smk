@@ -11,6 +11,7 @@ rule compose:
         f"{RES}/benchmarks/compose/{{variant}}-{{group}}-seed{{seed}}.tsv"
     params:
         variant=variant_cfg,
+        loras=composition_loras,
         train=config["train"],
     threads: THREADS
     resources:
@@ -25,6 +26,7 @@ rule evaluate:
         adapters=composition_adapters,
         method=trained_method,
         data=evaluated_data,
+        lm_eval=lm_eval_folder,
     output:
         directory(f"{RES}/metrics/{{variant}}/{{group}}/seed{{seed}}"),
     log:
@@ -33,8 +35,10 @@ rule evaluate:
         f"{RES}/benchmarks/evaluate/{{variant}}-{{group}}-seed{{seed}}.tsv"
     params:
         variant=variant_cfg,
+        loras=composition_loras,
         tasks=evaluated_tasks,
         eval=config["eval"],
+        lm_eval=config.get("lm_eval"),
     threads: THREADS
     resources:
         gpu=config["gpus_per_job"],
@@ -48,6 +52,7 @@ rule masked_evaluate:
         adapters=composition_adapters,
         method=trained_method,
         data=evaluated_data,
+        lm_eval=lm_eval_folder,
     output:
         directory(f"{RES}/masked/{{variant}}/{{group}}/seed{{seed}}/drop-{{lora}}"),
     log:
@@ -56,8 +61,10 @@ rule masked_evaluate:
         f"{RES}/benchmarks/masked_evaluate/{{variant}}-{{group}}-seed{{seed}}-drop-{{lora}}.tsv"
     params:
         variant=variant_cfg,
+        loras=composition_loras,
         tasks=evaluated_tasks,
         eval=config["eval"],
+        lm_eval=config.get("lm_eval"),
     threads: THREADS
     resources:
         gpu=config["gpus_per_job"],

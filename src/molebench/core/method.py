@@ -31,7 +31,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from molebench.core.adapters import Expert
+from molebench.core.adapters import Expert, LoRA
 from molebench.core.errors import ConfigError
 from molebench.core.registry import Registry
 
@@ -70,6 +70,9 @@ class Method(abc.ABC):
 
     def __init__(self, config: MethodConfig | None = None):
         self.config = config or self.config_class()
+        # the composition as one LoRA (module -> (A, B), scaling in B) when it is one, set by `build` (or `load`, for a
+        # trained one); the evaluate stage exports it as a PEFT adapter folder. None: a mixture, or no LoRA at all
+        self.lora: LoRA | None = None
 
     @abc.abstractmethod
     def build(self, base: nn.Module, experts: list[Expert]) -> nn.Module:
@@ -109,6 +112,12 @@ class Method(abc.ABC):
     def gate_report(self, model: nn.Module) -> dict | None:
         """Optional analysis data (gate weights, entropy) written beside the method state."""
         return None
+
+    @classmethod
+    def equal_ranks(cls, config: MethodConfig) -> bool:
+        """Whether this configuration sums LoRA factors (sum w_i A_i, sum w_i B_i), which needs LoRAs of one rank;
+        the config check and `molebench.core.runtime.build` refuse mixed ranks for it with a clear message."""
+        return False
 
     @classmethod
     def pipeline_problem(cls, config: MethodConfig) -> str | None:

@@ -12,12 +12,15 @@ import itertools
 import random
 from pathlib import Path
 
+from molebench.core import io
 from molebench.core import method as methods
-from molebench.core.data import list_tasks, load_task, pool_tasks
+from molebench.core.adapters import AdapterError, rank_problem, read_config
+from molebench.core.data import TaskSpec, list_tasks, load_task, pool_tasks
 from molebench.core.errors import ConfigError
 from molebench.nlp.figures import FIGURE_KINDS, FROM_TRAINING
 
 GATES_SUFFIX = ".gates.json"  # an evaluation folder's gate weights per task, beside the task's metric file
+EXPORT_DIR = "adapter"  # an evaluation folder's composition as a PEFT adapter folder, when it is one LoRA
 
 
 def expand(config: dict) -> dict:
@@ -42,18 +45,30 @@ def check(config: dict) -> None:
     except (TypeError, ValueError) as err:
         raise ConfigError(f"lora: not a valid PEFT LoraConfig: {err}") from None
     known_tasks = set(list_tasks())
+    harness = lm_eval_tasks(config)
+    clash = sorted(set(harness) & known_tasks)
+    if clash:
+        raise ConfigError(f"lm_eval.tasks.{clash[0]}: also a task of data/tasks; a name must say which scorer is used")
     for group, tasks in config["groups"].items():
         for task in tasks:
+            if task in harness:
+                if group not in config.get("compose_from", {}):
+                    raise ConfigError(f"groups.{group}: lm-eval task {task!r} has no training data here, so no LoRA "
+                                      f"of its own; name the LoRAs (tasks or `experts`) to compose in "
+                                      f"compose_from.{group}")
+                continue
             if task not in known_tasks:
-                raise ConfigError(f"groups.{group}: unknown task {task!r}; add data/tasks/{task}.yaml or use one of: "
-                                  f"{', '.join(sorted(known_tasks))}")
+                raise ConfigError(f"groups.{group}: unknown task {task!r}; add data/tasks/{task}.yaml, declare it in "
+                                  f"lm_eval.tasks or use one of: {', '.join(sorted(known_tasks))}")
             load_task(task)  # parse it now, so a broken task file fails before any job starts
+    check_experts(config, known_tasks)
     for group, tasks in config.get("compose_from", {}).items():
         if group not in config["groups"]:
             raise ConfigError(f"compose_from.{group}: not a group; groups: {', '.join(config['groups'])}")
         for task in tasks:
-            if task not in known_tasks:
-                raise ConfigError(f"compose_from.{group}: unknown task {task!r}; add data/tasks/{task}.yaml")
+            if task not in known_tasks and task not in experts(config):
+                raise ConfigError(f"compose_from.{group}: unknown task or expert {task!r}; add data/tasks/{task}.yaml "
+                                  f"or an `experts.{task}` entry")
     for name, variant in config["variants"].items():
         cls, _ = methods.variant_method(variant, f"variants.{name}")
         if "train" in variant and not cls.trainable:
@@ -70,6 +85,7 @@ def check(config: dict) -> None:
                                   f"setting from it; remove {', '.join(inherited)}")
     if "scaling" in config:  # MoLE Table 6
         check_scaling(config)
+    check_compositions(config)
     for name, table in config["tables"].items():
         for group in table["groups"]:
             if group not in config["groups"]:
@@ -104,6 +120,116 @@ def check(config: dict) -> None:
         if not any(methods.get(v["method"]).reference == reference for v in config["variants"].values()):
             raise ConfigError(f"variants: the LoRA gain check needs a variant whose method is a {reference} "
                               f"reference ({', '.join(n for n, c in methods.available().items() if c.reference == reference)})")
+
+
+def experts(config: dict) -> dict:
+    """The config's external experts (the key is absent from a YAML read without the schema's defaults)."""
+    return config.get("experts", {})
+
+
+def check_experts(config: dict, known_tasks: set[str]) -> None:
+    """What the schema cannot say about `experts:`: one source each, a pinned hub id, a known task, a data file that
+    exists, and (local folders) the adapter files, checked now so that a pickle or a missing file fails before any
+    job starts."""
+    for name, spec in experts(config).items():
+        where = f"experts.{name}"
+        if name in known_tasks:
+            raise ConfigError(f"{where}: {name!r} is also a task of data/tasks; give the expert another name")
+        if ("path" in spec) == ("hub" in spec):
+            raise ConfigError(f"{where}: give exactly one of `path` (a local PEFT adapter folder) or `hub` (a hub id "
+                              f"with `revision`)")
+        if "hub" in spec and "revision" not in spec:
+            raise ConfigError(f"{where}: hub adapter {spec['hub']!r} is not pinned; add `revision:` (a commit hash)")
+        if "path" in spec and "revision" in spec:
+            raise ConfigError(f"{where}: `revision` pins a hub id; a local folder has none, remove it")
+        if "task" in spec and "data" in spec:
+            raise ConfigError(f"{where}: give one training data source, `task` or `data`, not both")
+        if "task" in spec and spec["task"] not in known_tasks:
+            raise ConfigError(f"{where}.task: unknown task {spec['task']!r}; add data/tasks/{spec['task']}.yaml or "
+                              f"give a jsonl file as `data:`")
+        if "data" in spec:
+            check_records(f"{where}.data", spec["data"])
+        if "path" in spec:
+            try:
+                read_config(spec["path"])
+            except AdapterError as err:
+                raise ConfigError(f"{where}: {err}") from None
+
+
+def check_records(where: str, path: str) -> None:
+    """An expert's data file: jsonl records {id, input (the whole prompt), references (a list of answers)}."""
+    fix = "give a jsonl file of training records {id, input, references} or a data/tasks task as `task:`"
+    if not Path(path).is_file():
+        raise ConfigError(f"{where}: no file {path!r}; {fix}")
+    try:
+        records = io.read_jsonl(path)
+    except ValueError as err:
+        raise ConfigError(f"{where}: {path} is not jsonl ({err}); {fix}") from None
+    for n, record in enumerate(records, 1):
+        if not (isinstance(record, dict) and {"id", "input", "references"} <= set(record)
+                and isinstance(record["references"], list) and record["references"]):
+            raise ConfigError(f"{where}: {path} line {n} is not a record {{id, input, references: [answers]}}")
+    if not records:
+        raise ConfigError(f"{where}: {path} holds no records; {fix}")
+
+
+def composed(config: dict) -> dict[str, set[str]]:
+    """variant -> the groups its compositions are built for: the tables', the masking table's and the figures'."""
+    out: dict[str, set[str]] = {}
+    for spec in [*config["tables"].values(), *config.get("figures", {}).values()]:
+        for variant in spec["variants"]:
+            out.setdefault(variant, set()).update(spec.get("groups", [spec.get("group")]))
+    if config.get("masking"):
+        for variant in config["masking"]["variants"]:
+            out.setdefault(variant, set()).add(config["masking"]["group"])
+    return out
+
+
+def expert_ranks(config: dict, group: str) -> dict[str, int]:
+    """LoRA name -> rank of a group's composed LoRAs, where known before any job: the config's recipe for the LoRAs
+    trained here, adapter_config.json for a local expert (a hub expert's is checked when its job loads it)."""
+    ranks = {}
+    for name in lora_tasks(config, group):
+        spec = experts(config).get(name)
+        if spec is None:
+            ranks[name] = config["lora"]["r"]
+        elif "path" in spec:
+            ranks[name] = read_config(spec["path"]).r
+    return ranks
+
+
+def check_compositions(config: dict) -> None:
+    """A composition over external experts or scored on lm-eval tasks, before any job: its method must accept the
+    LoRAs' ranks, a method that trains must find training data (`task` or `data`) for every expert, and lm-eval tasks
+    need a method that neither rewrites prompts (lm-eval builds them) nor needs the task's own LoRA."""
+    harness = lm_eval_tasks(config)
+    for variant, groups in composed(config).items():
+        if variant not in config["variants"]:
+            continue  # the tables' and figures' own checks name it
+        cls, options = methods.variant_method(config["variants"][variant], f"variants.{variant}")
+        for group in sorted(g for g in groups if g in config["groups"] and g not in scaling_groups(config)):
+            scored = [t for t in config["groups"][group] if t in harness]
+            if scored and cls.prompts is not methods.Method.prompts:
+                raise ConfigError(f"variants.{variant} ({cls.name}) rewrites prompts, and lm-eval builds the prompts "
+                                  f"of {scored} (group {group}); use lm_eval.num_fewshot for few-shot prompts")
+            if scored and per_task(config, variant) and cls.uses_experts:
+                raise ConfigError(f"variants.{variant} ({cls.name}) scores each task with that task's own LoRA, and "
+                                  f"lm-eval tasks {scored} (group {group}) have none; remove it from the group's "
+                                  f"tables")
+            if per_task(config, variant):
+                continue  # a per-task composition is the task's own LoRA
+            if cls.uses_experts and cls.equal_ranks(options):
+                problem = rank_problem(f"variants.{variant} ({cls.name})", expert_ranks(config, group))
+                if problem:
+                    raise ConfigError(f"{problem} (group {group})")
+            if not cls.trainable:
+                continue
+            for name in group_tasks(config, variant, group):
+                spec = experts(config).get(name)
+                if spec is not None and "task" not in spec and "data" not in spec:
+                    raise ConfigError(f"experts.{name}: variants.{variant} ({cls.name}) trains on the data of the "
+                                      f"LoRAs of group {group}, and expert {name!r} names none; add `task:` (a "
+                                      f"data/tasks task) or `data:` (a jsonl file of {{id, input, references}}) to it")
 
 
 def check_scaling(config: dict) -> None:
@@ -186,9 +312,12 @@ def seeds_of(config: dict, variant: str) -> list[int]:
 
 
 def compositions(config: dict, variant: str, groups: list[str]) -> list[tuple[str, str]]:
-    """(group, task) pairs a variant is scored on: a per-task method's group is the task itself."""
+    """(group, task) pairs a variant is scored on: a per-task method's group is the task itself (an lm-eval task has no
+    LoRA of its own, so a per-task method that composes LoRAs skips it: the LoRA gain check's single-LoRA reference)."""
     single = per_task(config, variant)
-    return [(task, task) if single else (group, task) for group in groups for task in config["groups"][group]]
+    skipped = lm_eval_tasks(config) if single and method_of(config, variant).uses_experts else {}
+    return [(task, task) if single else (group, task) for group in groups for task in config["groups"][group]
+            if task not in skipped]
 
 
 def evaluated_tasks(config: dict, variant: str, group: str) -> list[str]:
@@ -220,15 +349,52 @@ def adapter_dirs(config: dict, variant: str, group: str, seed: int) -> list[str]
         return []
     res = config["results_dir"]
     if group not in scaling_groups(config):
-        return [f"{res}/adapters/{t}/seed{seed}" for t in ([group] if per_task(config, variant)
-                                                           else lora_tasks(config, group))]
+        return [expert_dir(config, t) if t in experts(config) else f"{res}/adapters/{t}/seed{seed}"
+                for t in lora_names(config, variant, group)]
     own = set(config["groups"][config["scaling"]["group"]]) if config["scaling"]["own_loras"] else set()
     pool_seed = config["ramole"]["seed"]
     return [f"{res}/{'scaling' if t in own else 'ramole'}/loras/{t}/seed{pool_seed}" for t in lora_tasks(config, group)]
 
 
+def lm_eval_tasks(config: dict) -> dict:
+    """lm-eval task name -> its `lm_eval.tasks` entry (empty without an `lm_eval:` section)."""
+    return config.get("lm_eval", {}).get("tasks", {})
+
+
+def task_spec(config: dict, task: str) -> TaskSpec:
+    """A scored task's spec: its data/tasks file, or for an lm-eval task one made from its `lm_eval.tasks` entry."""
+    entry = lm_eval_tasks(config).get(task)
+    if entry is None:
+        return load_task(task)
+    return TaskSpec(name=task, family=entry["family"], source={"kind": "lm_eval"}, metrics=tuple(entry["metrics"]))
+
+
+def scored_data(config: dict, tasks: list[str]) -> list[str]:
+    """The data folders of the scored tasks that molebench scores itself (lm-eval reads its own data)."""
+    return data_dirs(config, [t for t in tasks if t not in lm_eval_tasks(config)])
+
+
+def lora_names(config: dict, variant: str, group: str) -> list[str]:
+    """The names of the LoRAs `adapter_dirs` gives, in its order (the names a method's options and masks use)."""
+    if not method_of(config, variant).uses_experts:
+        return []
+    return [group] if per_task(config, variant) else lora_tasks(config, group)
+
+
+def expert_dir(config: dict, name: str) -> str:
+    """An external expert's folder: its local path, or where the fetch_expert rule puts a hub adapter (one folder per
+    pinned revision, so a new pin fetches anew)."""
+    spec = experts(config)[name]
+    return spec["path"] if "path" in spec else f"{config['results_dir']}/experts/{name}/{spec['revision']}"
+
+
 def data_dirs(config: dict, tasks: list[str]) -> list[str]:
-    return [f"{config['results_dir']}/data/{t}" for t in tasks]
+    """The training data of each task or expert: a task's data folder, or an expert's `task`'s or `data` file."""
+    out = []
+    for t in tasks:
+        spec = experts(config).get(t, {"task": t})
+        out.append(spec["data"] if "data" in spec else f"{config['results_dir']}/data/{spec['task']}")
+    return out
 
 
 def method_dir(config: dict, variant: str, group: str, seed: int) -> str | None:
@@ -302,7 +468,8 @@ def gain_inputs(config: dict) -> list[str]:
     return list(dict.fromkeys(d for v in gain_variants(config).values() for d in evaluation_dirs(config, v, groups)))
 
 
-LORA_RULES = {"adapters": "train_lora", "ramole": "ramole_lora", "scaling": "scaling_lora"}  # by top results folder
+# by top results folder; an external expert's local folder is made by no rule
+LORA_RULES = {"adapters": "train_lora", "ramole": "ramole_lora", "scaling": "scaling_lora", "experts": "fetch_expert"}
 
 
 def job_chains(config: dict) -> list[list[tuple[str, str]]]:
@@ -315,9 +482,10 @@ def job_chains(config: dict) -> list[list[tuple[str, str]]]:
         tail = [("compose", f"{trained_variant(config, variant)}-{group}-{seed}")] if method_of(
             config, variant).trainable else []
         tail.append(("evaluate", job))
+        made = [d for d in adapter_dirs(config, variant, group, int(seed.removeprefix("seed")))
+                if Path(d).is_relative_to(config["results_dir"])]
         lora_steps = [[(LORA_RULES[Path(d).relative_to(config["results_dir"]).parts[0]],
-                        f"{Path(d).parent.name}-{Path(d).name}")]
-                      for d in adapter_dirs(config, variant, group, int(seed.removeprefix("seed")))] or [[]]
+                        f"{Path(d).parent.name}-{Path(d).name}")] for d in made] or [[]]
         chains += [[("base_model", "base"), *steps, *tail] for steps in lora_steps]
     return chains
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from molebench.core import io
-from molebench.core.data import TaskSpec, load_task
+from molebench.core.data import TaskSpec
 from molebench.core.paper import PAPER_METRIC, load_paper
 from molebench.nlp import plan
 from molebench.nlp.figures import FIGURE_KINDS
@@ -200,8 +200,8 @@ def metric_files(evaluation_dirs: list[str]) -> list[str]:
             if not p.name.endswith(GATES_SUFFIX)]
 
 
-def _tasks(groups: dict) -> dict:
-    return {t: load_task(t) for tasks in groups.values() for t in tasks}
+def _tasks(config: dict, groups: dict) -> dict:
+    return {t: plan.task_spec(config, t) for tasks in groups.values() for t in tasks}
 
 
 def group_metrics(config: dict, evaluation_dirs: list[str], groups: list[str]) -> pd.DataFrame:
@@ -217,14 +217,15 @@ def group_metrics(config: dict, evaluation_dirs: list[str], groups: list[str]) -
 
 def group_rows(config: dict, groups: list[str]) -> dict[str, list[tuple[str, str]]]:
     """group -> its (task, metric) rows, in the tables' order."""
-    return {g: [(t, m) for t, spec in _tasks({g: config["groups"][g]}).items() for m in spec.metrics] for g in groups}
+    return {g: [(t, m) for t, spec in _tasks(config, {g: config["groups"][g]}).items() for m in spec.metrics]
+            for g in groups}
 
 
 def table(name: str, config: dict, evaluation_dirs: list[str], out_file: str) -> None:
     spec = config["tables"][name]
     seeds = {v: plan.seeds_of(config, v) for v in spec["variants"]}
-    df = build_table(name, spec, group_metrics(config, evaluation_dirs, spec["groups"]), _tasks(config["groups"]),
-                     config["groups"], seeds)
+    df = build_table(name, spec, group_metrics(config, evaluation_dirs, spec["groups"]),
+                     _tasks(config, config["groups"]), config["groups"], seeds)
     io.write_text(out_file, df.to_csv(index=False))
 
 
@@ -232,15 +233,18 @@ def masking_table(config: dict, evaluation_dirs: list[str], out_file: str) -> No
     """The masking table in the tables' layout: one row block per masked LoRA (group `drop-{lora}`)."""
     spec = plan.masking_spec(config)
     groups = {g: config["groups"][config["masking"]["group"]] for g in spec["groups"]}
-    df = build_table("masking", spec, load_metrics(metric_files(evaluation_dirs)), _tasks(groups), groups,
+    df = build_table("masking", spec, load_metrics(metric_files(evaluation_dirs)), _tasks(config, groups), groups,
                      {v: plan.seeds_of(config, v) for v in spec["variants"]})
     io.write_text(out_file, df.to_csv(index=False))
 
 
 def lora_gain(config: dict, evaluation_dirs: list[str], out_file: str) -> None:
-    used = {g: config["groups"][g] for g in plan.used_groups(config)}
+    # an lm-eval task has no LoRA of its own, so no gain to check
+    used = {g: [t for t in config["groups"][g] if t not in plan.lm_eval_tasks(config)]
+            for g in plan.used_groups(config)}
+    used = {g: tasks for g, tasks in used.items() if tasks}
     references = plan.gain_variants(config)
-    df = lora_gain_table(group_metrics(config, evaluation_dirs, list(used)), used, _tasks(used),
+    df = lora_gain_table(group_metrics(config, evaluation_dirs, list(used)), used, _tasks(config, used),
                          zero_shot=references["zero_shot"], single=references["single_lora"])
     io.write_text(out_file, df.to_csv(index=False))
 

@@ -23,7 +23,7 @@ import torch
 
 from molebench.core import io
 from molebench.core.data import pool_tasks
-from molebench.core.runtime import checkpoint_dir, load_composition
+from molebench.core.runtime import checkpoint_dir, load_composition, save_trained
 from molebench.core.scoring import SCORERS, generate
 from molebench.core.training import TrainConfig, Trainer, seed_everything
 from molebench.ramole.plan import EMBEDDERS, MIXED_METRICS
@@ -126,7 +126,7 @@ def train_router(base_dir: str, adapter_dirs: dict[str, str], data_dirs: dict[st
         trainer = Trainer(TrainConfig.from_dict(cfg["router"]["train"]), seed, tmp / "train_log.jsonl",
                           f"ramole router seed {seed}", checkpoint_dir(out_dir))
         info = method.fit(model, tokenizer, records, trainer)
-        method.save(model, tmp)
+        save_trained(method, model, adapter_dirs, tmp)
         io.write_json(tmp / "run.json", {"train_info": info, "pool": names, "run_info": io.provenance(
             {"ramole": entry, "router": cfg["router"]}, seed)})
     shutil.rmtree(checkpoint_dir(out_dir), ignore_errors=True)
