@@ -15,6 +15,7 @@ from pathlib import Path
 from molebench.core import method as methods
 from molebench.core.data import list_tasks, load_task, pool_tasks
 from molebench.core.errors import ConfigError
+from molebench.core.training import TrainConfig, merge_train
 from molebench.nlp.figures import FIGURE_KINDS, FROM_TRAINING
 
 GATES_SUFFIX = ".gates.json"  # an evaluation folder's gate weights per task, beside the task's metric file
@@ -58,6 +59,7 @@ def check(config: dict) -> None:
         cls, _ = methods.variant_method(variant, f"variants.{name}")
         if "train" in variant and not cls.trainable:
             raise ConfigError(f"variants.{name}: method {cls.name!r} trains nothing; remove its `train` section")
+        TrainConfig.from_dict(merge_train(config["train"], variant.get("train")), f"variants.{name}.train")
         source = variant.get("scored_from")
         if source is not None:
             other = config["variants"].get(source)
