@@ -20,6 +20,7 @@ import yaml
 
 from molebench.config import load_config
 from molebench.core.data import build_splits, list_tasks, load_task
+from molebench.core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER_CONFIG = REPO / "config" / "paper.yaml"
@@ -45,8 +46,9 @@ def test_paper_config_passes_the_parse_time_checks():
 def test_every_paper_task_is_in_a_group_and_only_paper_tasks_are():
     config = yaml.safe_load(PAPER_CONFIG.read_text())
     assert sorted({t for tasks in config["groups"].values() for t in tasks}) == sorted(PAPER_TASKS)
-    for group, tasks in config["groups"].items():  # a group composed from another family is named after both
-        assert {load_task(t).family for t in tasks} == {group.split("_from_")[0]}
+    for group, tasks in config["groups"].items():  # a group is named after its tasks' family, first
+        (family,) = {load_task(t).family for t in tasks}
+        assert group.startswith(family), group
 
 
 def test_paper_tasks_match_the_papers_rows():
@@ -319,3 +321,21 @@ def test_label_names_follow_the_datasets_class_ids(local_hub):
     _, (splits, _) = local_hub("paper_wnli", made_rows("paper_wnli", n_train=2, n_test=2))
     answers = {r["input"].split("\n")[0]: r["references"] for r in splits["test"]}
     assert answers == {"Sentence 1: test first 0.": ["no"], "Sentence 1: test first 1.": ["yes"]}
+
+
+def test_whole_splits_keep_every_row_of_the_commonsense_tasks_only(local_hub, tmp_path):
+    """MixLoRA trains on whole training sets: the commonsense union is not cut to n_train per task."""
+    from molebench.nlp.plan import task_data_config
+
+    config = load_config(PAPER_CONFIG)
+    assert task_data_config(config, "paper_cs_piqa")["n_train"] is None
+    assert task_data_config(config, "paper_anli_r1")["n_train"] == config["data"]["n_train"] == 10000
+    _, (splits, report) = local_hub("paper_cs_piqa", made_rows("paper_cs_piqa", n_train=30, n_test=12),
+                                    n_train=None, n_test=None)
+    assert (len(splits["train"]), len(splits["test"])) == (30, 12) == (report["n_train"], report["n_test"])
+    smoke = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+    group = next(iter(smoke["groups"]))
+    smoke["data"]["whole_splits"] = [group]
+    (tmp_path / "whole.yaml").write_text(yaml.safe_dump(smoke))
+    with pytest.raises(ConfigError, match=f"data.whole_splits: task .* of group '{group}' has no splits of its own"):
+        load_config(tmp_path / "whole.yaml")

@@ -34,7 +34,7 @@ rule task_data:
     log:
         f"{RES}/logs/task_data/{{task}}.log",
     params:
-        data=config["data"],
+        data=lambda w: plan.task_data_config(config, w.task),
     localrule: True
     script:
         "../scripts/task_data.py"

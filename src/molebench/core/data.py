@@ -263,17 +263,21 @@ def _check(raw: dict, spec: TaskSpec) -> str | None:
     return None
 
 
-def build_splits(spec: TaskSpec, n_train: int, n_test: int, seed: int, raw_dir: str | Path) -> tuple[dict, dict]:
+def build_splits(spec: TaskSpec, n_train: int | None, n_test: int | None, seed: int,
+                 raw_dir: str | Path) -> tuple[dict, dict]:
     """Fixed, seeded train/test splits. The split seed is per task and independent of the training seed.
 
     Examples with the same input are merged into one (their references pooled), so that no test input is also a
     training input (BIG-bench's struct-to-text tasks repeat each input once per reference). The test split does not
     depend on n_train: file sources are shuffled once and cut, on-demand sources draw the test split from its own seed,
-    and sources with their own splits (hub datasets) give at most n_test examples of their test split.
-    Returns (splits, report): splits maps split name to records; report counts what was dropped and why.
+    and sources with their own splits (hub datasets) give at most n_test examples of their test split (None: all of
+    it, and n_train None all of the training split). Returns (splits, report): splits maps split name to records; report counts what was dropped and why.
     """
     kind = spec.source["kind"]
     source = SOURCES[kind]
+    if (n_train is None or n_test is None) and kind not in OWN_SPLITS:
+        raise ValueError(f"task {spec.name}: only sources with their own splits ({', '.join(sorted(OWN_SPLITS))}) "
+                         f"can be used whole, and its source is {kind!r}; take it out of data.whole_splits")
     task_seed = zlib.crc32(spec.name.encode()) ^ seed
     dropped: dict[str, int] = {}
     if kind in DISJOINT_SPLITS:
@@ -291,8 +295,8 @@ def build_splits(spec: TaskSpec, n_train: int, n_test: int, seed: int, raw_dir: 
         raw_count = len(test) + len(train)
     elif kind in OWN_SPLITS:
         # the dataset's own test split, at most n_test of it (WNLI's has 71); training inputs found anywhere in the
-        # test split are dropped
-        raw = source(spec.source, n_train + n_test, task_seed, Path(raw_dir))
+        # test split are dropped. n_train or n_test None: that whole split (the source reads whole splits anyway)
+        raw = source(spec.source, None if None in (n_train, n_test) else n_train + n_test, task_seed, Path(raw_dir))
         raw_count = len(raw)
         test = _usable([ex for ex in raw if ex["split"] == "test"], spec, dropped)
         if not test:

@@ -13,7 +13,7 @@ import random
 from pathlib import Path
 
 from molebench.core import method as methods
-from molebench.core.data import list_tasks, load_task, pool_tasks
+from molebench.core.data import OWN_SPLITS, list_tasks, load_task, pool_tasks
 from molebench.core.errors import ConfigError
 from molebench.core.training import TrainConfig, merge_train
 from molebench.nlp.figures import FIGURE_KINDS, FROM_TRAINING
@@ -49,6 +49,13 @@ def check(config: dict) -> None:
                 raise ConfigError(f"groups.{group}: unknown task {task!r}; add data/tasks/{task}.yaml or use one of: "
                                   f"{', '.join(sorted(known_tasks))}")
             load_task(task)  # parse it now, so a broken task file fails before any job starts
+    for group in config["data"].get("whole_splits", []):
+        if group not in config["groups"]:
+            raise ConfigError(f"data.whole_splits: {group!r} is not a group; groups: {', '.join(config['groups'])}")
+        for task in config["groups"][group]:
+            if load_task(task).source["kind"] not in OWN_SPLITS:
+                raise ConfigError(f"data.whole_splits: task {task!r} of group {group!r} has no splits of its own "
+                                  f"(source {load_task(task).source['kind']!r}); only hub tasks can be used whole")
     for group, tasks in config.get("compose_from", {}).items():
         if group not in config["groups"]:
             raise ConfigError(f"compose_from.{group}: not a group; groups: {', '.join(config['groups'])}")
@@ -167,6 +174,13 @@ def scaling_candidates(config: dict) -> list[str]:
 
 def method_of(config: dict, variant: str):
     return methods.get(config["variants"][variant]["method"])
+
+
+def task_data_config(config: dict, task: str) -> dict:
+    """The data section a task's splits are made with: n_train and n_test None (whole splits) for the tasks of the
+    `data.whole_splits` groups."""
+    whole = any(task in config["groups"][g] for g in config["data"].get("whole_splits", []))
+    return {**config["data"], "n_train": None, "n_test": None} if whole else config["data"]
 
 
 def trained_variant(config: dict, variant: str) -> str:
