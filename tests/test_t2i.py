@@ -18,6 +18,7 @@ from molebench.t2i.gate_training import ClipGuidedTrainer, GateTrainingConfig
 from molebench.t2i.metrics import image_alignment, text_alignment
 from molebench.t2i.sampling import generate, save_png, to_uint8
 from molebench.t2i.subjects import SubjectLoraConfig, load_subject_experts, load_subject_images, train_subject_lora
+from tests.rehearsal import tiny_stable_diffusion
 
 PAPER = Path(__file__).resolve().parents[1] / "config" / "paper.yaml"
 TINY = components.WorldModelConfig(resolution=16, text_width=32, text_layers=1, max_tokens=24, unet_channels=[16, 32],
@@ -173,27 +174,6 @@ def test_clear_errors_for_subject_folders_and_prompts(tmp_path):
         components.encode_prompts(tokenizer, ["a red circle and a blue square on grey background"])
     with pytest.raises(PromptError, match="does not know"):
         components.encode_prompts(tokenizer, ["a purple elephant"])
-
-
-def tiny_stable_diffusion(path):
-    """A random Stable Diffusion in the diffusers layout: VAE latents, v-prediction (as SD 2.1)."""
-    from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    torch.manual_seed(0)
-    tokenizer = components.build_tokenizer(24)
-    text_encoder = CLIPTextModel(CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
-                                                num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=24,
-                                                eos_token_id=3))
-    unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
-                                block_out_channels=(32, 64), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32)
-    vae = AutoencoderKL(block_out_channels=[32, 32], in_channels=3, out_channels=3, latent_channels=4,
-                        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2)
-    scheduler = DDPMScheduler(prediction_type="v_prediction", clip_sample=False)
-    StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
-                            safety_checker=None, feature_extractor=None,
-                            requires_safety_checker=False).save_pretrained(path)
 
 
 def test_paper_scale_path_on_a_tiny_stable_diffusion(tmp_path):
