@@ -283,8 +283,9 @@ def build_splits(spec: TaskSpec, n_train: int | None, n_test: int | None, seed: 
     training input (BIG-bench's struct-to-text tasks repeat each input once per reference). The test split does not
     depend on n_train: file sources are shuffled once and cut, on-demand sources draw the test split from its own seed,
     and sources with their own splits (hub datasets) give at most n_test examples of their test split (None: all of
-    it, and n_train None all of the training split); hub_files: the config's data.hub_files, local copies of the hub
-    datasets (see the hub source). Returns (splits, report): splits maps split name to records; report counts what was dropped and why.
+    it, and n_train None all of the training split). hub_files: the config's data.hub_files, local copies of the hub
+    datasets (see the hub source).
+    Returns (splits, report): splits maps split name to records; report counts what was dropped and why.
     """
     kind = spec.source["kind"]
     source = SOURCES[kind]
