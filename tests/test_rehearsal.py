@@ -128,3 +128,22 @@ def test_the_whole_paper_dag_runs_on_tiny_stand_ins(copy):
     ran = run(copy, "config/paper.yaml", "config/rehearsal.yaml")
     check_outputs(copy, rehearsal_config())
     assert ran == paper_rules(copy)
+
+
+@pytest.mark.slow
+def test_the_llama_override_runs_mixlora_and_ramole_tables(copy):
+    """docs/scales.md's Llama-2-7B override (MixLoRA's and RAMoLE's base) on a tiny random LLaMA with Llama-2's
+    module names (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj): their tables, from the slice."""
+    config = sliced(rehearsal_config())
+    config.update(model={"source": "tiny-random", "arch": "llama", "hidden_size": 32, "heads": 4, "kv_heads": 2,
+                         "layers": 2, "vocab_size": 512},
+                  results_dir="results/rehearsal-llama2", reports_dir="reports/rehearsal-llama2")
+    (copy / "config" / "rehearsal-llama2.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    tables = ["mixlora_single", "mixlora_multi", "ramole_retrieval", "ramole_mixed_iid", "ramole_mixed_ood"]
+    done = subprocess.run([sys.executable, "-m", "snakemake", *[f"results/rehearsal-llama2/tables/{t}.csv"
+                                                                for t in tables],
+                           "--cores", "2", "--configfile", "config/rehearsal-llama2.yaml"],
+                          cwd=copy, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-6000:]
+    for name in tables:
+        assert len(pd.read_csv(copy / "results/rehearsal-llama2/tables" / f"{name}.csv")), name
