@@ -109,7 +109,8 @@ def prompt_tokens(t: torch.Tensor, mask: torch.Tensor, length: int, gate: str) -
     longest = int(mask.sum(1).max())
     if longest > length:
         raise RuntimeError(f"MoLE gate {gate}: a prompt of {longest} tokens is longer than gate_length {length}; "
-                           f"raise gate_length or lower max_input_tokens")
+                           f"raise gate_length or lower max_input_tokens (pipelines: gate_length must cover the "
+                           f"UNet's largest token count, (resolution / 8)^2 for Stable Diffusion)")
     keep = mask.bool()
     out = t.new_zeros(t.shape[0], length, *t.shape[2:])
     out[keep.nonzero(as_tuple=True)[0], (mask.cumsum(1) - 1)[keep]] = t[keep]
@@ -175,13 +176,6 @@ class MoLE(Method):
     trainable = True
     can_mask = True
 
-    @classmethod
-    def pipeline_problem(cls, config):
-        if config.gate_input != "pooled":
-            return "pipelines need gate_input 'pooled' (UNet gates see a different number of image tokens at every " \
-                   "resolution)"
-        return None
-
     def build(self, base, experts):
         cfg = self.config
         targets = {m for e in experts for m in e.factors}
@@ -220,11 +214,12 @@ class MoLE(Method):
                     raise RuntimeError(f"MoLE gate {key}: {layer.name} ran first but has another shape than "
                                        f"{anchors[key]}, which sized the gate; use granularity 'matrix' for this "
                                        f"architecture")
+                # integer masks, as the collated prompt masks: prompt_tokens indexes with their cumulative sums
                 if seq2seq and layer.name.startswith("decoder."):
-                    mask = torch.zeros(h.shape[:2], device=h.device)  # decoder gates read the decoder start only
+                    mask = torch.zeros(h.shape[:2], dtype=torch.long, device=h.device)  # decoder start only
                     mask[:, 0] = 1
                 elif ctx.mask is None:  # text-to-image: every position of the text encoder and UNet input counts
-                    mask = h.new_ones(h.shape[:2])
+                    mask = torch.ones(h.shape[:2], dtype=torch.long, device=h.device)
                 else:
                     mask = ctx.mask.to(h.device)
                     if mask.shape != h.shape[:2]:
@@ -287,9 +282,11 @@ class MoLE(Method):
 
     def fit(self, model, tokenizer, train, trainer):
         cfg = self.config
-        if cfg.gate_length is not None and trainer.config.max_input_tokens > cfg.gate_length:
+        # pipelines' gate training has no prompt budget: there a gate_length too short fails at the first forward
+        max_input = getattr(trainer.config, "max_input_tokens", None)
+        if cfg.gate_length is not None and max_input is not None and max_input > cfg.gate_length:
             raise ValueError(f"mole: gate_length {cfg.gate_length} is shorter than the training max_input_tokens "
-                             f"{trainer.config.max_input_tokens}, so a batch could not be gated; raise gate_length "
+                             f"{max_input}, so a batch could not be gated; raise gate_length "
                              f"or lower max_input_tokens")
         params = [p for p in model.mole_gates.parameters() if p.requires_grad]
         self.fitting = True  # the mask is an inference mode: the gates train over every LoRA

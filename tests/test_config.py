@@ -106,7 +106,7 @@ def test_an_unknown_key_raises_naming_it(tmp_path, where, change, key):
 
 
 def test_a_train_section_with_an_unknown_key_raises_where_training_starts():
-    with pytest.raises(ConfigError, match="train: unknown key 'stepz'; known keys: steps, batch_size, lr"):
+    with pytest.raises(ConfigError, match="train: unknown key 'stepz'; known keys: steps, epochs, batch_size, lr"):
         TrainConfig.from_dict({"steps": 3, "stepz": 4})
     with pytest.raises(ConfigError, match="train.lr: Input should be greater than 0"):
         TrainConfig.from_dict({"lr": 0.0})

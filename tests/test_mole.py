@@ -95,6 +95,38 @@ def test_gate_inputs_give_weights_summing_to_one(lora_dirs, inputs, options):
         torch.testing.assert_close(w.sum(-1), torch.ones(2))
 
 
+@pytest.fixture
+def t5_loras(tmp_path):
+    return [make_lora(tmp_path / f"t5lora{i}", seed=i, targets=["q", "v"], base=tiny_t5) for i in range(3)]
+
+
+@pytest.mark.parametrize("options", [{"gate_input": "pooled"}, {"gate_input": "paper", "gate_length": 8},
+                                     {"gate_input": "hidden", "gate_length": 8}])
+def test_gate_inputs_run_on_t5_in_training_and_generation(t5_loras, tmp_path, options):
+    """FLAN-T5 is the paper's NLP base: every gate input must train and generate on an encoder-decoder (the decoder
+    gates read the decoder start token only)."""
+    method, model = build("mole", t5_loras, base=tiny_t5, **options)
+    trainer = Trainer(TrainConfig(steps=2, batch_size=4, lr=0.05, max_input_tokens=8), 1, tmp_path / "log.jsonl")
+    info = method.fit(model, CharTokenizer(), train_records(), trainer)
+    assert math.isfinite(info["final_loss"])
+    ids = torch.randint(3, 97, (2, 6))
+    mask = torch.ones_like(ids)
+    mask[1, :2] = 0
+    weights = gate_weights_t5(model, ids, mask)
+    assert {key.split(".")[0] for key in weights} == {"encoder", "decoder"}
+    for w in weights.values():
+        torch.testing.assert_close(w.sum(-1), torch.ones(2))
+    with torch.no_grad(), prompt_positions(mask):
+        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=3, do_sample=False)
+    assert out.shape[0] == 2 and method.gate_report(model)["source"] == "inference"
+
+
+def gate_weights_t5(model, ids, mask) -> dict:
+    with torch.no_grad(), prompt_positions(mask) as ctx:
+        model(input_ids=ids, attention_mask=mask, decoder_input_ids=torch.zeros(2, 3, dtype=torch.long))
+    return {key: w for (tag, key), w in ctx.cache.items() if tag == "mole"}
+
+
 def test_gate_input_sizes(lora_dirs):
     # tiny LLaMA: q_proj 32 -> 32, gate_proj 32 -> 64; 3 LoRAs; L = 8
     sizes = {"pooled": {3 * 32, 3 * 64}, "paper": {3 * 8 * 32, 3 * 8 * 64}, "hidden": {8 * 32}}

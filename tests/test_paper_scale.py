@@ -20,6 +20,8 @@ import yaml
 
 from molebench.config import load_config
 from molebench.core.data import build_splits, list_tasks, load_task
+from molebench.core.errors import ConfigError
+from tests.rehearsal import ROWS
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER_CONFIG = REPO / "config" / "paper.yaml"
@@ -45,8 +47,9 @@ def test_paper_config_passes_the_parse_time_checks():
 def test_every_paper_task_is_in_a_group_and_only_paper_tasks_are():
     config = yaml.safe_load(PAPER_CONFIG.read_text())
     assert sorted({t for tasks in config["groups"].values() for t in tasks}) == sorted(PAPER_TASKS)
-    for group, tasks in config["groups"].items():  # a group composed from another family is named after both
-        assert {load_task(t).family for t in tasks} == {group.split("_from_")[0]}
+    for group, tasks in config["groups"].items():  # a group is named after its tasks' family, first
+        (family,) = {load_task(t).family for t in tasks}
+        assert group.startswith(family), group
 
 
 def test_paper_tasks_match_the_papers_rows():
@@ -102,73 +105,6 @@ def test_paper_ramole_block_is_the_papers_setting_on_hub_loaded_flan_tasks():
 
 # ---- hub loaders on local files ------------------------------------------------------------------------------
 # One row maker per hub dataset, in the real schema; `split` is "train" or "test" (the task's role for that split).
-
-def wmt_row(name, split, i):
-    return {"translation": {lang: f"{split} sentence {i} in {lang}" for lang in name.split("-")}}
-
-
-ROWS = {
-    "wmt/wmt14": wmt_row,
-    "wmt/wmt16": wmt_row,
-    "allenai/common_gen": lambda name, split, i: {
-        "concept_set_idx": i, "concepts": [f"{split}{i}", "dog", "frisbee"], "target": f"A dog catches {split}{i}."},
-    "Yale-LILY/dart": lambda name, split, i: {
-        "tripleset": [[f"{split} hall {i}", "LOCATION", "Paris"], [f"{split} hall {i}", "OPENED", "1999"]],
-        "subtree_was_extended": False,
-        "annotations": {"source": ["WikiTableQuestions_lily"], "text": [f"{split} hall {i} opened in 1999 in Paris.",
-                                                                         f"Paris has {split} hall {i}."]}},
-    "tuetschek/e2e_nlg": lambda name, split, i: {
-        "meaning_representation": f"name[The {split} {i}], eatType[pub], area[riverside]",
-        "human_reference": f"The {split} {i} is a pub by the river."},
-    "GEM/web_nlg": lambda name, split, i: {
-        "gem_id": f"web_nlg_en-{split}-{i}", "input": [f"{split}_{i} | country | France", f"{split}_{i} | mayor | Ann"],
-        "target": f"{split} {i} is in France.",
-        "references": [] if split == "train" else [f"{split} {i} is in France.", f"{split} {i}, France, has Ann."]},
-    "allenai/ai2_arc": lambda name, split, i: {
-        "id": f"{split}-{i}", "question": f"{split} question {i}: which is a mammal?",
-        "choices": {"text": ["trout", "whale", "shark", "eel"], "label": ["A", "B", "C", "D"]}, "answerKey": "B"},
-    "google-research-datasets/nq_open": lambda name, split, i: {
-        "question": f"who wrote {split} book {i}", "answer": [f"author {i}", f"A. {i}"]},
-    "mandarjoshi/trivia_qa": lambda name, split, i: {
-        "question": f"Which {split} river {i}?", "question_id": f"tc_{i}", "question_source": "http://example.org",
-        "entity_pages": {"doc_source": [], "filename": [], "title": [], "wiki_context": []},
-        "search_results": {"description": [], "filename": [], "rank": [], "title": [], "url": [], "search_context": []},
-        "answer": {"aliases": [f"river {i}", f"the river {i}"], "normalized_aliases": [f"river {i}"],
-                   "matched_wiki_entity_name": "", "normalized_matched_wiki_entity_name": "",
-                   "normalized_value": f"river {i}", "type": "WikipediaEntity", "value": f"River {i}"}},
-    "lukaemon/bbh": lambda name, split, i: {"input": f"{split} puzzle {i} of {name}", "target": f"({'AB'[i % 2]})"},
-    "facebook/anli": lambda name, split, i: {
-        "uid": f"{split}-{i}", "premise": f"{split} premise {i}.", "hypothesis": f"{split} hypothesis {i}.",
-        "label": i % 3, "reason": ""},
-}
-GLUE = {
-    "qnli": lambda split, i: {"question": f"{split} question {i}?", "sentence": f"{split} sentence {i}.",
-                              "label": i % 2, "idx": i},
-    "wnli": lambda split, i: {"sentence1": f"{split} first {i}.", "sentence2": f"{split} second {i}.",
-                              "label": i % 2, "idx": i},
-}
-ROWS["nyu-mll/glue"] = lambda name, split, i: GLUE[name](split, i)
-# MixLoRA's commonsense suite (multiple choice scored by option likelihood)
-ROWS.update({
-    "google/boolq": lambda name, split, i: {
-        "question": f"is {split} claim {i} true", "answer": bool(i % 2), "passage": f"The {split} passage {i}."},
-    "allenai/openbookqa": lambda name, split, i: {
-        "id": f"{split}-{i}", "question_stem": f"{split} stem {i}: the sun is a",
-        "choices": {"text": ["planet", "star", "moon", "comet"], "label": ["A", "B", "C", "D"]}, "answerKey": "B"},
-    "ybisk/piqa": lambda name, split, i: {"goal": f"{split} goal {i}: open a jar", "sol1": "twist the lid",
-                                          "sol2": "freeze the lid", "label": 0},
-    "allenai/social_i_qa": lambda name, split, i: {
-        "context": f"{split} context {i}: Kai gave a gift.", "question": "How would Kai feel?",
-        "answerA": "generous", "answerB": "angry", "answerC": "bored", "label": "1"},
-    "Rowan/hellaswag": lambda name, split, i: {
-        "ind": i, "activity_label": "Cooking", "ctx_a": "", "ctx_b": "", "ctx": f"{split} context {i}: A man cracks eggs",
-        "endings": ["into a bowl.", "into the sky.", "with a song.", "on a car."], "source_id": "x", "split": split,
-        "split_type": "indomain", "label": "0"},
-    "allenai/winogrande": lambda name, split, i: {
-        "sentence": f"{split} sentence {i}: the cup broke the glass because the _ was hard.", "option1": "cup",
-        "option2": "glass", "answer": "1"},
-})
-
 
 @pytest.fixture
 def local_hub(tmp_path, monkeypatch):
@@ -319,3 +255,21 @@ def test_label_names_follow_the_datasets_class_ids(local_hub):
     _, (splits, _) = local_hub("paper_wnli", made_rows("paper_wnli", n_train=2, n_test=2))
     answers = {r["input"].split("\n")[0]: r["references"] for r in splits["test"]}
     assert answers == {"Sentence 1: test first 0.": ["no"], "Sentence 1: test first 1.": ["yes"]}
+
+
+def test_whole_splits_keep_every_row_of_the_commonsense_tasks_only(local_hub, tmp_path):
+    """MixLoRA trains on whole training sets: the commonsense union is not cut to n_train per task."""
+    from molebench.nlp.plan import task_data_config
+
+    config = load_config(PAPER_CONFIG)
+    assert task_data_config(config, "paper_cs_piqa")["n_train"] is None
+    assert task_data_config(config, "paper_anli_r1")["n_train"] == config["data"]["n_train"] == 10000
+    _, (splits, report) = local_hub("paper_cs_piqa", made_rows("paper_cs_piqa", n_train=30, n_test=12),
+                                    n_train=None, n_test=None)
+    assert (len(splits["train"]), len(splits["test"])) == (30, 12) == (report["n_train"], report["n_test"])
+    smoke = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+    group = next(iter(smoke["groups"]))
+    smoke["data"]["whole_splits"] = [group]
+    (tmp_path / "whole.yaml").write_text(yaml.safe_dump(smoke))
+    with pytest.raises(ConfigError, match=f"data.whole_splits: task .* of group '{group}' has no splits of its own"):
+        load_config(tmp_path / "whole.yaml")

@@ -61,6 +61,12 @@ class Data(Section):
     split_seed: int = Field(0, description="seed of the train/test split of every task")
     n_train: int = Field(ge=1, description="training records per task (at most)")
     n_test: int = Field(ge=1, description="test records per task (at most)")
+    hub_files: str = Field(None, description="folder of local copies of the hub datasets, read instead of the hub: "
+                                             "{hub_files}/{path}/{name or default}/{split}.jsonl in the dataset's "
+                                             "schema (the dress rehearsal, config/rehearsal.yaml)")
+    whole_splits: Names = Field(None, description="groups whose tasks keep their dataset's whole training and test "
+                                                  "splits instead of n_train and n_test (hub tasks only; MixLoRA's "
+                                                  "suite trains and scores on whole splits)")
 
 
 class Lora(BaseModel):

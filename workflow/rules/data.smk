@@ -34,7 +34,7 @@ rule task_data:
         f"{RES}/logs/task_data/{{task}}.log",
     params:
         spec=lambda w: load_task(w.task),  # an edited spec (template, source) reruns the task and all downstream
-        data=config["data"],
+        data=lambda w: plan.task_data_config(config, w.task),
     localrule: True
     script:
         "../scripts/task_data.py"

@@ -27,7 +27,7 @@ from molebench.core import skills
 from molebench.core.data import build_splits, load_task
 from molebench.core.models import load_base
 from molebench.core.scoring import evaluate
-from molebench.core.training import TrainConfig, train_lora
+from molebench.core.training import TrainConfig, merge_train, train_lora
 
 RECIPES = ("pool", "task")
 
@@ -45,9 +45,7 @@ def run(base_dir: str | Path, config: dict, names: list[str], n_train: int = 64,
         raise ValueError(f"recipe must be one of {RECIPES}, got {recipe!r}")
     section = config["ramole"] if recipe == "pool" else config
     lora_cfg = dict(section["lora"])
-    train_cfg = dict(section["train"])
-    if steps is not None:
-        train_cfg["steps"] = steps
+    train_cfg = merge_train(section["train"], None if steps is None else {"steps": steps})
     if rank is not None:
         lora_cfg.update(r=rank, lora_alpha=2 * rank)
     eval_cfg = config["ramole"]["eval"]

@@ -234,14 +234,26 @@ def _hub(args: dict, n: int, seed: int, raw_dir: Path) -> list[dict]:
     list of strings), `target` plus `labels` (a class id and the answer text of each id), `options`, `option_keys`
     and `answer_key` (multiple choice answered by generating the option's text), or `choices` and `answer_key`
     (multiple choice scored by option likelihood, see `hub_choices`).
-    Needs network or a filled HF datasets cache; only the data jobs call it, never the DAG's planning.
+    Needs network or a filled HF datasets cache; only the data jobs call it, never the DAG's planning. With
+    `local_files` (the config's data.hub_files) the rows come from local JSON Lines files in the dataset's schema
+    instead, `{local_files}/{path}/{name or "default"}/{split}.jsonl`, read by datasets' `json` builder so that the
+    same split expression ("train[:50000]") applies.
     """
     import datasets
 
     out = []
     for split in ("train", "test"):
-        rows = datasets.load_dataset(args["path"], args.get("name"), split=args[f"{split}_split"],
-                                     revision=args.get("revision"))
+        expression = args[f"{split}_split"]
+        if "local_files" in args:
+            split_name = expression.split("[")[0]
+            file = Path(args["local_files"]) / args["path"] / args.get("name", "default") / f"{split_name}.jsonl"
+            if not file.is_file():
+                raise FileNotFoundError(f"data.hub_files: {file} is missing (the local copy of hub dataset "
+                                        f"{args['path']!r} split {split_name!r})")
+            rows = datasets.load_dataset("json", data_files={split_name: str(file)}, split=expression)
+        else:
+            rows = datasets.load_dataset(args["path"], args.get("name"), split=expression,
+                                         revision=args.get("revision"))
         out += [{**hub_example(row, args), "split": split} for row in rows]
     return out
 
@@ -263,17 +275,23 @@ def _check(raw: dict, spec: TaskSpec) -> str | None:
     return None
 
 
-def build_splits(spec: TaskSpec, n_train: int, n_test: int, seed: int, raw_dir: str | Path) -> tuple[dict, dict]:
+def build_splits(spec: TaskSpec, n_train: int | None, n_test: int | None, seed: int,
+                 raw_dir: str | Path, hub_files: str | None = None) -> tuple[dict, dict]:
     """Fixed, seeded train/test splits. The split seed is per task and independent of the training seed.
 
     Examples with the same input are merged into one (their references pooled), so that no test input is also a
     training input (BIG-bench's struct-to-text tasks repeat each input once per reference). The test split does not
     depend on n_train: file sources are shuffled once and cut, on-demand sources draw the test split from its own seed,
-    and sources with their own splits (hub datasets) give at most n_test examples of their test split.
+    and sources with their own splits (hub datasets) give at most n_test examples of their test split (None: all of
+    it, and n_train None all of the training split). hub_files: the config's data.hub_files, local copies of the hub
+    datasets (see the hub source).
     Returns (splits, report): splits maps split name to records; report counts what was dropped and why.
     """
     kind = spec.source["kind"]
     source = SOURCES[kind]
+    if (n_train is None or n_test is None) and kind not in OWN_SPLITS:
+        raise ValueError(f"task {spec.name}: only sources with their own splits ({', '.join(sorted(OWN_SPLITS))}) "
+                         f"can be used whole, and its source is {kind!r}; take it out of data.whole_splits")
     task_seed = zlib.crc32(spec.name.encode()) ^ seed
     dropped: dict[str, int] = {}
     if kind in DISJOINT_SPLITS:
@@ -291,8 +309,9 @@ def build_splits(spec: TaskSpec, n_train: int, n_test: int, seed: int, raw_dir: 
         raw_count = len(test) + len(train)
     elif kind in OWN_SPLITS:
         # the dataset's own test split, at most n_test of it (WNLI's has 71); training inputs found anywhere in the
-        # test split are dropped
-        raw = source(spec.source, n_train + n_test, task_seed, Path(raw_dir))
+        # test split are dropped. n_train or n_test None: that whole split (the source reads whole splits anyway)
+        args = {**spec.source, "local_files": hub_files} if hub_files else spec.source
+        raw = source(args, None if None in (n_train, n_test) else n_train + n_test, task_seed, Path(raw_dir))
         raw_count = len(raw)
         test = _usable([ex for ex in raw if ex["split"] == "test"], spec, dropped)
         if not test:

@@ -44,7 +44,7 @@ def task_data(task: str, data_cfg: dict, out_dir: str) -> None:
 def write_splits(spec: TaskSpec, data_cfg: dict, out_dir: str) -> None:
     """A task's fixed splits and their report into out_dir (train.jsonl, test.jsonl, report.json)."""
     splits, report = build_splits(spec, data_cfg["n_train"], data_cfg["n_test"], data_cfg["split_seed"],
-                                  data_cfg["raw_dir"])
+                                  data_cfg["raw_dir"], data_cfg.get("hub_files"))
     with io.atomic_path(out_dir) as tmp:
         tmp.mkdir()
         for name, records in splits.items():

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import random
 import signal
 import sys
 import time
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 from tqdm.auto import tqdm
 
 from molebench.core.errors import ConfigError
@@ -26,7 +28,7 @@ def _defaults_in_descriptions(schema: dict) -> None:
     """The JSON schema of a train section fills no default: a variant's `train:` is merged over the config's before
     these defaults apply (molebench.nlp.stages), so each default is only named in its field's description."""
     for prop in schema["properties"].values():
-        prop["description"] += f" (default {json.dumps(prop.pop('default'))})"
+        prop["description"] += f" (default {json.dumps(prop.pop('default', None))})"
 
 
 class TrainConfig(Section):
@@ -35,9 +37,15 @@ class TrainConfig(Section):
 
     model_config = ConfigDict(json_schema_extra=_defaults_in_descriptions)
 
-    steps: int = Field(60, ge=1, description="optimiser steps")
+    steps: int = Field(60, ge=1, description="optimiser steps (ignored when `epochs` is given; give one of the two)")
+    epochs: int = Field(None, ge=1, description="passes over the training records instead of `steps`: the run takes "
+                                                "epochs x ceil(records / batch_size) steps, counted from the records it "
+                                                "is given (a recipe written in epochs)")
     batch_size: int = Field(8, ge=1, description="records per step")
     lr: float = Field(5e-4, gt=0, description="AdamW learning rate")
+    schedule: Literal["constant", "linear"] = Field(
+        "constant", description="learning rate over the run: constant, or linear decay from lr to 0 at the last step "
+                                "with no warmup (the Hugging Face Trainer's default)")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
     grad_clip: float = Field(1.0, gt=0, description="gradient norm clipped to this")
     max_input_tokens: int = Field(160, ge=8, description="prompt tokens kept (the end of a longer prompt)")
@@ -46,6 +54,22 @@ class TrainConfig(Section):
     checkpoint_every: int = Field(10, ge=1, description="steps between resumable training checkpoints (when the "
                                                        "caller gives a checkpoint folder)")
 
+    @model_validator(mode="after")
+    def _one_duration(self):
+        if {"steps", "epochs"} <= self.model_fields_set and self.epochs is not None:
+            raise ValueError(f"give steps ({self.steps}) or epochs ({self.epochs}), not both: a recipe written in "
+                             f"epochs takes its steps from the number of training records")
+        return self
+
+    def total_steps(self, records: int) -> int:
+        """The run's optimiser steps for this many training records."""
+        return self.epochs * math.ceil(records / self.batch_size) if self.epochs else self.steps
+
+    def lr_at(self, step: int, total: int) -> float:
+        """The learning rate of optimiser step `step` (0-based) of `total`; a function of the step, so a resumed run
+        needs no scheduler state."""
+        return self.lr * (1 - step / total) if self.schedule == "linear" else self.lr
+
     @classmethod
     def from_dict(cls, values: dict, where: str = "train") -> TrainConfig:
         """A train section (merged with its overrides); an unknown key or a bad value raises ConfigError naming it."""
@@ -53,6 +77,15 @@ class TrainConfig(Section):
             return cls.model_validate(values)
         except ValidationError as err:
             raise ConfigError(problems(err, where)) from None
+
+
+def merge_train(section: dict, override: dict | None) -> dict:
+    """A train section with a variant's overrides, key by key; an override that gives a duration (steps or epochs)
+    replaces the section's, so that a variant trained in steps can run over a config trained in epochs."""
+    override = override or {}
+    if {"steps", "epochs"} & set(override):
+        section = {k: v for k, v in section.items() if k not in ("steps", "epochs")}
+    return {**section, **override}
 
 
 def seed_everything(seed: int) -> None:
@@ -231,6 +264,7 @@ class Trainer:
         cfg = self.config
         if not records:
             raise ValueError("no training records")
+        total = cfg.total_steps(len(records))
         opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         fingerprint = self._fingerprint(records, params)
         first, curve = self._resume(params, opt, fingerprint)
@@ -238,7 +272,7 @@ class Trainer:
         kill_at = int(os.environ.get(KILL_AT_STEP, "-1"))
         start = time.time()
         model.train()
-        bar = tqdm(range(first, cfg.steps), desc=self.desc, mininterval=5)
+        bar = tqdm(range(first, total), desc=self.desc, mininterval=5)
         for step in bar:
             if step == kill_at:
                 os.kill(os.getpid(), signal.SIGKILL)
@@ -255,16 +289,18 @@ class Trainer:
                                          f"{[records[i]['id'] for i in idx]}; lower the learning rate or check the data")
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr_at(step, total)
             opt.step()
             opt.zero_grad(set_to_none=True)
-            curve.append({"step": step, "loss": round(loss.item(), 6), "task_loss": round(task_loss.item(), 6),
+            curve.append({"step": step, "lr": cfg.lr_at(step, total), "loss": round(loss.item(), 6), "task_loss": round(task_loss.item(), 6),
                           "extra_loss": round(extra.item(), 6), **(step_metrics() if step_metrics else {})})
             bar.set_postfix(loss=f"{loss.item():.3f}")
-            if self.checkpoint_dir and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
+            if self.checkpoint_dir and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < total:
                 self._save(step + 1, params, opt, curve, fingerprint)
         model.eval()
         self.write_log(curve)
-        return {"steps": cfg.steps, "resumed_from_step": first, "seconds": round(time.time() - start, 2),
+        return {"steps": total, "epochs": round(total * cfg.batch_size / len(records), 2), "resumed_from_step": first, "seconds": round(time.time() - start, 2),
                 "records": len(records),
                 "truncated_prompts": count_over_long(tokenizer, [r["input"] for r in records], cfg.max_input_tokens),
                 "truncated_answers": count_over_long(tokenizer, [r["references"][0] for r in records],

@@ -15,8 +15,9 @@ from pathlib import Path
 from molebench.core import io
 from molebench.core import method as methods
 from molebench.core.adapters import AdapterError, rank_problem, read_config
-from molebench.core.data import TaskSpec, list_tasks, load_task, pool_tasks
+from molebench.core.data import OWN_SPLITS, TaskSpec, list_tasks, load_task, pool_tasks
 from molebench.core.errors import ConfigError
+from molebench.core.training import TrainConfig, merge_train
 from molebench.nlp.figures import FIGURE_KINDS, FROM_TRAINING
 
 GATES_SUFFIX = ".gates.json"  # an evaluation folder's gate weights per task, beside the task's metric file
@@ -62,6 +63,13 @@ def check(config: dict) -> None:
                                   f"lm_eval.tasks or use one of: {', '.join(sorted(known_tasks))}")
             load_task(task)  # parse it now, so a broken task file fails before any job starts
     check_experts(config, known_tasks)
+    for group in config["data"].get("whole_splits", []):
+        if group not in config["groups"]:
+            raise ConfigError(f"data.whole_splits: {group!r} is not a group; groups: {', '.join(config['groups'])}")
+        for task in config["groups"][group]:
+            if load_task(task).source["kind"] not in OWN_SPLITS:
+                raise ConfigError(f"data.whole_splits: task {task!r} of group {group!r} has no splits of its own "
+                                  f"(source {load_task(task).source['kind']!r}); only hub tasks can be used whole")
     for group, tasks in config.get("compose_from", {}).items():
         if group not in config["groups"]:
             raise ConfigError(f"compose_from.{group}: not a group; groups: {', '.join(config['groups'])}")
@@ -73,6 +81,7 @@ def check(config: dict) -> None:
         cls, _ = methods.variant_method(variant, f"variants.{name}")
         if "train" in variant and not cls.trainable:
             raise ConfigError(f"variants.{name}: method {cls.name!r} trains nothing; remove its `train` section")
+        TrainConfig.from_dict(merge_train(config["train"], variant.get("train")), f"variants.{name}.train")
         source = variant.get("scored_from")
         if source is not None:
             other = config["variants"].get(source)
@@ -291,6 +300,13 @@ def scaling_candidates(config: dict) -> list[str]:
 
 def method_of(config: dict, variant: str):
     return methods.get(config["variants"][variant]["method"])
+
+
+def task_data_config(config: dict, task: str) -> dict:
+    """The data section a task's splits are made with: n_train and n_test None (whole splits) for the tasks of the
+    `data.whole_splits` groups."""
+    whole = any(task in config["groups"][g] for g in config["data"].get("whole_splits", []))
+    return {**config["data"], "n_train": None, "n_test": None} if whole else config["data"]
 
 
 def trained_variant(config: dict, variant: str) -> str:

@@ -15,7 +15,7 @@ from molebench.core.data import load_task
 from molebench.core.method import get as methods_get
 from molebench.core.runtime import checkpoint_dir, load_composition, save_trained
 from molebench.core.scoring import evaluate as score
-from molebench.core.training import TrainConfig, Trainer, seed_everything
+from molebench.core.training import TrainConfig, Trainer, merge_train, seed_everything
 from molebench.nlp.plan import EXPORT_DIR, GATES_SUFFIX
 
 
@@ -40,7 +40,7 @@ def compose(variant_name: str, variant: dict, base_dir: str, loras: dict[str, st
         info = {}
         if method.trainable:
             records = [r for d in data_dirs for r in train_records(d)]
-            trainer = Trainer(TrainConfig.from_dict({**train_cfg, **variant.get("train", {})}), seed,
+            trainer = Trainer(TrainConfig.from_dict(merge_train(train_cfg, variant.get("train"))), seed,
                               tmp / "train_log.jsonl", f"{variant_name} seed {seed}", checkpoint_dir(out_dir))
             info = method.fit(model, tokenizer, records, trainer)
         save_trained(method, model, loras, tmp)
