@@ -35,7 +35,7 @@ smoke: $(STAMP) unlock-stale
 	$(BIN)/snakemake reproduce --cores 2 --configfile config/smoke.yaml
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ""
