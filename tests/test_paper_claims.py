@@ -173,7 +173,7 @@ def test_paper_gaps_follow_the_comparisons(monkeypatch):
     rows = paper[paper.paper_task != "Average"].assign(
         task=lambda d: "paper_" + d.paper_task.str.lower().str.replace("-", "_"))
     ours = {"Single LoRA": "single", "NLA": "nla-output"}
-    frame = pd.DataFrame({"variant": rows.method.map(ours), "group": "nli", "seed": 1, "task": rows.task,
+    frame = pd.DataFrame({"variant": rows.method.map(ours), "group": "nli_and_wnli", "seed": 1, "task": rows.task,
                           "example": "e", "value": rows.value})
     _, comparisons = ledger([by_id["nla-below-single"]], config, noisy(frame))
     row = comparisons.iloc[0]

@@ -187,6 +187,9 @@ class Table(Section):
     paper_rows: dict[str, str] = Field(
         None, description="group -> the paper row (paper_task) its average row is compared with; default: the "
                           "family's Average row (MoLE Table 6 compares each size with the paper's '8 LoRAs', ... rows)")
+    paper_family: str = Field(None, description="the paper's family whose rows the average rows are compared with, "
+                                                "when the groups stand in for it with other tasks (MoLE Table 6 on "
+                                                "the skill world: bbh)")
 
 
 class Scaling(Section):

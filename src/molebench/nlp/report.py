@@ -68,7 +68,8 @@ def build_table(name: str, spec: dict, metrics: pd.DataFrame, tasks: dict[str, T
     unknown = [v for v in variants if v not in seeds]
     if unknown:
         raise KeyError(f"table {name}: no seeds given for variant(s) {unknown}")
-    keys = pd.DataFrame(_row_keys(spec["groups"], groups, tasks, metrics, spec.get("paper_rows", {})),
+    keys = pd.DataFrame(_row_keys(spec["groups"], groups, tasks, metrics, spec.get("paper_rows", {}),
+                                  spec.get("paper_family")),
                         columns=["group", "family", "task", "paper_task", "metric", "kind"])
     expected = pd.DataFrame([(v, s) for v in variants for s in seeds[v]], columns=["variant", "seed"])
     expected = keys.loc[keys.kind == "task", ["group", "task", "metric"]].merge(expected, how="cross")
@@ -91,9 +92,10 @@ def build_table(name: str, spec: dict, metrics: pd.DataFrame, tasks: dict[str, T
 
 
 def _row_keys(table_groups: list[str], groups: dict[str, list[str]], tasks: dict[str, TaskSpec] | None,
-              metrics: pd.DataFrame, paper_rows: dict[str, str]) -> list[tuple]:
+              metrics: pd.DataFrame, paper_rows: dict[str, str], paper_family: str | None = None) -> list[tuple]:
     """(group, family, task, paper_task, metric, kind) for every task row and one average row per group; the average
-    row's paper_task is "Average" unless paper_rows names another paper row for the group."""
+    row's paper_task is "Average" unless paper_rows names another paper row for the group, and its family the
+    group's (when its tasks share one) unless paper_family names the paper's family the group stands in for."""
     rows = []
     for group in table_groups:
         if group not in groups:
@@ -114,7 +116,8 @@ def _row_keys(table_groups: list[str], groups: dict[str, list[str]], tasks: dict
             families.add(family)
             rows += [(group, family, task, paper_task, metric, "task") for metric in names]
         # a group mixing families has no single paper average to compare with
-        rows.append((group, families.pop() if len(families) == 1 else "", "average", paper_rows.get(group, "Average"),
+        family = paper_family or (families.pop() if len(families) == 1 else "")
+        rows.append((group, family, "average", paper_rows.get(group, "Average"),
                      "average", "average"))
     return rows
 

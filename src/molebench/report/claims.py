@@ -392,7 +392,8 @@ def _nlp_paper_scores(check: dict, config: dict, paper: pd.DataFrame) -> tuple[p
         if not set(config["groups"][g]) <= known:
             continue
         tasks = [load_task(t) for t in config["groups"][g]]
-        if len(families := {t.family for t in tasks}) != 1:
+        families = {spec["paper_family"]} if spec.get("paper_family") else {t.family for t in tasks}
+        if len(families) != 1:
             continue
         family = families.pop()
         if check["kind"] == "best_differs":
