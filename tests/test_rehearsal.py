@@ -110,6 +110,7 @@ def check_outputs(copy: Path, config: dict) -> None:
     assert base["model_type"] == "t5" and base["feed_forward_proj"] == "gated-gelu"  # FLAN-T5's layout
 
 
+@pytest.mark.slow  # about 80 jobs, 4 to 9 minutes on 2 cores: over `make test`'s 20-minute budget until it shrinks
 def test_a_slice_of_the_rehearsal_runs_every_rule_of_the_paper_dag(copy):
     config = sliced(rehearsal_config())
     (copy / "config" / "rehearsal-slice.yaml").write_text(yaml.safe_dump(config, sort_keys=False))

@@ -24,14 +24,17 @@ def config(name: str = "smoke") -> dict:
     return cfg
 
 
+G = "skills"  # the mini config's scaling group (MoLE Table 6 on the skill world)
+
+
 def test_scaling_groups_are_ordinary_groups_scored_on_the_family():
     cfg = plan.expand(config("mini"))
-    assert plan.scaling_groups(cfg) == {"bbh-n8": 8, "bbh-n24": 24, "bbh-n48": 48, "bbh-n128": 128}
-    assert all(cfg["groups"][g] == cfg["groups"]["bbh"] for g in plan.scaling_groups(cfg))
+    assert plan.scaling_groups(cfg) == {f"{G}-n8": 8, f"{G}-n24": 24, f"{G}-n48": 48, f"{G}-n128": 128}
+    assert all(cfg["groups"][g] == cfg["groups"][G] for g in plan.scaling_groups(cfg))
     plan.check(cfg)
     assert plan.expand(cfg) == cfg  # idempotent
     # the gain check counts a scaling group as the group it scores: no rows twice
-    assert "bbh-n8" not in plan.used_groups(cfg) and "bbh" in plan.used_groups(cfg)
+    assert f"{G}-n8" not in plan.used_groups(cfg) and G in plan.used_groups(cfg)
 
 
 def test_compositions_nest_lead_with_the_family_and_share_the_pool_recipe():
@@ -40,22 +43,22 @@ def test_compositions_nest_lead_with_the_family_and_share_the_pool_recipe():
     assert {n: len(v) for n, v in loras.items()} == {8: 8, 24: 24, 48: 48, 128: 128}
     for small, large in [(8, 24), (24, 48), (48, 128)]:
         assert loras[large][:small] == loras[small]
-    assert loras[8][:3] == cfg["groups"]["bbh"] and len(set(loras[128])) == 128
-    dirs = plan.adapter_dirs(cfg, "mole", "bbh-n128", seed=2)
+    assert loras[8][:3] == cfg["groups"][G] and len(set(loras[128])) == 128
+    dirs = plan.adapter_dirs(cfg, "mole", f"{G}-n128", seed=2)
     seed = cfg["ramole"]["seed"]  # every LoRA of a composition: the pool recipe, one seed, whatever the run's seed
-    assert dirs[:3] == [f"results/scaling/loras/{t}/seed{seed}" for t in cfg["groups"]["bbh"]]
+    assert dirs[:3] == [f"results/scaling/loras/{t}/seed{seed}" for t in cfg["groups"][G]]
     assert all(d.startswith("results/ramole/loras/") and d.endswith(f"/seed{seed}") for d in dirs[3:])
     # training data and scored tasks are the family's, not the pool's
-    assert plan.group_tasks(cfg, "mole", "bbh-n128") == cfg["groups"]["bbh"]
-    assert plan.evaluated_tasks(cfg, "mole", "bbh-n128") == cfg["groups"]["bbh"]
+    assert plan.group_tasks(cfg, "mole", f"{G}-n128") == cfg["groups"][G]
+    assert plan.evaluated_tasks(cfg, "mole", f"{G}-n128") == cfg["groups"][G]
     # RAMoLE's own pool is untouched: the extra tasks are only Table 6's
     from molebench.ramole import plan as ramole
 
     assert not set(plan.scaling_extra(cfg)) & set(ramole.pool(cfg)) and len(ramole.pool(cfg)) == 48
-    chain = next(c for c in plan.job_chains(cfg) if ("compose", "mole-bbh-n8-seed1") in c and
+    chain = next(c for c in plan.job_chains(cfg) if ("compose", f"mole-{G}-n8-seed1") in c and
                  c[1][0] == "scaling_lora")
-    assert chain[1] == ("scaling_lora", f"{cfg['groups']['bbh'][0]}-seed{seed}")
-    assert any(c[1][0] == "ramole_lora" for c in plan.job_chains(cfg) if ("evaluate", "nla-output-bbh-n8-seed1") in c)
+    assert chain[1] == ("scaling_lora", f"{cfg['groups'][G][0]}-seed{seed}")
+    assert any(c[1][0] == "ramole_lora" for c in plan.job_chains(cfg) if ("evaluate", f"nla-output-{G}-n8-seed1") in c)
 
 
 def test_the_draw_follows_the_seed_and_own_loras_can_be_left_out():
@@ -65,7 +68,7 @@ def test_the_draw_follows_the_seed_and_own_loras_can_be_left_out():
     assert plan.scaling_candidates(other)[3:] != plan.scaling_candidates(cfg)[3:]
     paperlike = copy.deepcopy(cfg)
     paperlike["scaling"]["own_loras"] = False
-    assert not set(plan.scaling_candidates(paperlike)) & set(cfg["groups"]["bbh"])
+    assert not set(plan.scaling_candidates(paperlike)) & set(cfg["groups"][G])
 
 
 @pytest.mark.parametrize("change,message", [
