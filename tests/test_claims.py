@@ -10,6 +10,7 @@ import pytest
 from molebench.report.claims import (
     COMPARISON_COLUMNS,
     LEDGER_COLUMNS,
+    _on_pool,
     ledger,
     load_claims,
     needed,
@@ -410,9 +411,11 @@ def test_claims_on_pool_compositions_are_not_testable_when_the_pool_teaches_too_
                                     "task's gain check, fewer than 50%")
     table6 = {"scaling": {"group": "g", "sizes": [8, 24]}, "groups": {}, "variants": {},
               "tables": {"table6": {"groups": ["g-n8", "g-n24"], "variants": ["mole", "nla-output"]}}}
-    sized = claim("t6", {"kind": "best_at_every_size", "table": "table6", "variant": "mole", "others": ["nla-output"]})
-    out, _ = ledger([sized], table6, pool_gain=pool)  # MoLE Table 6 composes pool LoRAs too
-    assert out.verdict.item() == NOT_TESTABLE
+    sized = {"kind": "best_at_every_size", "table": "table6", "variant": "mole", "others": ["nla-output"]}
+    assert _on_pool(sized, table6) and not _on_pool(check, RAMOLE_CONFIG)  # Table 6 composes pool LoRAs too
+    # a claim whose variants did not run says so first
+    out, _ = ledger([BEATS], {**RAMOLE_CONFIG, "ramole": {"methods": {"ramole": None}}}, pool_gain=pool)
+    assert out.evidence.item().startswith("not run at this scale")
 
 
 def test_ramole_claim_without_a_ramole_block_or_method_is_not_run_at_this_scale():

@@ -74,6 +74,7 @@ SCALING_KINDS = ("best_at_every_size", "lead_grows", "all_decline_at_largest")
 CHECK_KINDS = {"above": "table", "decreasing": "table", "middle_best": "table", "best_differs": "table", "gain_larger": "table",
                **dict.fromkeys(SCALING_KINDS, "table"), "figure_above": "figure", "figure_below": "figure"}
 RAMOLE_TABLES = {"ramole_retrieval": "embedder", "ramole_mixed_iid": "method", "ramole_mixed_ood": "method"}
+NOT_RUN = "not run at this scale"  # the start of a verdict's reason when the claim's variants did not run
 POOL_PASS_SHARE = 0.5  # a claim on compositions of pool LoRAs is testable when at least this share teaches its skill
 TIMING_DELTA = 0.05  # the smallest relative change of a timing claim (figure_below) worth reporting
 T2I_PREFIX = "t2i:"
@@ -474,10 +475,7 @@ def ledger(claims: list[dict], config: dict, scores: pd.DataFrame | None = None,
     for claim in claims:
         check = claim["check"]
         source, s = check.get("table") or check.get("figure"), settings(config, check)
-        if pool_gain is not None and _on_pool(check, config) and pool_gain.passes.mean() < POOL_PASS_SHARE:
-            verdict = Verdict(NOT_TESTABLE, f"the composed LoRAs teach too little: {pool_share(pool_gain)} their own "
-                                            f"task's gain check, fewer than {POOL_PASS_SHARE:.0%}")
-        elif source in RAMOLE_TABLES:
+        if source in RAMOLE_TABLES:
             verdict = _ramole_claim(check, source, config, ramole_data or {}, s)
         elif _is_t2i(check):
             verdict = _t2i_claim(check, source, config, t2i_data, s)
@@ -493,6 +491,10 @@ def ledger(claims: list[dict], config: dict, scores: pd.DataFrame | None = None,
                 verdict = _figure_claim(check, (figure_data or {})[source], s)
             else:
                 verdict = _nlp_claim(check, config, scores, s)
+        run = not (verdict.verdict == UNDECIDED and verdict.reason.startswith(NOT_RUN))
+        if run and pool_gain is not None and _on_pool(check, config) and pool_gain.passes.mean() < POOL_PASS_SHARE:
+            verdict = Verdict(NOT_TESTABLE, f"the composed LoRAs teach too little: {pool_share(pool_gain)} their own "
+                                            f"task's gain check, fewer than {POOL_PASS_SHARE:.0%}")
         page = f"t2i/{source[len(T2I_PREFIX):]}.html" if _is_t2i(check) else f"{source}.html"
         rows.append({**{k: claim[k] for k in LEDGER_COLUMNS[:4]}, "verdict": verdict.verdict,
                      "evidence": verdict.reason, "page": page})
