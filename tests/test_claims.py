@@ -436,6 +436,13 @@ def test_retrieval_claim_compares_embedders_per_query_group():
     verdicts, comparisons = ledger([claim("ft", check)], RAMOLE_CONFIG, None, None, {"ramole_retrieval": scores})
     assert verdicts.verdict.item() == HOLDS and len(comparisons) == 2
     assert comparisons.estimate.iloc[0] == pytest.approx(10, abs=1.5)
+    # every pool task fine-tuned: the held-out row has no queries, and the claim rests on the row that has them
+    tuned = scores[scores.group == "fine-tuning tasks"]
+    verdicts, comparisons = ledger([claim("ft", check)], RAMOLE_CONFIG, None, None, {"ramole_retrieval": tuned})
+    assert verdicts.verdict.item() == HOLDS and list(comparisons.comparison) == [
+        "fine-tuning tasks: finetuned > pretrained"]
+    verdicts, _ = ledger([claim("ft", check)], RAMOLE_CONFIG, None, None, {"ramole_retrieval": tuned.iloc[:0]})
+    assert verdicts.evidence.item().startswith("not run at this scale: ramole_retrieval has no queries")
 
 
 def test_ramole_claims_name_their_groups_and_the_configs_methods(tmp_path):

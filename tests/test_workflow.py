@@ -151,7 +151,6 @@ def test_smoke_dag_runs_mixlora_single_and_multi_task(smoke_run):
     assert scored["protocol"]["mc_scoring"] == "label_logit"
 
 
-@pytest.mark.slow  # 13 more jobs, 2.5 min on 2 shared cores: `pytest -m slow tests/test_workflow.py` runs it
 def test_example_composes_the_smoke_dags_loras_as_own_experts_scored_by_lm_eval(smoke_run):
     """config/examples/own_experts.yaml over the LoRAs the smoke DAG wrote, as a user's own: NLA, LoraHub, PEMs and
     MoLE composed, scored on a local lm-eval task and a molebench task; LoRA compositions out as PEFT folders."""

@@ -342,6 +342,9 @@ def _ramole_claim(check: dict, table: str, config: dict, data: dict[str, pd.Data
     every = list(dict.fromkeys(scores.task))
     groups = {g: every if g in ("all", "all tasks") else list(dict.fromkeys(scores[scores.group == g].task))
               for g in check["groups"]}
+    groups = {g: tasks for g, tasks in groups.items() if tasks}  # a row with no queries (every pool task fine-tuned)
+    if not groups:
+        return Verdict(UNDECIDED, f"not run at this scale: {table} has no queries in {', '.join(check['groups'])}")
     return run_check(check, scores, groups, ["pretrained"] if table == "ramole_retrieval" else [], s)
 
 
