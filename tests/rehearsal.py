@@ -1,6 +1,7 @@
 """The dress rehearsal's assets (config/rehearsal.yaml): every hub dataset of the paper config as a small local JSON
-Lines file in the dataset's own schema, a tiny random Stable Diffusion folder (SD 2.1's layout: VAE, v-prediction,
-CLIP text encoder, cross-attention UNet), a tiny CLIP folder and DreamBooth-style subject folders.
+Lines file in the dataset's own schema, lm-eval's definitions of the paper's tasks reading such files, a tiny random
+Stable Diffusion folder (SD 2.1's layout: VAE, v-prediction, CLIP text encoder, cross-attention UNet), a tiny CLIP
+folder and DreamBooth-style subject folders.
 
     python -m tests.rehearsal [folder]   writes them (default: rehearsal/, the folder config/rehearsal.yaml reads)
 
@@ -92,6 +93,14 @@ ROWS.update({
         "option2": "glass", "answer": "1"},
 })
 
+# lm-eval's definitions of some of the same tasks read other copies of their datasets
+ROWS.update({
+    "aps/super_glue": lambda name, split, i: {"question": f"is {split} claim {i} true",
+                                              "passage": f"The {split} passage {i}.", "label": i % 2, "idx": i},
+    "baber/piqa": ROWS["ybisk/piqa"],
+    "lighteval/siqa": ROWS["allenai/social_i_qa"],
+})
+
 
 def write_hub_files(root: Path, n_train: int, n_test: int) -> None:
     """Every paper task's two splits as {root}/{path}/{name or default}/{split}.jsonl (the config's data.hub_files)."""
@@ -104,6 +113,28 @@ def write_hub_files(root: Path, n_train: int, n_test: int) -> None:
             file = root / source["path"] / source.get("name", "default") / f"{source[role + '_split'].split('[')[0]}.jsonl"
             file.parent.mkdir(parents=True, exist_ok=True)
             file.write_text("".join(json.dumps(make(source.get("name"), role, i)) + "\n" for i in range(n)))
+
+
+def write_lm_eval_tasks(root: Path, names: list[str], n_rows: int) -> None:
+    """lm-eval's own definitions of the tasks `names`, each as {root}/{name}.yaml: the installed YAML included whole
+    (prompts, choices, metrics, its utility functions), its dataset replaced by small local files in the same schema,
+    one per split it declares."""
+    from lm_eval.tasks import TaskManager
+
+    index = TaskManager().task_index
+    for name in names:
+        entry = index[name]
+        make = ROWS[entry.cfg["dataset_path"]]
+        splits = {entry.cfg[k] for k in ("training_split", "validation_split", "test_split") if entry.cfg.get(k)}
+        files = {}
+        for split in sorted(splits):
+            files[split] = str((root / "data" / name / f"{split}.jsonl").resolve())
+            Path(files[split]).parent.mkdir(parents=True, exist_ok=True)
+            rows = (make(entry.cfg.get("dataset_name"), split, i) for i in range(n_rows))
+            Path(files[split]).write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (root / f"{name}.yaml").write_text(yaml.safe_dump({
+            "include": str(entry.yaml_path), "task": name, "dataset_path": "json", "dataset_name": None,
+            "dataset_kwargs": {"data_files": files}}, sort_keys=False))
 
 
 def tiny_stable_diffusion(path, max_tokens: int = 24):
@@ -149,6 +180,8 @@ def write_t2i_assets(root: Path, t2i: dict) -> None:
 def write_assets(root: Path) -> None:
     """Everything config/rehearsal.yaml reads, under `root` (its paths name rehearsal/<asset>)."""
     write_hub_files(Path(root) / "hub", n_train=HUB_ROWS["train"], n_test=HUB_ROWS["test"])
+    paper = yaml.safe_load((REHEARSAL.parent / "paper.yaml").read_text())
+    write_lm_eval_tasks(Path(root) / "lm_eval", list(paper["lm_eval"]["tasks"]), HUB_ROWS["test"])
     write_t2i_assets(Path(root), yaml.safe_load(REHEARSAL.read_text())["t2i"])
 
 

@@ -17,10 +17,12 @@ import datasets
 import pandas as pd
 import pytest
 import yaml
+from lm_eval.tasks import TaskManager
 
 from molebench.config import load_config
 from molebench.core.data import build_splits, list_tasks, load_task
 from molebench.core.errors import ConfigError
+from molebench.nlp import plan
 from tests.rehearsal import ROWS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,7 +40,8 @@ def test_paper_config_passes_the_parse_time_checks():
     mini = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     assert set(config["variants"]) == set(mini["variants"])
     # Table 6 draws up to 128 LoRAs from a pool; the paper config's pool (its ramole: block) holds 19 (docs/scales.md)
-    assert set(config["tables"]) == set(mini["tables"]) - {"table6"}
+    harness = {"table3_lm_eval", "mixlora_multi_lm_eval"}  # the same compositions, scored by lm-eval's definitions
+    assert set(config["tables"]) - harness == set(mini["tables"]) - {"table6"}
     for name in ("mole", "mole-no-balance"):  # MoLE Section 5: 800 iterations, lr 1e-5, batch 12
         assert config["variants"][name]["train"] == {"steps": 800, "lr": 1e-5, "batch_size": 12}
     assert config["variants"]["mole"]["options"]["balance_alpha"] == 0.5
@@ -46,10 +49,22 @@ def test_paper_config_passes_the_parse_time_checks():
 
 def test_every_paper_task_is_in_a_group_and_only_paper_tasks_are():
     config = yaml.safe_load(PAPER_CONFIG.read_text())
-    assert sorted({t for tasks in config["groups"].values() for t in tasks}) == sorted(PAPER_TASKS)
+    harness = config["lm_eval"]["tasks"]
+    assert sorted({t for tasks in config["groups"].values() for t in tasks} - set(harness)) == sorted(PAPER_TASKS)
     for group, tasks in config["groups"].items():  # a group is named after its tasks' family, first
-        (family,) = {load_task(t).family for t in tasks}
+        (family,) = {harness[t]["family"] if t in harness else load_task(t).family for t in tasks}
         assert group.startswith(family), group
+
+
+def test_the_paper_tasks_in_lm_eval_are_lm_evals_own_and_share_the_compositions_of_their_groups():
+    config = load_config(PAPER_CONFIG)
+    known = TaskManager().all_tasks
+    assert set(config["lm_eval"]["tasks"]) <= set(known)
+    for group, source in (("nli_lm_eval", "nli"), ("commonsense_lm_eval", "commonsense")):
+        assert len(config["groups"][group]) == len(config["groups"][source])
+        for variant in ("mole", "mixlora-mt", "nla-output"):  # trained once, on the source group; NLA trains nothing
+            assert plan.method_dir(config, variant, group, 1) == plan.method_dir(config, variant, source, 1)
+    assert plan.method_dir(config, "mole", "nli", 1) == "results/paper/methods/mole/nli/seed1"
 
 
 def test_paper_tasks_match_the_papers_rows():

@@ -43,13 +43,15 @@ def sliced(config: dict) -> dict:
     """The rehearsal cut to the fewest jobs that still run every rule of the paper DAG (each job costs seconds of
     start-up, so the slice keeps one or two of each: two tasks where a composition needs two LoRAs)."""
     nli = ["paper_anli_r1", "paper_qnli"]
-    config["groups"] = {"nli": nli, "bbh_from_nli": ["paper_bbh_ruin_names"], "commonsense": ["paper_cs_piqa"]}
-    config["compose_from"] = {"bbh_from_nli": nli}
+    config["groups"] = {"nli": nli, "bbh_from_nli": ["paper_bbh_ruin_names"], "commonsense": ["paper_cs_piqa"],
+                        "commonsense_lm_eval": ["piqa"]}
+    config["compose_from"] = {"bbh_from_nli": nli, "commonsense_lm_eval": ["paper_cs_piqa"]}
     used = ["zero-shot", "single", "mole", "multitask", "multitask-layers-80-100", "mixlora-st", "mixlora-mt"]
     config["variants"] = {name: config["variants"][name] for name in used}
     cells = {"table3": (["nli"], ["zero-shot", "mole"]), "table5": (["nli"], ["multitask", "multitask-layers-80-100"]),
              "table8": (["bbh_from_nli"], ["mole"]), "mixlora_single": (["commonsense"], ["mixlora-st"]),
-             "mixlora_multi": (["commonsense"], ["mixlora-mt"])}
+             "mixlora_multi": (["commonsense"], ["mixlora-mt"]),
+             "mixlora_multi_lm_eval": (["commonsense_lm_eval"], ["mixlora-mt"])}
     config["tables"] = {name: {**config["tables"][name], "groups": groups, "variants": variants}
                         for name, (groups, variants) in cells.items()}
     config["masking"].update(group="nli", variants=["mole"])
@@ -118,6 +120,10 @@ def test_a_slice_of_the_rehearsal_runs_every_rule_of_the_paper_dag(copy):
     # the training recipe ran in epochs: one pass over each task's 16 training records at batch 4
     run_info = yaml.safe_load((copy / RES / "adapters" / "paper_qnli" / "seed1" / "run.json").read_text())
     assert run_info["train_info"]["steps"] == 4
+    # lm-eval's piqa scored the multi-task MixLoRA trained once, for the commonsense group
+    scored = yaml.safe_load((copy / RES / "metrics/mixlora-mt/commonsense_lm_eval/seed1/piqa.json").read_text())
+    assert scored["protocol"]["harness"].startswith("lm-eval") and scored["n"] == 6
+    assert not (copy / RES / "methods/mixlora-mt/commonsense_lm_eval").exists()
 
 
 @pytest.mark.slow

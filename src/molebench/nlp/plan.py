@@ -413,12 +413,21 @@ def data_dirs(config: dict, tasks: list[str]) -> list[str]:
     return out
 
 
+def trained_group(config: dict, group: str) -> str:
+    """The group whose compose job trains this group's compositions: a group that `compose_from` fits on exactly the
+    tasks of another group (the same LoRAs and data, scored on other tasks: lm-eval's definitions of the same tasks,
+    say) shares that group's training, else its own."""
+    source = config.get("compose_from", {}).get(group)
+    return next((g for g, tasks in config["groups"].items() if g != group and tasks == source), group)
+
+
 def method_dir(config: dict, variant: str, group: str, seed: int) -> str | None:
-    """The compose output a variant's evaluation loads: its trained state (a `scored_from` variant's source's), or
-    None for a method that trains nothing (built inside the evaluate job)."""
+    """The compose output a variant's evaluation loads: its trained state (a `scored_from` variant's source's, on the
+    `trained_group`), or None for a method that trains nothing (built inside the evaluate job)."""
     if not method_of(config, variant).trainable:
         return None
-    return f"{config['results_dir']}/methods/{trained_variant(config, variant)}/{group}/seed{seed}"
+    trained = f"{trained_variant(config, variant)}/{trained_group(config, group)}"
+    return f"{config['results_dir']}/methods/{trained}/seed{seed}"
 
 
 def masked_dir(config: dict, variant: str, group: str, seed: int, drop: list[str | int]) -> str:
@@ -440,8 +449,8 @@ def table_inputs(config: dict, table: str) -> list[str]:
 def figure_inputs(config: dict, figure: str) -> dict[str, list[str]]:
     """variant -> the folders a figure reads: compose outputs (training logs) or evaluate outputs (gate weights)."""
     spec = config["figures"][figure]
-    stage = "methods" if spec["kind"] in FROM_TRAINING else "metrics"
-    return {v: [f"{config['results_dir']}/{stage}/{v}/{group}/seed{s}"
+    trained = spec["kind"] in FROM_TRAINING
+    return {v: [method_dir(config, v, group, s) if trained else f"{config['results_dir']}/metrics/{v}/{group}/seed{s}"
                 for group in dict.fromkeys(g for g, _ in compositions(config, v, [spec["group"]]))
                 for s in seeds_of(config, v)]
             for v in spec["variants"]}
