@@ -30,14 +30,14 @@ from pathlib import Path
 import pandas as pd
 
 from molebench import faults
-from molebench.bench import bf16, compose, gates, lorahub, mixlora, spine
+from molebench.bench import bf16, compose, gates, lorahub, spine
 from molebench.bench import skills as skill_bench
 from molebench.config import load_config, schema_text
 from molebench.core import io, skills
 from molebench.core.data import list_tasks, load_task
 from molebench.core.method import available
 from molebench.core.runtime import logged
-from molebench.nlp import plan, stages
+from molebench.nlp import mixlora_timing, plan, stages
 from molebench.report import budget
 from molebench.report.claims import settings as claims_settings
 from molebench.report.site import verdict_counts
@@ -83,15 +83,15 @@ def cmd_bench(args) -> None:
         return
     if args.mixlora:
         with logged(None, threads=args.threads):
-            rows = mixlora.run(repeats=args.repeats)
+            rows = mixlora_timing.run(repeats=args.repeats)
         print(f"{'shapes':13s} {'mode':9s} {'path':9s} {'tokens':>6s} {'us/token':>9s} {'peak MB':>8s}  optimised vs plain")
         for row in rows:
             change = (f"  latency {row['latency_vs_plain']:+.0%}, memory {row['memory_vs_plain']:+.0%}"
                       if "latency_vs_plain" in row else "")
             print(f"{row['shape']:13s} {row['mode']:9s} {row['path']:9s} {row['tokens']:6d} {row['us_per_token']:9.1f} "
                   f"{row['peak_mb']:8.1f}{change}")
-        _save(config, "mixlora", rows, threads=args.threads, repeats=args.repeats, options=mixlora.OPTIONS,
-              shapes=mixlora.SHAPES)
+        _save(config, "mixlora", rows, threads=args.threads, repeats=args.repeats, options=mixlora_timing.OPTIONS,
+              shapes=mixlora_timing.SHAPES)
         return
     if args.pipeline:  # a finished run's benchmark files against the config's budget; no model is loaded
         benchmarks = budget.load_benchmarks(budget.benchmark_files(config["results_dir"]))

@@ -11,7 +11,7 @@ A figure is declared in the config (`figures:`) with a `kind`, a `group` and `va
                    the evaluate jobs' {task}.gates.json (MixLoRA's gate report)
     mixlora_efficiency
                    MixLoRA's plain and optimised execution paths, timed in the figure job at the base model's FFN
-                   shapes with the variant's options (molebench.bench.mixlora); the efficiency table as a figure
+                   shapes with the variant's options (molebench.nlp.mixlora_timing); the efficiency table as a figure
 Each function takes {variant: [folders, one per seed]}; its docstring is the figure's caption on the site. Every value
 is averaged over the seeds found; the CSV keeps the seeds apart.
 """
@@ -24,9 +24,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from molebench.bench import mixlora
 from molebench.core.io import read_json, read_jsonl
 from molebench.core.registry import Registry
+from molebench.nlp import mixlora_timing
 
 FIGURE_KINDS = Registry("figure kind")
 FROM_TRAINING = {"gate_entropy", "mixlora_efficiency"}  # kinds that read compose outputs; the rest read evaluate's
@@ -147,7 +147,7 @@ def mixlora_efficiency(dirs: dict[str, list[str]]) -> tuple[pd.DataFrame, Figure
         d = base.get("hidden_size", base.get("d_model"))
         ffn = base.get("intermediate_size", base.get("d_ff"))
         shapes = {f"{base['model_type']} d {d}, FFN {ffn}": (d, ffn, 8, 128)}
-        for row in mixlora.run(repeats=3, shapes=shapes, options=options):
+        for row in mixlora_timing.run(repeats=3, shapes=shapes, options=options):
             keys = {k: v for k, v in row.items() if not k.endswith(("_repeats", "_vs_plain"))}
             rows += [{"variant": variant, **keys, "repeat": i + 1, "us_per_token": us, "peak_mb": mb}
                      for i, (us, mb) in enumerate(zip(row["us_per_token_repeats"], row["peak_mb_repeats"]))]
