@@ -38,13 +38,16 @@ include: "workflow/rules/adapters.smk"
 include: "workflow/rules/methods.smk"
 include: "workflow/rules/ramole.smk"  # RAMoLE (issue 6); before report.smk, whose site reads its tables
 include: "workflow/rules/scaling.smk"  # MoLE Table 6: LoRAs of the pool recipe for the scored group
-include: "workflow/rules/report.smk"
 
+T2I_PRECONDITIONS = {}  # t2i.smk's checks, a named input of the claims rule: none without a `t2i` world
 
-# text-to-image (issue 7): only when the config has a `t2i` section
+# text-to-image (issue 7): only when the config has a `t2i` section; before report.smk, whose ledger reads its checks
 if "t2i" in config:
 
     include: "workflow/rules/t2i.smk"
+
+
+include: "workflow/rules/report.smk"
 
 
 rule reproduce:

@@ -166,7 +166,7 @@ def write_t2i_assets(root: Path, t2i: dict) -> None:
 
     tiny_stable_diffusion(at(t2i["base_path"]), max_tokens=MAX_TOKENS)
     clip, tokenizer, _ = components.build_world_clip(components.WorldModelConfig(
-        resolution=t2i["world"]["resolution"], text_width=32, text_layers=1, max_tokens=MAX_TOKENS,
+        resolution=t2i["world"]["resolution"], max_tokens=MAX_TOKENS,
         unet_channels=[16, 32], clip_width=32), seed=0)
     clip.save_pretrained(at(t2i["clip_path"]))  # a hub-style CLIP folder
     tokenizer.save_pretrained(at(t2i["clip_path"]))

@@ -528,6 +528,31 @@ def test_t2i_claim_is_checked_per_metric_and_size(table, bonus, seeds, verdict, 
         assert comparisons.n_examples.iloc[3] == 4  # subjects of a composition
 
 
+def test_t2i_claims_are_not_testable_while_a_precondition_fails(tmp_path):
+    """A composition claim on a world whose base model or subject LoRAs cannot draw what is asked is not testable,
+    whatever its numbers; with every precondition met the numbers decide."""
+    from molebench.t2i.preconditions import table
+
+    def checks(found):
+        files = []
+        for k, (name, hit) in enumerate([("base model: prompted objects drawn", found), ("subject LoRA alone: s0", 16)]):
+            files.append(tmp_path / f"{k}.json")
+            files[-1].write_text(json.dumps({"check": name, "found": hit, "total": 16, "images": 16}))
+        return table([str(f) for f in files], min_share=0.8)
+
+    check = {"kind": "above", "table": "t2i:table1", "metrics": ["text_alignment", "image_alignment"],
+             "variant": "l-mole", "others": ["nla"]}
+    config = {"groups": {}, "tables": {}, "t2i": {"tables": T2I_TABLES}}
+    low = checks(found=12)
+    assert list(low.met) == [False, True] and low.share.iloc[0] == 0.75
+    verdicts, _ = ledger([claim("t2i", check)], config, None, None, None, t2i_rows(0.1), t2i_preconditions=low)
+    assert verdicts.verdict.item() == NOT_TESTABLE
+    assert "base model: prompted objects drawn 12/16 (75%)" in verdicts.evidence.item()
+    met, _ = ledger([claim("t2i", check)], config, None, None, None, t2i_rows(0.1), t2i_preconditions=checks(13))
+    ungated, _ = ledger([claim("t2i", check)], config, None, None, None, t2i_rows(0.1))
+    assert met.verdict.item() == ungated.verdict.item() == FAILS  # no gain in text alignment (t2i_rows)
+
+
 def test_t2i_claims_name_the_configs_tables_and_variants(tmp_path):
     import yaml
 

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch import nn
 import yaml
 from PIL import Image
 
 from molebench.core import method as methods
-from molebench.t2i import components, plan, stages, world
+from molebench.t2i import components, plan, preconditions, stages, world
 from molebench.t2i.components import Generator, PromptError, SubjectFolderError
 from molebench.t2i.gate_training import ClipGuidedTrainer, GateTrainingConfig
 from molebench.t2i.metrics import image_alignment, text_alignment
@@ -21,9 +22,9 @@ from molebench.t2i.subjects import SubjectLoraConfig, load_subject_experts, load
 from tests.rehearsal import tiny_stable_diffusion
 
 PAPER = Path(__file__).resolve().parents[1] / "config" / "paper.yaml"
-TINY = components.WorldModelConfig(resolution=16, text_width=32, text_layers=1, max_tokens=24, unet_channels=[16, 32],
+TINY = components.WorldModelConfig(resolution=16, max_tokens=40, unet_channels=[16, 32],
                                    clip_width=32)
-LORA = SubjectLoraConfig(r=2, lora_alpha=2, steps=1, batch_size=2)
+LORA = SubjectLoraConfig(r=2, lora_alpha=2, steps=1, batch_size=2, text_modules=["query", "key", "value"])
 
 
 def test_clip_metrics_match_a_hand_computation():
@@ -121,7 +122,7 @@ def test_mole_training_changes_only_the_gates(assets):
 @pytest.mark.parametrize("gate_input", ["paper", "hidden"])
 def test_fixed_length_gate_inputs_run_and_train_on_a_pipeline(assets, gate_input):
     """The official code's gate input (`hidden`) is its text-to-image one; every gate position is used: the text
-    encoder's max_tokens (24) and the UNet's image tokens (16 / 2 = 8, squared: 64), zero-padded to gate_length."""
+    encoder's max_tokens (40) and the UNet's image tokens (16 / 2 = 8, squared: 64), zero-padded to gate_length."""
     root, subjects, loras, refs = assets
     t2i = yaml.safe_load(PAPER.with_name("smoke.yaml").read_text())["t2i"]
     t2i["variants"]["x"] = {"method": "l-mole", "options": {"gate_input": gate_input, "gate_length": 64}}
@@ -136,10 +137,34 @@ def test_fixed_length_gate_inputs_run_and_train_on_a_pipeline(assets, gate_input
         generate(model, [subjects[0].prompt()], seed=0, steps=2, guidance=2.0)
     gates = method.gate_report(model)["gates"]
     assert any(k.startswith("unet.") for k in gates) and any(k.startswith("text_encoder.") for k in gates)
-    _, short = composed(root, loras, "l-mole", gate_input=gate_input, gate_length=32)
-    too_long = "of 64 tokens is longer than gate_length 32.*UNet's largest token count"
+    _, short = composed(root, loras, "l-mole", gate_input=gate_input, gate_length=48)  # the prompt fits, the image not
+    too_long = "of 64 tokens is longer than gate_length 48.*UNet's largest token count"
     with pytest.raises(RuntimeError, match=too_long), torch.no_grad():
         generate(short, [subjects[0].prompt()], seed=0, steps=2, guidance=2.0)
+
+
+def test_preconditions_count_the_prompted_objects_the_classifier_finds(assets, tmp_path):
+    """A classifier that sees every label finds every prompted object (and no more than were prompted), one that
+    sees none finds nothing; the table marks the second check unmet and says why."""
+    root, subjects, _, _ = assets
+    t2i = yaml.safe_load(PAPER.with_name("smoke.yaml").read_text())["t2i"]
+    gen = components.load_generator(root / "base")
+    prompted = world.base_dataset(t2i["preconditions"]["images"], 16, t2i["world"]["max_objects"], t2i["seed"] + 1)[2]
+    checks = []
+    for sees in (True, False):
+        classifier = components.PresenceClassifier(width=4)
+        nn.init.zeros_(classifier.net[-1].weight)
+        nn.init.constant_(classifier.net[-1].bias, 10.0 if sees else -10.0)
+        base = preconditions.base_prompt_following(gen, classifier, t2i)
+        assert (base["found"], base["total"]) == ((prompted.sum() if sees else 0), prompted.sum())
+        spec = next(s for s in plan.subjects(t2i) if s["name"] == subjects[0].name)
+        alone = preconditions.subject_alone(gen, classifier, spec, 1, t2i)
+        assert (alone["found"], alone["total"]) == ((2 if sees else 0), 2)
+        checks.append(tmp_path / f"{sees}.json")
+        checks[-1].write_text(json.dumps(alone))
+    table = preconditions.table([str(p) for p in checks], min_share=0.8)
+    assert list(table.met) == [True, False]
+    assert f"subject LoRA alone: {subjects[0].name} (seed 1) 0/2 (0%)" in preconditions.unmet(table)
 
 
 def test_svdiff_zero_shifts_leave_the_model_and_shifts_add(assets):
@@ -198,12 +223,12 @@ def test_paper_scale_path_on_a_tiny_stable_diffusion(tmp_path):
         Image.fromarray(np.full((24, 20, 3), 40 * k, np.uint8)).save(tmp_path / "photos" / n / "1.jpg")
     out = tmp_path / "results"
     stages.world_stage(t2i, str(out / "world"))
-    stages.base_stage(t2i, str(out / "world"), str(out / "base"))
+    stages.base_stage(t2i, str(out / "world"), None, str(out / "base"))
     stages.clip_stage(t2i, str(out / "world"), str(out / "clip"))
     assert isinstance(stages.load_base(out / "base"), Generator) and stages.load_base(out / "base").vae is not None
     loras = {n: str(out / "subjects" / n) for n in names}
     for n in names:
-        stages.subject_stage(t2i, n, 1, str(out / "base"), str(out / "world"), loras[n])
+        stages.subject_stage(t2i, n, 1, str(out / "base"), str(out / "world"), None, loras[n])
     comp = plan.compositions(t2i)[0]
     assert comp["prompts"] == ["a v0 circle and a v1 circle and a v2 circle on grey background"]
     stages.compose_stage(t2i, "l-mole", comp["name"], 1, str(out / "base"), loras, str(out / "clip"),
@@ -219,7 +244,7 @@ def test_missing_stable_diffusion_folder_is_named(tmp_path):
     t2i = yaml.safe_load(PAPER.read_text())["t2i"]
     t2i["base_path"] = str(tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match="Stable Diffusion folder .*nowhere does not exist"):
-        stages.base_stage(t2i, str(tmp_path / "world"), str(tmp_path / "base"))
+        stages.base_stage(t2i, str(tmp_path / "world"), None, str(tmp_path / "base"))
 
 
 @pytest.mark.parametrize("change,message", [

@@ -339,6 +339,15 @@ class Subject(Section):
     prompt: str = Field(description="its prompt with the identifier, e.g. 'a sks dog'")
 
 
+class T2IPreconditions(Section):
+    """What must hold before text-to-image compositions are evidence (world source; molebench.t2i.preconditions)."""
+
+    images: int = Field(ge=1, description="images sampled per check: the base model on held-out captions, each "
+                                          "subject LoRA alone on its prompt")
+    min_share: float = Field(ge=0, le=1, description="share of prompted objects (base) or of images with the subject "
+                                                     "(LoRA) the presence classifier must find")
+
+
 class T2IVariant(Section):
     """A method with options."""
 
@@ -381,6 +390,7 @@ class T2I(Section):
     subject_lora: dict = Field(description="molebench.t2i.subjects.SubjectLoraConfig")
     gate_train: dict = Field(description="molebench.t2i.gate_training.GateTrainingConfig")
     eval: T2IEval = Field(description="image generation for scoring")
+    preconditions: T2IPreconditions = Field(None, description="world: the base model's and subject LoRAs' checks")
     base_path: str = Field(None, description="stable-diffusion: local Stable Diffusion 2.1 folder (diffusers layout)")
     clip_path: str = Field(None, description="stable-diffusion: local CLIP folder (transformers CLIPModel)")
     subjects: dict[str, Subject] = Field(None, description="stable-diffusion: name -> its DreamBooth subject")

@@ -71,6 +71,7 @@ rule claims:
         ramole=CLAIMS_INPUTS[2],  # RAMoLE's retrieval.json and evaluation folders: none without a `ramole:` block
         t2i=CLAIMS_INPUTS[3],  # text-to-image metric folders: none without a `t2i:` block
         **POOL_GAIN,  # the pool LoRAs' gain check: are claims on their compositions testable?
+        **T2I_PRECONDITIONS,  # the text-to-image world's checks: are its claims testable?
         claims=str(ledger.CLAIMS_FILE),
         paper=ledger.paper_inputs(config),  # the papers' numbers behind each comparison's paper_gap
     output:

@@ -67,6 +67,7 @@ rule t2i_world:
 rule t2i_base:
     input:
         world=f"{T2I_RES}/world",
+        presence=t2i_presence,  # world: the prompt-following precondition is checked in this job
     output:
         directory(f"{T2I_RES}/base"),
     log:
@@ -74,7 +75,7 @@ rule t2i_base:
     benchmark:
         f"{RES}/benchmarks/t2i_base/base.tsv"
     params:
-        t2i=t2i_params("source", "seed", "model", "base_train", "base_path"),
+        t2i=t2i_params("source", "seed", "world", "model", "base_train", "base_path", "eval", "preconditions"),
     threads: THREADS
     resources:
         gpu=config["gpus_per_job"],
@@ -118,6 +119,7 @@ rule t2i_subject:
     input:
         base=f"{T2I_RES}/base",
         world=f"{T2I_RES}/world",
+        presence=t2i_presence,  # world: the subject-alone precondition is checked in this job
     output:
         directory(f"{T2I_RES}/subjects/{{subject}}/seed{{seed}}"),
     log:
@@ -125,7 +127,7 @@ rule t2i_subject:
     benchmark:
         f"{RES}/benchmarks/t2i_subject/{{subject}}-seed{{seed}}.tsv"
     params:
-        t2i=t2i_params(*T2I_SCENE, "subject_lora"),
+        t2i=t2i_params(*T2I_SCENE, "subject_lora", "preconditions"),
     threads: THREADS
     resources:
         gpu=config["gpus_per_job"],
@@ -224,9 +226,28 @@ rule t2i_masking:
         "../scripts/t2i_masking.py"
 
 
+if T2I_WORLD:  # {"t2i_preconditions": its CSV}, an input of the report and the claims ledger
+    T2I_PRECONDITIONS = {"t2i_preconditions": f"{T2I_RES}/preconditions.csv"}
+
+    rule t2i_preconditions:  # base prompt-following and each subject LoRA alone, from the training jobs' checks
+        input:
+            base=f"{T2I_RES}/base",
+            subjects=t2i_plan.subject_dirs(T2I, RES),
+        output:
+            T2I_PRECONDITIONS["t2i_preconditions"],
+        log:
+            f"{RES}/logs/t2i/preconditions.log",
+        params:
+            min_share=T2I["preconditions"]["min_share"],
+        localrule: True
+        script:
+            "../scripts/t2i_preconditions.py"
+
+
 rule t2i_report:
     input:
         evaluations=t2i_plan.evaluations(T2I, RES),
+        **T2I_PRECONDITIONS,
         masking_png=f"{T2I_RES}/figures/masking.png",
         masking_csv=f"{T2I_RES}/figures/masking.csv",
     output:

@@ -8,4 +8,4 @@ with logged(snakemake.log[0], offline=snakemake.config["offline"]):
                         {Path(p).stem: p for p in snakemake.input.figures},
                         list(snakemake.input.ramole), list(snakemake.input.t2i),
                         snakemake.input.claims, snakemake.output.ledger, snakemake.output.comparisons,
-                        snakemake.input.get("pool_gain"))
+                        snakemake.input.get("pool_gain"), snakemake.input.get("t2i_preconditions"))

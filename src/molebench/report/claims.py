@@ -65,6 +65,7 @@ from molebench.report import evidence
 from molebench.report.evidence import FAILS, HOLDS, NOT_TESTABLE, UNDECIDED, Settings, Verdict
 from molebench.report.pool_gain import pass_share as pool_share
 from molebench.t2i import plan as t2i_plan
+from molebench.t2i.preconditions import unmet
 from molebench.t2i.report import load_metrics as t2i_metrics
 
 __all__ = ["FAILS", "HOLDS", "NOT_TESTABLE", "UNDECIDED", "ledger", "load_claims", "write_ledger"]
@@ -466,14 +467,15 @@ def _with_gap(c: evidence.Comparison, gap: float | None) -> evidence.Comparison:
 
 def ledger(claims: list[dict], config: dict, scores: pd.DataFrame | None = None,
            figure_data: dict[str, pd.DataFrame] | None = None, ramole_data: dict[str, pd.DataFrame] | None = None,
-           t2i_data: pd.DataFrame | None = None, pool_gain: pd.DataFrame | None = None
-           ) -> tuple[pd.DataFrame, pd.DataFrame]:
+           t2i_data: pd.DataFrame | None = None, pool_gain: pd.DataFrame | None = None,
+           t2i_preconditions: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(ledger, comparisons): one row per claim with its verdict, and one row per comparison behind the verdicts.
 
     `scores` are the NLP tables' per-example scores (nlp_scores, SCORE_COLUMNS) with the LoRA gain check's reference
     variants, `figure_data` a figure name -> its CSV's data, `ramole_data` a RAMoLE table name -> its per-example
     scores (ramole_scores), `t2i_data` the text-to-image metric rows (needed_t2i), `pool_gain` the pool LoRAs' gain
-    check (molebench.report.pool_gain), which decides whether claims on compositions of pool LoRAs are testable."""
+    check (molebench.report.pool_gain), which decides whether claims on compositions of pool LoRAs are testable, and
+    `t2i_preconditions` (molebench.t2i.preconditions) whether the text-to-image claims are."""
     rows, details = [], []
     for claim in claims:
         check = claim["check"]
@@ -498,6 +500,8 @@ def ledger(claims: list[dict], config: dict, scores: pd.DataFrame | None = None,
         if run and pool_gain is not None and _on_pool(check, config) and pool_gain.passes.mean() < POOL_PASS_SHARE:
             verdict = Verdict(NOT_TESTABLE, f"the composed LoRAs teach too little: {pool_share(pool_gain)} their own "
                                             f"task's gain check, fewer than {POOL_PASS_SHARE:.0%}")
+        if run and _is_t2i(check) and t2i_preconditions is not None and (why := unmet(t2i_preconditions)):
+            verdict = Verdict(NOT_TESTABLE, why)
         page = f"t2i/{source[len(T2I_PREFIX):]}.html" if _is_t2i(check) else f"{source}.html"
         rows.append({**{k: claim[k] for k in LEDGER_COLUMNS[:4]}, "verdict": verdict.verdict,
                      "evidence": verdict.reason, "page": page})
@@ -551,7 +555,7 @@ def paper_inputs(config: dict) -> list[str]:
 
 def write_ledger(config: dict, evaluation_dirs: list[str], figure_csvs: dict[str, str], ramole_inputs: list[str],
                  t2i_dirs: list[str], claims_file: str, out_ledger: str, out_comparisons: str,
-                 pool_gain_file: str | None = None) -> None:
+                 pool_gain_file: str | None = None, t2i_preconditions_file: str | None = None) -> None:
     """The ledger and its comparisons as CSVs, from the inputs `inputs` lists (the claims rule's declared inputs)."""
     claimed = load_claims(claims_file)
     groups = list(dict.fromkeys(g for t in needed(claimed, config)[0] for g in config["tables"][t]["groups"]))
@@ -561,6 +565,7 @@ def write_ledger(config: dict, evaluation_dirs: list[str], figure_csvs: dict[str
     verdicts, comparisons = ledger(claimed, config, nlp_scores(config, evaluation_dirs, groups),
                                    {name: pd.read_csv(path) for name, path in figure_csvs.items()}, ramole,
                                    t2i_metrics(t2i_dirs) if t2i_dirs else None,
-                                   pd.read_csv(pool_gain_file) if pool_gain_file else None)
+                                   pd.read_csv(pool_gain_file) if pool_gain_file else None,
+                                   pd.read_csv(t2i_preconditions_file) if t2i_preconditions_file else None)
     io.write_text(out_comparisons, comparisons.to_csv(index=False))
     io.write_text(out_ledger, verdicts.to_csv(index=False))

@@ -75,6 +75,13 @@ def evaluations(t2i: dict, results: str) -> list[str]:
     return sorted(out)
 
 
+def subject_dirs(t2i: dict, results: str) -> list[str]:
+    """The subject LoRA folders of every subject in a table's composition, for every seed (each holds its
+    precondition check in the world)."""
+    names = dict.fromkeys(s for table in t2i["tables"] for c in table_compositions(t2i, table) for s in c["subjects"])
+    return [f"{results}/t2i/subjects/{name}/seed{seed}" for name in names for seed in t2i["seeds"]]
+
+
 def check(t2i: dict) -> None:
     """Fail at parse time, with the key at fault, on what the schema cannot see (the source is one of the schema's,
     molebench.config.T2I)."""
@@ -103,5 +110,8 @@ def check(t2i: dict) -> None:
                 raise T2IConfigError(f"t2i.tables.{table}.columns.{label}: unknown variant {variant!r}")
         if not table_compositions(t2i, table):
             raise T2IConfigError(f"t2i.tables.{table}: no composition has a size in {spec['sizes']}")
+    if t2i["source"] == "world" and not t2i.get("preconditions"):
+        raise T2IConfigError("t2i.preconditions: the world source checks its base model and subject LoRAs before "
+                             "scoring compositions; set {images: 64, min_share: 0.8}")
     if t2i["masking"]["variant"] not in t2i["variants"]:
         raise T2IConfigError(f"t2i.masking.variant: unknown variant {t2i['masking']['variant']!r}")

@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from molebench.core.html import esc, page
 from molebench.core.io import atomic_path, read_json, write_text
 from molebench.t2i import plan
+from molebench.t2i.preconditions import unmet
 
 SITE_ROOT = "../"  # these pages are copied into the site as t2i/
 PAPER_METHODS = {"nla": "NLA", "svdiff": "SVDiff", "mole": "MoLE", "m-mole": "m-MoLE", "l-mole": "l-MoLE",
@@ -165,9 +166,20 @@ CAPTIONS = {
 }
 
 
+def _preconditions_html(checks: pd.DataFrame | None) -> str:
+    if checks is None:
+        return "<p>Preconditions: not checked (no presence oracle outside the generated world).</p>"
+    why = unmet(checks)
+    verdict = ("every precondition is met: the tables below are evidence about the composition methods" if why is None
+               else f"not testable at this scale: {why}")
+    return (f"<h2>Preconditions</h2><p>Before any composition is scored: does the base model draw what its prompt "
+            f"names, and does each subject LoRA alone draw its subject (the world's presence classifier decides)? "
+            f"<b>{esc(verdict)}</b>.</p>{_html_table(checks)}<p><a href='preconditions.csv'>CSV</a></p>")
+
+
 def render(t2i: dict, scale: str, tables: dict[str, pd.DataFrame], grids: dict[str, str], masking: tuple[str, str],
-           out_dir: str | Path) -> None:
-    """The t2i pages: index, one page per table (+ CSV), the grids and the masking grid."""
+           checks: pd.DataFrame | None, out_dir: str | Path) -> None:
+    """The t2i pages: index (with the preconditions), one page per table (+ CSV), the grids and the masking grid."""
     with atomic_path(out_dir) as site:
         site.mkdir()
         links, grid_html = [], []
@@ -185,9 +197,11 @@ def render(t2i: dict, scale: str, tables: dict[str, pd.DataFrame], grids: dict[s
         (site / "masking.png").write_bytes(Path(png).read_bytes())
         (site / "masking.csv").write_bytes(Path(csv).read_bytes())
         masking_table = _html_table(pd.read_csv(csv))
+        if checks is not None:
+            write_text(site / "preconditions.csv", checks.to_csv(index=False))
         body = (f"<p>Source: {esc(t2i['source'])}. Numbers are CLIP cosines of a CLIP trained on the generated world "
                 f"(mini/smoke) or a local CLIP (paper); they are not comparable to the paper's ViT CLIP values.</p>"
-                f"<ul>{''.join(links)}</ul><h2>Images per composition and method (Figures 9-11)</h2>"
+                f"{_preconditions_html(checks)}<ul>{''.join(links)}</ul><h2>Images per composition and method (Figures 9-11)</h2>"
                 f"{''.join(grid_html)}<h2>Masking: each subject's LoRA dropped from the trained gates (Figures 6, 8)"
                 f"</h2><img src='masking.png' alt='masking grid'>{masking_table}"
                 f"<p><a href='masking.csv'>CSV</a></p>")
@@ -195,9 +209,10 @@ def render(t2i: dict, scale: str, tables: dict[str, pd.DataFrame], grids: dict[s
 
 
 def report_stage(t2i: dict, scale: str, evaluation_dirs: list[str], masking_png: str, masking_csv: str,
-                 out_dir: str) -> None:
-    """Tables 1, 9, 10 as CSV and HTML, a grid per composition of the first table (first seed), the masking grid.
-    evaluation_dirs: the evaluate folders, `.../{variant}/{composition}/seed{seed}` (plan.evaluations)."""
+                 preconditions_csv: str | None, out_dir: str) -> None:
+    """Tables 1, 9, 10 as CSV and HTML, a grid per composition of the first table (first seed), the masking grid,
+    the preconditions (world). evaluation_dirs: the evaluate folders, `.../{variant}/{composition}/seed{seed}`
+    (plan.evaluations)."""
     data = load_metrics(evaluation_dirs)
     by_run = {tuple(Path(d).parts[-3:]): d for d in evaluation_dirs}
     tables = {name: build_table(spec, data) for name, spec in t2i["tables"].items()}
@@ -209,4 +224,5 @@ def report_stage(t2i: dict, scale: str, evaluation_dirs: list[str], masking_png:
             dirs = {v: by_run[(v, comp["name"], f"seed{first_seed}")] for v in columns.values()}
             grids[comp["name"]] = Path(tmp) / f"{comp['name']}.png"
             composition_grid(comp, columns, dirs, t2i["grid_images"], grids[comp["name"]])
-        render(t2i, scale, tables, grids, (masking_png, masking_csv), out_dir)
+        render(t2i, scale, tables, grids, (masking_png, masking_csv),
+               pd.read_csv(preconditions_csv) if preconditions_csv else None, out_dir)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from molebench.core.models import prompt_positions
-from molebench.t2i.components import Generator, encode_prompts, from_model_space
+from molebench.t2i.components import Generator, encode_prompts, from_model_space, text_states
 
 UNET_GATE_PREFIX = "unet."
 
@@ -37,7 +37,7 @@ def generate(gen: Generator, prompts: list[str], seed: int, steps: int, guidance
     x = torch.randn((n, *gen.sample_shape), generator=rng).to(device) * scheduler.init_noise_sigma
     with prompt_positions(None) as ctx:
         with torch.set_grad_enabled(grad_steps > 0):
-            text = gen.text_encoder(ids)[0]
+            text = text_states(gen, ids)
         for i, t in enumerate(scheduler.timesteps):
             for key in [k for k in ctx.cache if k[1].startswith(UNET_GATE_PREFIX)]:
                 del ctx.cache[key]

@@ -4,9 +4,11 @@ them directly). `t2i` is the config's `t2i` section. Every output folder is writ
     world      world/     subjects.json, subjects/<name>.npz (reference images), compositions.json; world source only:
                           base.npz + captions.json (the generated data)
     presence   presence/  the world's presence classifier (world source only)
-    base       base/      the text-to-image model (world: trained here; paper: source.json naming the local SD folder)
+    base       base/      the text-to-image model (world: trained here, with its prompt-following check
+                          precondition.json; paper: source.json naming the local SD folder)
     clip       clip/      the scoring CLIP (world: trained here; paper: source.json naming a local CLIP folder)
-    subject    subjects/<subject>/seed<s>/          DreamBooth LoRA (unet/, text_encoder/ PEFT folders)
+    subject    subjects/<subject>/seed<s>/          DreamBooth LoRA (unet/, text_encoder/ PEFT folders; world:
+                                                    precondition.json, the subject drawn alone)
     shifts     shifts/<variant>/<subject>/seed<s>/  SVDiff spectral shifts
     compose    methods/<variant>/<composition>/seed<s>/   trained MoLE gates
     evaluate   metrics/<variant>/<composition>/seed<s>/   images/*.png, metrics.json
@@ -25,7 +27,7 @@ import torch
 from molebench.core import io
 from molebench.core.runtime import build
 from molebench.methods.svdiff import attach, load_shifts, save_shifts
-from molebench.t2i import components, plan, world
+from molebench.t2i import components, plan, preconditions, world
 from molebench.t2i.components import Generator
 from molebench.t2i.gate_training import ClipGuidedTrainer, GateTrainingConfig
 from molebench.t2i.metrics import image_alignment, image_embeddings, presence, text_alignment, text_embeddings
@@ -97,7 +99,8 @@ def _world_data(world_dir: str):
     return data["images"], json.loads((Path(world_dir) / "captions.json").read_text()), data["labels"]
 
 
-def base_stage(t2i: dict, world_dir: str, out_dir: str) -> None:
+def base_stage(t2i: dict, world_dir: str, presence_dir: str | None, out_dir: str) -> None:
+    """World: train the base model, then check that it follows its prompts (the presence classifier's verdict)."""
     if t2i["source"] != "world":
         _pointer(out_dir, t2i["base_path"], "Stable Diffusion")
         load_base(out_dir)  # fail now, not in every subject job, if the folder is not a pipeline
@@ -106,9 +109,12 @@ def base_stage(t2i: dict, world_dir: str, out_dir: str) -> None:
     gen = components.build_world_generator(cfg, t2i["seed"])
     images, captions, _ = _world_data(world_dir)
     info = components.train_world_generator(gen, images, captions, seed=t2i["seed"], **t2i["base_train"])
+    check = preconditions.base_prompt_following(gen, components.load_presence(presence_dir), t2i)
+    print(f"precondition: {check['check']}: {check['found']}/{check['total']}", flush=True)
     with io.atomic_path(out_dir) as tmp:
         components.save_generator(gen, tmp)
         io.write_json(tmp / "train.json", {**info, "run_info": io.provenance(t2i, t2i["seed"])})
+        io.write_json(tmp / preconditions.PRECONDITION_FILE, check)
 
 
 def clip_stage(t2i: dict, world_dir: str, out_dir: str) -> None:
@@ -137,12 +143,19 @@ def _subject(t2i: dict, name: str) -> dict:
     return next(s for s in plan.subjects(t2i) if s["name"] == name)
 
 
-def subject_stage(t2i: dict, subject: str, seed: int, base_dir: str, world_dir: str, out_dir: str) -> None:
+def subject_stage(t2i: dict, subject: str, seed: int, base_dir: str, world_dir: str, presence_dir: str | None,
+                  out_dir: str) -> None:
+    """DreamBooth LoRA of one subject; in the world, then check that it draws its subject alone."""
     gen = load_base(base_dir)
     cfg = SubjectLoraConfig(**t2i["subject_lora"])
+    spec = _subject(t2i, subject)
     with io.atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
-        train_subject_lora(gen, _subject(t2i, subject)["prompt"], reference_images(world_dir, subject), cfg, seed, tmp)
+        train_subject_lora(gen, spec["prompt"], reference_images(world_dir, subject), cfg, seed, tmp)
+        if presence_dir:
+            check = preconditions.subject_alone(gen, components.load_presence(presence_dir), spec, seed, t2i)
+            print(f"precondition: {check['check']}: {check['found']}/{check['total']}", flush=True)
+            io.write_json(tmp / preconditions.PRECONDITION_FILE, check)
 
 
 def shifts_stage(t2i: dict, variant: str, subject: str, seed: int, base_dir: str, world_dir: str,

@@ -16,7 +16,14 @@ import numpy as np
 import torch
 
 from molebench.core.adapters import Expert, load_expert
-from molebench.t2i.components import Generator, SubjectFolderError, as_tensor, diffusion_loss, encode_prompts
+from molebench.t2i.components import (
+    Generator,
+    SubjectFolderError,
+    as_tensor,
+    diffusion_loss,
+    encode_prompts,
+    text_states,
+)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 PARTS = ("unet", "text_encoder")
@@ -29,7 +36,9 @@ class SubjectLoraConfig:
     unet_modules: list[str] = dataclasses.field(default_factory=lambda: ["to_q", "to_k", "to_v", "to_out.0"],
                                                 metadata={"help": "UNet attention linears the LoRA adapts"})
     text_modules: list[str] = dataclasses.field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "out_proj"],
-                                                metadata={"help": "text-encoder linears the LoRA adapts ([] for none)"})
+                                                metadata={"help": "text-encoder linears the LoRA adapts ([] for none); "
+                                                                  "CLIP's by default, [query, key, value] for the "
+                                                                  "world's MiniLM"})
     steps: int = dataclasses.field(default=100, metadata={"help": "DreamBooth training steps per subject"})
     batch_size: int = dataclasses.field(default=4, metadata={"help": "images per step"})
     lr: float = dataclasses.field(default=1e-3, metadata={"help": "AdamW learning rate"})
@@ -83,7 +92,7 @@ def dreambooth_train(gen: Generator, prompt: str, images: np.ndarray, params: li
     losses, start = [], time.time()
     for _ in range(steps):
         idx = torch.randint(0, len(pixels), (batch_size,), generator=rng)
-        loss = diffusion_loss(gen, pixels[idx], ids.expand(batch_size, -1), rng)
+        loss = diffusion_loss(gen, pixels[idx], text_states(gen, ids).expand(batch_size, -1, -1), rng)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -24,6 +24,7 @@ TEXTURES = ("plain", "striped", "dotted")
 BACKGROUNDS = {"black": (10, 10, 10), "grey": (110, 110, 110), "brown": (90, 60, 30)}
 IDENTIFIERS = tuple(f"v{i}" for i in range(len(SHAPES)))  # one rare token per possible subject
 FILLER = ("a", "and", "on", "background")
+GRID = (2, 3)  # rows x columns of cells, one per shape in SHAPES order (`draw`)
 
 
 def vocabulary() -> list[str]:
@@ -132,10 +133,10 @@ def draw(things: list[Thing], background: str, resolution: int) -> np.ndarray:
     trained for minutes on 2 CPU cores draws the shapes: at random places and sizes, 1,200 steps still drew blobs."""
     image = np.empty((resolution, resolution, 3), np.uint8)
     image[:] = BACKGROUNDS[background]
-    cell_w, cell_h = resolution / 3, resolution / 2
+    cell_h, cell_w = resolution / GRID[0], resolution / GRID[1]
     size = max(3, int(min(cell_w, cell_h)) - 1)
     for thing in things:
-        row, col = divmod(SHAPES.index(thing.shape), 3)
+        row, col = divmod(SHAPES.index(thing.shape), GRID[1])
         top, left = int(row * cell_h + (cell_h - size) / 2), int(col * cell_w + (cell_w - size) / 2)
         mask = _mask(thing.shape, size)
         colour = np.array(COLOURS[thing.colour])
