@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch import nn
 import yaml
 from PIL import Image
+from torch import nn
 
 from molebench.core import method as methods
 from molebench.t2i import components, plan, preconditions, stages, world
