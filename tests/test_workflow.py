@@ -277,7 +277,7 @@ def test_smoke_dag_renders_ramole_tables(smoke_run):
 
 def test_adding_a_lora_to_the_pool_embeds_only_that_lora(smoke_run, tmp_path):
     config = yaml.safe_load((smoke_run / "config/smoke.yaml").read_text())
-    config["ramole"]["pool"]["bbh"].append("multistep_arithmetic")  # in no pool yet (dyck_languages is Table 6's)
+    config["ramole"]["pool"]["skills"].append("multistep_arithmetic")  # in no pool yet (dyck_languages is Table 6's)
     grown = tmp_path / "grown.yaml"
     grown.write_text(yaml.safe_dump(config, sort_keys=False))  # key order is part of rule params
     done = snakemake(smoke_run, "reproduce", "-n", "--configfile", str(grown))
