@@ -66,6 +66,21 @@ def assets(tmp_path_factory):
     return root, subjects, loras, refs
 
 
+def test_each_objects_text_states_see_only_its_own_phrase(assets):
+    """The world's text encoder attends within each caption phrase (saved and loaded with the base model), so changing
+    the second object's colour leaves the first object's states as they were; without the mask they change."""
+    gen = components.load_generator(assets[0] / "base")
+    ids = components.encode_prompts(gen.tokenizer, ["a red plain circle and a blue plain square on grey background",
+                                                    "a red plain circle and a green plain square on grey background"])
+    first = ids[0].tolist().index(gen.tokenizer.convert_tokens_to_ids("and"))  # where the second phrase starts
+    with torch.no_grad():
+        local = components.text_states(gen, ids)
+        gen.text_encoder.config.phrase_separator_ids = []
+        whole = components.text_states(gen, ids)
+    assert torch.allclose(local[0, :first], local[1, :first])
+    assert not torch.allclose(whole[0, :first], whole[1, :first])
+
+
 def composed(root, loras, method_name, **options):
     cls = methods.get(method_name)
     method = cls(cls.config_class.from_dict(options))

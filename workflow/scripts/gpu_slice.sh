@@ -5,7 +5,9 @@
 #
 # SLICE: table4 (default: the 5 NLI LoRAs, single LoRA against NLA), table7 (+ MoLE and its balance/temperature
 # variants), table5 (the multitask LoRA of ANLI-R1, ANLI-R2, QNLI, scored per depth fifth), table3 (every family, the
-# bulk of the paper), mixlora (both MixLoRA tables), all (the whole paper DAG), or any Snakemake target path.
+# bulk of the paper), mixlora (both MixLoRA tables), t2i (text-to-image Tables 1, 9, 10 on Stable Diffusion 2.1: its
+# folders and the DreamBooth photos must be in place first, docs/scales.md), all (the whole paper DAG), or any
+# Snakemake target path.
 # SEEDS: a YAML list, default [1] (the paper config's three seeds triple every training job).
 # docs/scales.md ("One GPU") gives each slice's step counts and estimated hours.
 set -euo pipefail
@@ -32,6 +34,7 @@ fi
 case "$SLICE" in
 	table3 | table4 | table5 | table7) TARGETS=("results/paper/tables/$SLICE.csv") ;;
 	mixlora) TARGETS=(results/paper/tables/mixlora_single.csv results/paper/tables/mixlora_multi.csv) ;;
+	t2i) TARGETS=(results/paper/t2i/report) ;;
 	all) TARGETS=(reproduce) ;;
 	*) TARGETS=("$SLICE") ;;
 esac

