@@ -48,6 +48,22 @@ def test_world_is_seeded_and_captions_name_what_is_drawn():
     assert {len(c) for c in world.compositions(subjects, [3, 6], 1, 0)} == {3, 6}
 
 
+def test_subject_training_set_shows_the_subject_alone_and_beside_captioned_objects():
+    subject = world.subjects(0, 6)[2]
+    images, prompts = world.subject_training_set(subject, 9, 32, seed=5)
+    again, _ = world.subject_training_set(subject, 9, 32, seed=5)
+    assert np.array_equal(images, again) and len(images) == len(prompts) == 9
+    assert sum(p == subject.prompt() for p in prompts) == 3  # a third alone
+    for image, prompt in zip(images, prompts):
+        assert prompt.startswith(subject.prompt())
+        others = [words.split() for words in prompt.removesuffix(" background").split(" on ")[0].split(" and ")[1:]]
+        things = [subject.thing] + [world.Thing(shape, colour, texture) for _, colour, texture, shape in others]
+        background = prompt.split(" on ")[1].split()[0] if " on " in prompt else None
+        assert subject.thing.shape not in [t.shape for t in things[1:]]
+        if background:  # the image is exactly what its caption names
+            assert np.array_equal(image, world.draw(things, background, 32))
+
+
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
     """A tiny world generator, CLIP and three subject LoRAs, saved as the DAG saves them."""
@@ -61,7 +77,7 @@ def assets(tmp_path_factory):
     for k, s in enumerate(subjects):
         refs[s.name] = world.subject_images(s, 2, TINY.resolution, seed=k)
         loras[s.name] = root / "subjects" / s.name
-        train_subject_lora(components.load_generator(root / "base"), s.prompt(), refs[s.name], LORA, k,
+        train_subject_lora(components.load_generator(root / "base"), [s.prompt()] * 2, refs[s.name], LORA, k,
                            loras[s.name])
     return root, subjects, loras, refs
 

@@ -297,7 +297,10 @@ class World(Section):
     n_images: int = Field(None, ge=8, description="generated captioned images (world source)")
     max_objects: int = Field(None, ge=1, le=6, description="objects per generated image")
     n_subjects: int = Field(ge=1, le=6, description="subjects drawn from the world")
-    reference_images: int = Field(ge=1, description="images per subject (DreamBooth's few shots)")
+    reference_images: int = Field(ge=1, description="images per subject (DreamBooth's few shots; the references "
+                                                    "of image alignment)")
+    training_images: int = Field(None, ge=1, description="DreamBooth training images per subject (world source): "
+                                                         "a third alone, the rest beside other captioned objects")
     composition_sizes: list[Annotated[int, Field(ge=2, le=6)]] = Field(min_length=1, description="subjects per "
                                                                                                  "composition")
     per_size: int = Field(ge=1, description="compositions per size")

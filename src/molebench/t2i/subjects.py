@@ -79,31 +79,34 @@ def load_subject_images(folder: str | Path, resolution: int) -> np.ndarray:
     return np.stack(images)
 
 
-def dreambooth_train(gen: Generator, prompt: str, images: np.ndarray, params: list[torch.nn.Parameter], steps: int,
-                     batch_size: int, lr: float, seed: int) -> dict:
-    """Fit `params` (a LoRA's or SVDiff's shifts) with the diffusion loss on the subject's few images under `prompt`
-    ("a v3 circle"). No prior-preservation images: the world's captions never use the identifier tokens, so there is
-    no class drift to guard against at this scale (paper scale: a departure, docs/methods.md)."""
+def dreambooth_train(gen: Generator, prompts: list[str], images: np.ndarray, params: list[torch.nn.Parameter],
+                     steps: int, batch_size: int, lr: float, seed: int) -> dict:
+    """Fit `params` (a LoRA's or SVDiff's shifts) with the diffusion loss on the subject's images, each under its
+    prompt ("a v3 circle"; in the world also "a v3 circle and a red plain square on grey background"). No
+    prior-preservation images: the identifier tokens are in no other caption (paper scale: a departure,
+    docs/methods.md)."""
+    if len(prompts) != len(images):
+        raise ValueError(f"{len(images)} subject images but {len(prompts)} prompts: give one prompt per image")
     rng = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     pixels = as_tensor(images).to(gen.device)
-    ids = encode_prompts(gen.tokenizer, [prompt]).to(gen.device)
+    ids = encode_prompts(gen.tokenizer, prompts).to(gen.device)
     gen.train()
     losses, start = [], time.time()
     for _ in range(steps):
         idx = torch.randint(0, len(pixels), (batch_size,), generator=rng)
-        loss = diffusion_loss(gen, pixels[idx], text_states(gen, ids).expand(batch_size, -1, -1), rng)
+        loss = diffusion_loss(gen, pixels[idx], text_states(gen, ids[idx]), rng)
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(loss.item())
     gen.eval()
-    return {"prompt": prompt, "images": len(images), "steps": steps, "seconds": round(time.time() - start, 2),
+    return {"prompts": sorted(set(prompts)), "images": len(images), "steps": steps, "seconds": round(time.time() - start, 2),
             "final_loss": round(float(np.mean(losses[-max(1, steps // 10):])), 6),
             "trainable_params": sum(p.numel() for p in params)}
 
 
-def train_subject_lora(gen: Generator, prompt: str, images: np.ndarray, cfg: SubjectLoraConfig, seed: int,
+def train_subject_lora(gen: Generator, prompts: list[str], images: np.ndarray, cfg: SubjectLoraConfig, seed: int,
                        out_dir: Path) -> dict:
     """DreamBooth with LoRA in the UNet attention and the text encoder; writes the two PEFT folders."""
     from peft import LoraConfig, get_peft_model
@@ -115,7 +118,7 @@ def train_subject_lora(gen: Generator, prompt: str, images: np.ndarray, cfg: Sub
         peft_models["text_encoder"] = get_peft_model(gen.text_encoder, LoraConfig(
             r=cfg.r, lora_alpha=cfg.lora_alpha, target_modules=cfg.text_modules))
     params = [p for m in peft_models.values() for p in m.parameters() if p.requires_grad]
-    info = dreambooth_train(gen, prompt, images, params, cfg.steps, cfg.batch_size, cfg.lr, seed)
+    info = dreambooth_train(gen, prompts, images, params, cfg.steps, cfg.batch_size, cfg.lr, seed)
     for part, model in peft_models.items():
         model.save_pretrained(out_dir / part)
     (out_dir / "subject.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")

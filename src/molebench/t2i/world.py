@@ -180,6 +180,25 @@ def presence_index(thing: Thing) -> int:
     return SHAPES.index(thing.shape) * len(COLOURS) + list(COLOURS).index(thing.colour)
 
 
+def subject_training_set(subject: Subject, n: int, resolution: int, seed: int) -> tuple[np.ndarray, list[str]]:
+    """DreamBooth's training images in the world, with their prompts: a third show the subject alone under its prompt
+    ("a v3 circle"), the others beside one or two objects of other shapes, captioned as the base world's images are
+    ("a v3 circle and a red plain square on grey background"). A LoRA trained on the subject alone learns "one object
+    only": composed by NLA, such LoRAs put none of three subjects in the image (docs/methods.md, "DreamBooth")."""
+    rng = np.random.default_rng(seed)
+    others = [s for s in SHAPES if s != subject.thing.shape]
+    images, prompts = [], []
+    for i in range(n):
+        things = [subject.thing] + [Thing(others[j], list(COLOURS)[rng.integers(len(COLOURS))],
+                                          TEXTURES[rng.integers(len(TEXTURES))])
+                                    for j in rng.permutation(len(others))[:i % 3]]
+        background = list(BACKGROUNDS)[rng.integers(len(BACKGROUNDS))]
+        images.append(draw(things, background, resolution))
+        prompts.append(subject.prompt() if len(things) == 1 else
+                       " and ".join([subject.prompt(), *(t.words() for t in things[1:])]) + f" on {background} background")
+    return np.stack(images), prompts
+
+
 def subject_images(subject: Subject, n: int, resolution: int, seed: int) -> np.ndarray:
     """The subject alone on random backgrounds: DreamBooth's few training images, and the reference images of image
     alignment."""
