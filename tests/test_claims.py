@@ -2,6 +2,7 @@
 fail and stay undecided), "not testable at this scale", the data adapters, and the claims file itself."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -348,13 +349,30 @@ def test_write_ledger_from_evaluation_folders_and_figure_csvs(tmp_path):
                                            claim("entropy", {**ENTROPY["check"], "variant": "mole",
                                                              "others": ["nla"]})]))
     cfg = {**config(t=["mole", "nla"]), "figures": {"fig5": {"variants": ["mole", "nla"]}}}
-    write_ledger(cfg, dirs, {"fig5": str(tmp_path / "fig5.csv")}, [], [], str(claims_file), str(tmp_path / "l.csv"),
-                 str(tmp_path / "c.csv"))
+    write_ledger(cfg, dirs, {"fig5": str(tmp_path / "fig5.csv")}, [], [], load_claims(claims_file),
+                 str(tmp_path / "l.csv"), str(tmp_path / "c.csv"))
     verdicts, comparisons = pd.read_csv(tmp_path / "l.csv"), pd.read_csv(tmp_path / "c.csv")
     assert list(verdicts.verdict) == [HOLDS, HOLDS] and list(verdicts.page) == ["t.html", "fig5.html"]
     assert list(comparisons.columns) == COMPARISON_COLUMNS
     assert comparisons.n_examples.tolist() == [30, 1] and comparisons.n_seeds.tolist() == [3, 3]
     assert comparisons.estimate.iloc[0] == pytest.approx(5, abs=1.5)
+
+
+def test_existing_ledger_leaves_out_the_claims_whose_results_are_missing(tmp_path):
+    """A partial run (here: nothing ran): every claim whose inputs are absent says so, naming one missing input, and
+    gets no verdict; a claim this scale does not run at all says that instead."""
+    from molebench.config import load_config
+    from molebench.report.claims import existing_ledger
+
+    cfg = {**load_config(Path(__file__).parents[1] / "config/smoke.yaml"), "results_dir": str(tmp_path / "results")}
+    left = dict(existing_ledger(cfg, str(tmp_path / "l.csv"), str(tmp_path / "c.csv")))
+    verdicts = pd.read_csv(tmp_path / "l.csv").set_index("id")
+    assert sorted(verdicts.index) == sorted(c["id"] for c in load_claims()) and len(left) >= 10
+    assert set(verdicts.verdict) == {UNDECIDED}
+    for claim, evidence in verdicts.evidence.items():
+        assert evidence.startswith("not run in these results" if claim in left else "not run at this scale"), claim
+    assert all(missing and all(p.startswith(str(tmp_path)) for p in missing) for missing in left.values())
+    assert pd.read_csv(tmp_path / "c.csv").empty
 
 
 def test_ramole_scores_score_each_sample_and_query(tmp_path):

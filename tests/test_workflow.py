@@ -112,6 +112,19 @@ def test_smoke_dag_writes_tables_and_site(smoke_run):
     assert set(gain.task) == {t for g in config["groups"].values() for t in g}
 
 
+def test_claims_cli_on_existing_results_matches_the_claims_rule(smoke_run):
+    """`molebench claims --existing` on a finished run computes the ledger the claims rule wrote."""
+    done = subprocess.run([sys.executable, "-m", "molebench.cli", "claims", "--existing", "--config",
+                           "config/smoke.yaml"], cwd=smoke_run, capture_output=True, text=True, check=False,
+                          env=with_plugins(smoke_run))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "not computed" not in done.stdout
+    tables = smoke_run / "results/smoke/tables"
+    pd.testing.assert_frame_equal(pd.read_csv(tables / "claims_existing.csv"), pd.read_csv(tables / "claims.csv"))
+    pd.testing.assert_frame_equal(pd.read_csv(tables / "claims_existing_comparisons.csv"),
+                                  pd.read_csv(tables / "claims_comparisons.csv"))
+
+
 def test_smoke_dag_runs_table6_over_nested_pool_loras(smoke_run):
     """MoLE Table 6: one row block per size, each composition's LoRAs the first N of one draw (the group's own first,
     trained by scaling_lora), scored on the group's tasks; the claim is judged at this scale or says what is missing."""

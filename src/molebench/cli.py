@@ -38,8 +38,7 @@ from molebench.core.data import list_tasks, load_task
 from molebench.core.method import available
 from molebench.core.runtime import logged
 from molebench.nlp import mixlora_timing, plan, stages
-from molebench.report import budget
-from molebench.report.claims import settings as claims_settings
+from molebench.report import budget, claims
 from molebench.report.site import verdict_counts
 
 
@@ -104,7 +103,7 @@ def cmd_bench(args) -> None:
     if args.bf16:
         tasks = args.tasks or list(dict.fromkeys(t for g in plan.used_groups(config) for t in config["groups"][g]))
         with logged(None, threads=args.threads):
-            rows = bf16.run(args.base or Path(config["results_dir"]) / "base", config, tasks, claims_settings(config),
+            rows = bf16.run(args.base or Path(config["results_dir"]) / "base", config, tasks, claims.settings(config),
                             tuple(args.seeds))
         unchanged = sum(r["unchanged"] for r in rows)
         print(f"bf16 leaves {unchanged} of {len(rows)} tasks unchanged")
@@ -173,14 +172,21 @@ def cmd_faults(args) -> None:
 
 
 def cmd_claims(args) -> None:
-    """The ledger the claims rule wrote for the config: per claim its verdict, the claim, the evidence in words and
-    each comparison with its interval."""
+    """The ledger the claims rule wrote for the config (or, with --existing, computed now from the results a partial
+    run left): per claim its verdict, the claim, the evidence in words and each comparison with its interval."""
     config = load_config(args.config)
     tables = Path(config["results_dir"]) / "tables"
-    paths = [tables / "claims.csv", tables / "claims_comparisons.csv"]
+    if args.existing:
+        paths = [tables / "claims_existing.csv", tables / "claims_existing_comparisons.csv"]
+        for claim, absent in claims.existing_ledger(config, *paths):
+            print(f"not computed: {claim} ({len(absent)} inputs missing, e.g. {absent[0]})")
+        print()
+    else:
+        paths = [tables / "claims.csv", tables / "claims_comparisons.csv"]
     for path in paths:
         if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist: run `snakemake {path} --configfile {args.config}`")
+            raise FileNotFoundError(f"{path} does not exist: run `snakemake {path} --configfile {args.config}`, or "
+                                    f"`molebench claims --existing` for the ledger of the results that exist")
     ledger, comparisons = (pd.read_csv(path) for path in paths)
     for claim in ledger.itertuples():
         print(f"[{claim.verdict}] {claim.id} ({claim.paper}, {claim.source})")
@@ -275,9 +281,12 @@ def main(argv: list[str] | None = None) -> None:
     progress.add_argument("--target", default="reproduce")
     progress.add_argument("--cores", type=int, default=2)
     progress.set_defaults(fn=cmd_progress)
-    claims = sub.add_parser("claims", help="print the claims ledger: verdicts and each comparison's interval")
-    claims.add_argument("--config", default="config/config.yaml", help="the config whose results_dir holds the ledger")
-    claims.set_defaults(fn=cmd_claims)
+    ledger = sub.add_parser("claims", help="print the claims ledger: verdicts and each comparison's interval")
+    ledger.add_argument("--config", default="config/config.yaml", help="the config whose results_dir holds the ledger")
+    ledger.add_argument("--existing", action="store_true",
+                        help="compute the ledger now from the results that exist (a partial run), into "
+                             "tables/claims_existing.csv; claims with inputs missing say 'not run in these results'")
+    ledger.set_defaults(fn=cmd_claims)
     args = parser.parse_args(argv)
     try:
         args.fn(args)

@@ -62,7 +62,7 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
         script:
             "../scripts/train_lora.py"
 
-    POOL_GAIN = {"pool_gain": f"{RES}/tables/pool_gain.csv"}
+    POOL_GAIN = {"pool_gain": ramole_plan.pool_gain_file(RES)}
 
     rule pool_gain:  # every pool LoRA against the base model on its own task, from the training jobs' gain.json
         input:

@@ -30,14 +30,20 @@ T2I_MASKED = t2i_plan.table_compositions(T2I, next(iter(T2I["tables"])))[0]["nam
 T2I_WORLD = T2I["source"] == "world"
 # what names the subjects and compositions (every stage that reads them)
 T2I_SCENE = ("source", "seed", "world", "subjects", "compositions", "prompt_templates", "eval")
+# the world keys that make its images: the world and base stages read only these, so that other compositions or
+# another subject training set rerun neither
+T2I_IMAGES = ("resolution", "n_images", "max_objects", "n_subjects", "reference_images")
 
 
-def t2i_params(*keys, variant=None):
+def t2i_params(*keys, variant=None, world=None):
     """Only the t2i keys a rule reads, so that editing one stage's settings reruns that stage and what follows, not
-    the world and the base models. `variant` adds that variant's entry (a wildcard or a fixed name)."""
+    the world and the base models. `variant` adds that variant's entry (a wildcard or a fixed name); `world` keeps
+    only those keys of the world section."""
 
     def params(w):
         sub = {k: T2I[k] for k in keys if k in T2I}
+        if world and "world" in sub:
+            sub["world"] = {k: v for k, v in sub["world"].items() if k in world}
         name = variant or getattr(w, "variant", None)
         if name:
             sub["variants"] = {name: T2I["variants"][name]}
@@ -58,7 +64,7 @@ rule t2i_world:
     benchmark:
         f"{RES}/benchmarks/t2i_world/world.tsv"
     params:
-        t2i=t2i_params(*T2I_SCENE),
+        t2i=t2i_params("source", "seed", "world", "subjects", world=T2I_IMAGES),
     threads: THREADS
     script:
         "../scripts/t2i_world.py"
@@ -75,7 +81,8 @@ rule t2i_base:
     benchmark:
         f"{RES}/benchmarks/t2i_base/base.tsv"
     params:
-        t2i=t2i_params("source", "seed", "world", "model", "base_train", "base_path", "eval", "preconditions"),
+        t2i=t2i_params("source", "seed", "world", "model", "base_train", "base_path", "eval", "preconditions",
+                       world=T2I_IMAGES),
     threads: THREADS
     resources:
         gpu=config["gpus_per_job"],
@@ -227,7 +234,7 @@ rule t2i_masking:
 
 
 if T2I_WORLD:  # {"t2i_preconditions": its CSV}, an input of the report and the claims ledger
-    T2I_PRECONDITIONS = {"t2i_preconditions": f"{T2I_RES}/preconditions.csv"}
+    T2I_PRECONDITIONS = {"t2i_preconditions": t2i_plan.preconditions_file(RES)}
 
     rule t2i_preconditions:  # base prompt-following and each subject LoRA alone, from the training jobs' checks
         input:

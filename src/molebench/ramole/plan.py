@@ -20,6 +20,11 @@ def pool(config: dict) -> dict[str, TaskSpec]:
     return pool_tasks(cfg["pool"], cfg["eval"]["max_new_tokens"])
 
 
+def pool_gain_file(results: str) -> str:
+    """Every pool LoRA's gain over the base model on its own task, gathered in one CSV."""
+    return f"{results}/tables/pool_gain.csv"
+
+
 def check(config: dict) -> None:
     """What the schema cannot say about the `ramole:` block, with messages that name the fix."""
     cfg = config["ramole"]

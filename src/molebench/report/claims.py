@@ -60,7 +60,7 @@ from molebench.core.paper import load_paper
 from molebench.core.scoring import EXAMPLE_SCORERS
 from molebench.nlp import plan
 from molebench.nlp.report import metric_files
-from molebench.ramole.plan import EMBEDDERS, MIXED_METRICS, SETTINGS, evaluations
+from molebench.ramole.plan import EMBEDDERS, MIXED_METRICS, SETTINGS, evaluations, pool_gain_file
 from molebench.report import evidence
 from molebench.report.evidence import FAILS, HOLDS, NOT_TESTABLE, UNDECIDED, Settings, Verdict
 from molebench.report.pool_gain import pass_share as pool_share
@@ -68,7 +68,7 @@ from molebench.t2i import plan as t2i_plan
 from molebench.t2i.preconditions import unmet
 from molebench.t2i.report import load_metrics as t2i_metrics
 
-__all__ = ["FAILS", "HOLDS", "NOT_TESTABLE", "UNDECIDED", "ledger", "load_claims", "write_ledger"]
+__all__ = ["FAILS", "HOLDS", "NOT_TESTABLE", "UNDECIDED", "existing_ledger", "ledger", "load_claims", "write_ledger"]
 
 CLAIMS_FILE = io.resource("paper", "claims.yaml")
 SCALING_KINDS = ("best_at_every_size", "lead_grows", "all_decline_at_largest")
@@ -524,11 +524,11 @@ def _on_pool(check: dict, config: dict) -> bool:
 
 # ---- the claims rule ---------------------------------------------------------------------------------------------
 
-def inputs(config: dict) -> tuple[list[str], list[str], list[str], list[str]]:
+def inputs(config: dict, claims: list[dict] | None = None) -> tuple[list[str], list[str], list[str], list[str]]:
     """The evaluation folders (the tables' and, on their groups, the LoRA gain check's reference variants'), figure
     CSVs, RAMoLE sources (retrieval.json, the methods' evaluation folders) and text-to-image metric folders the ledger
-    reads."""
-    claims, res = load_claims(), config["results_dir"]
+    of `claims` (default: every claim) reads."""
+    claims, res = load_claims() if claims is None else claims, config["results_dir"]
     tables, figures = needed(claims, config)
     groups = list(dict.fromkeys(g for t in tables for g in config["tables"][t]["groups"]))
     references = list(plan.gain_variants(config).values()) if tables else []
@@ -554,10 +554,11 @@ def paper_inputs(config: dict) -> list[str]:
 
 
 def write_ledger(config: dict, evaluation_dirs: list[str], figure_csvs: dict[str, str], ramole_inputs: list[str],
-                 t2i_dirs: list[str], claims_file: str, out_ledger: str, out_comparisons: str,
-                 pool_gain_file: str | None = None, t2i_preconditions_file: str | None = None) -> None:
-    """The ledger and its comparisons as CSVs, from the inputs `inputs` lists (the claims rule's declared inputs)."""
-    claimed = load_claims(claims_file)
+                 t2i_dirs: list[str], claimed: list[dict], out_ledger: str, out_comparisons: str,
+                 pool_gain_file: str | None = None, t2i_preconditions_file: str | None = None,
+                 left_out: pd.DataFrame | None = None) -> None:
+    """The ledger of the `claimed` claims and its comparisons as CSVs, from the inputs `inputs` lists (the claims
+    rule's declared inputs); `left_out` adds ledger rows of claims that were not computed (existing_ledger)."""
     groups = list(dict.fromkeys(g for t in needed(claimed, config)[0] for g in config["tables"][t]["groups"]))
     retrieval = next((p for p in ramole_inputs if p.endswith(".json")), None)
     ramole = (ramole_scores(config, retrieval, {Path(p).name: p for p in ramole_inputs if p != retrieval})
@@ -567,5 +568,39 @@ def write_ledger(config: dict, evaluation_dirs: list[str], figure_csvs: dict[str
                                    t2i_metrics(t2i_dirs) if t2i_dirs else None,
                                    pd.read_csv(pool_gain_file) if pool_gain_file else None,
                                    pd.read_csv(t2i_preconditions_file) if t2i_preconditions_file else None)
+    if left_out is not None:
+        verdicts = pd.concat([verdicts, left_out], ignore_index=True)
     io.write_text(out_comparisons, comparisons.to_csv(index=False))
     io.write_text(out_ledger, verdicts.to_csv(index=False))
+
+
+def gate_files(config: dict, claim: dict) -> list[str]:
+    """The checks that decide whether `claim` is testable: the pool LoRAs' gain check for compositions of pool LoRAs,
+    the text-to-image world's preconditions for its claims."""
+    res, check = config["results_dir"], claim["check"]
+    return ([pool_gain_file(res)] if "ramole" in config and _on_pool(check, config) else []) + (
+        [t2i_plan.preconditions_file(res)] if _is_t2i(check) and config["t2i"]["source"] == "world" else [])
+
+
+def existing_ledger(config: dict, out_ledger: str, out_comparisons: str) -> list[tuple[str, list[str]]]:
+    """The ledger from the results a partial run left: the claims whose inputs (the claims rule's, and their gates)
+    all exist get their verdicts; each other claim says "not run in these results". Returns (claim id, its missing
+    inputs) for the claims left out."""
+    complete, missing = [], []
+    for claim in load_claims():
+        paths = [p for part in inputs(config, [claim]) for p in part] + gate_files(config, claim)
+        absent = [p for p in paths if not Path(p).exists()]
+        if absent:
+            missing.append((claim, absent))
+        else:
+            complete.append(claim)
+    left_out = pd.DataFrame([{**{k: c[k] for k in LEDGER_COLUMNS[:4]}, "verdict": UNDECIDED,
+                              "evidence": f"not run in these results: {len(a)} of its inputs missing, e.g. {a[0]}",
+                              "page": ""} for c, a in missing], columns=LEDGER_COLUMNS)
+    evaluations, figures, ramole, t2i = inputs(config, complete)
+    gates = {p for c in complete for p in gate_files(config, c)}
+    pool, preconditions = pool_gain_file(config["results_dir"]), t2i_plan.preconditions_file(config["results_dir"])
+    write_ledger(config, evaluations, {Path(p).stem: p for p in figures}, ramole, t2i, complete, out_ledger,
+                 out_comparisons, pool if pool in gates else None, preconditions if preconditions in gates else None,
+                 left_out)
+    return [(c["id"], a) for c, a in missing]

@@ -75,6 +75,11 @@ def evaluations(t2i: dict, results: str) -> list[str]:
     return sorted(out)
 
 
+def preconditions_file(results: str) -> str:
+    """The world's precondition checks (base prompt-following, each subject LoRA alone), gathered in one CSV."""
+    return f"{results}/t2i/preconditions.csv"
+
+
 def subject_dirs(t2i: dict, results: str) -> list[str]:
     """The subject LoRA folders of every subject in a table's composition, for every seed (each holds its
     precondition check in the world)."""

@@ -1,7 +1,7 @@
 """The text-to-image DAG stages as plain functions (workflow/rules/t2i.smk calls each through a thin script; tests call
 them directly). `t2i` is the config's `t2i` section. Every output folder is written atomically.
 
-    world      world/     subjects.json, subjects/<name>.npz (reference images), compositions.json; world source only:
+    world      world/     subjects.json, subjects/<name>.npz (reference images); world source only:
                           base.npz + captions.json (the generated data)
     presence   presence/  the world's presence classifier (world source only)
     base       base/      the text-to-image model (world: trained here, with its prompt-following check
@@ -91,7 +91,6 @@ def world_stage(t2i: dict, out_dir: str) -> None:
                 np.savez_compressed(tmp / "subjects" / f"{s['name']}.npz",
                                     images=load_subject_images(s["folder"], w["resolution"]))
         (tmp / "subjects.json").write_text(json.dumps(subjects, indent=2) + "\n")
-        (tmp / "compositions.json").write_text(json.dumps(plan.compositions(t2i), indent=2) + "\n")
 
 
 def _world_data(world_dir: str):
