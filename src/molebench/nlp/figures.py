@@ -19,17 +19,27 @@ is averaged over the seeds found; the CSV keeps the seeds apart.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
 from molebench.core.io import read_json, read_jsonl
 from molebench.core.registry import Registry
 from molebench.nlp import mixlora_timing
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 FIGURE_KINDS = Registry("figure kind")
 FROM_TRAINING = {"gate_entropy", "mixlora_efficiency"}  # kinds that read compose outputs; the rest read evaluate's
+
+
+def _figure(width: float, height: float) -> Figure:
+    # matplotlib (about 0.7 s to import) only where a figure is drawn: every training and scoring job imports this
+    # module's registry through molebench.nlp.plan
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height))
 
 
 def _seed(path: Path) -> int:
@@ -50,7 +60,7 @@ def gate_entropy(dirs: dict[str, list[str]]) -> tuple[pd.DataFrame, Figure]:
                           "gate_entropy": rec["gate_entropy"], "weight": w}
                          for i, w in enumerate(rec["gate_mean_weights"])]
     data = pd.DataFrame(rows)
-    fig = Figure(figsize=(10, 3.6))
+    fig = _figure(10, 3.6)
     ax_entropy, ax_weights = fig.subplots(1, 2)
     per_step = data[data.lora == 0].groupby(["variant", "step"], sort=False).gate_entropy.mean()
     weights = data.groupby(["variant", "lora"], sort=False).weight.mean().unstack("variant")
@@ -83,7 +93,7 @@ def gate_heatmap(dirs: dict[str, list[str]]) -> tuple[pd.DataFrame, Figure]:
     if data.empty:
         raise ValueError(f"no .gates.json in {dirs}: the variants must be MoLE variants that were scored")
     panels = list(data.groupby(["variant", "task"], sort=False))
-    fig = Figure(figsize=(10, 2.4 * len(panels)))
+    fig = _figure(10, 2.4 * len(panels))
     for ax, ((variant, task), part) in zip(fig.subplots(len(panels), 1, squeeze=False)[:, 0], panels):
         grid = part.groupby(["lora", "gate"]).weight.mean().unstack("gate")
         grid = grid.loc[part.lora.unique(), part.gate.unique()]  # LoRAs and gates in report (model) order
@@ -117,13 +127,13 @@ def expert_utilisation(dirs: dict[str, list[str]]) -> tuple[pd.DataFrame, Figure
     if data.empty:
         raise ValueError(f"no .gates.json in {dirs}: the variants must be MixLoRA variants that were scored")
     panels = list(data.groupby(["variant", "task"], sort=False))
-    fig = Figure(figsize=(10, 2.4 * len(panels)))
+    fig = _figure(10, 2.4 * len(panels))
     for ax, ((variant, task), part) in zip(fig.subplots(len(panels), 1, squeeze=False)[:, 0], panels):
         grid = part.groupby(["expert", "layer"]).share.mean().unstack("layer")
         image = ax.imshow(grid.values, aspect="auto", cmap="viridis", vmin=0)
         ax.set(xlabel=f"FFN layer ({grid.shape[1]})", ylabel="expert")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.yaxis.get_major_locator().set_params(integer=True)
         ax.set_title(f"{variant} on {task}: share of routed tokens (uniform {1 / grid.shape[0]:.3f}, "
                      f"largest {grid.values.max():.3f})")
         fig.colorbar(image, ax=ax)
@@ -152,7 +162,7 @@ def mixlora_efficiency(dirs: dict[str, list[str]]) -> tuple[pd.DataFrame, Figure
             rows += [{"variant": variant, **keys, "repeat": i + 1, "us_per_token": us, "peak_mb": mb}
                      for i, (us, mb) in enumerate(zip(row["us_per_token_repeats"], row["peak_mb_repeats"]))]
     data = pd.DataFrame(rows)
-    fig = Figure(figsize=(10, 3.6))
+    fig = _figure(10, 3.6)
     for ax, (column, label) in zip(fig.subplots(1, 2), (("us_per_token", "microseconds per token"),
                                                        ("peak_mb", "peak memory (MB)"))):
         table = data.pivot_table(index=["variant", "mode"], columns="path", values=column, sort=False)

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from molebench.core.html import esc, page
 from molebench.core.io import atomic_path, read_json, write_text
@@ -123,6 +122,8 @@ def build_table(spec: dict, data: pd.DataFrame) -> pd.DataFrame:
 
 def image_grid(rows: list[tuple[str, np.ndarray]], title: str, out_png: str | Path) -> None:
     """rows: (label, uint8 images (n, H, W, 3)); one row of images per label."""
+    from matplotlib.figure import Figure  # heavy: only the jobs that draw a grid import it, not every t2i job
+
     ncols = max(len(images) for _, images in rows)
     fig = Figure(figsize=(1.3 * ncols + 1.6, 1.3 * len(rows) + 0.5))
     axes = np.array(fig.subplots(len(rows), ncols, squeeze=False))
