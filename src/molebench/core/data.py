@@ -113,8 +113,8 @@ def _bigbench(args: dict, n: int, seed: int, raw_dir: Path) -> list[dict]:
     """Stream one task.json from the bigbench sdist (never unpacked: its data carries the BIG-bench canary)."""
     archive = Path(raw_dir) / BIGBENCH_ARCHIVE
     if not archive.is_file():
-        raise FileNotFoundError(f"{archive} is missing: run `snakemake {archive}` or "
-                                f"`pip download --no-deps -d {raw_dir} bigbench==1.0.0`")
+        raise FileNotFoundError(f"{archive} is missing: run `snakemake {archive}`, or put the bigbench 1.0.0 sdist "
+                                f"from https://pypi.org/project/bigbench/1.0.0/#files there")
     member = f"{BIGBENCH_TASK_ROOT}/{args['task']}/task.json"
     with tarfile.open(archive, "r:gz") as tar:
         for info in tar:

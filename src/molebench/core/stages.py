@@ -3,11 +3,10 @@ are thin adapters over these (and over each track's `stages`), so every stage al
 
 from __future__ import annotations
 
-import os
+import hashlib
+import json
 import shutil
-import subprocess
-import sys
-import tempfile
+import urllib.request
 from pathlib import Path
 
 from molebench.core import io
@@ -18,6 +17,8 @@ from molebench.core.scoring import evaluate
 from molebench.core.training import TrainConfig
 from molebench.core.training import train_lora as train
 
+BIGBENCH_INDEX = "https://pypi.org/simple/bigbench/"  # PyPI's simple index (JSON form, PEP 691)
+BIGBENCH_SHA256 = "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2"  # bigbench-1.0.0.tar.gz on PyPI
 GAIN_FILE = "gain.json"  # a pool LoRA's own-task scores with and without it, per test example
 
 
@@ -26,15 +27,24 @@ def base_model(model_cfg: dict, out_dir: str) -> None:
 
 
 def bigbench_archive(raw_dir: str) -> None:
-    """`pip download` the bigbench sdist (358 MB) into raw_dir; its task files are streamed from it, never unpacked."""
-    raw = Path(raw_dir)
-    raw.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=raw) as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-d", tmp, "bigbench==1.0.0"]
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(f"could not download bigbench==1.0.0 from the package index:\n{done.stderr}")
-        os.replace(Path(tmp) / BIGBENCH_ARCHIVE, raw / BIGBENCH_ARCHIVE)
+    """Download the bigbench sdist (358 MB) from PyPI into raw_dir and check its sha256; its task files are streamed
+    from it, never unpacked. Not `pip download`: pip 26 builds the sdist's metadata and then refuses it, because
+    bigbench declares a direct URL dependency (bleurt)."""
+    target = Path(raw_dir) / BIGBENCH_ARCHIVE
+    digest = hashlib.sha256()
+    try:
+        index = urllib.request.Request(BIGBENCH_INDEX, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+        with urllib.request.urlopen(index, timeout=60) as reply:
+            url = next(f["url"] for f in json.load(reply)["files"] if f["filename"] == BIGBENCH_ARCHIVE)
+        with io.atomic_path(target) as tmp, urllib.request.urlopen(url, timeout=60) as reply, open(tmp, "wb") as out:
+            while chunk := reply.read(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+            if digest.hexdigest() != BIGBENCH_SHA256:
+                raise RuntimeError(f"{url}: sha256 {digest.hexdigest()}, expected {BIGBENCH_SHA256}")
+    except OSError as error:  # urllib's errors are OSErrors
+        raise RuntimeError(f"could not download {BIGBENCH_ARCHIVE} from PyPI ({error}): put it (from "
+                           f"https://pypi.org/project/bigbench/1.0.0/#files) at {target}") from error
 
 
 def task_data(task: str, data_cfg: dict, out_dir: str) -> None:
