@@ -112,7 +112,11 @@ def test_same_seed_same_images_and_png_metadata(assets, tmp_path):
         first = generate(model, [prompt] * 2, seed=5, steps=2, guidance=2.0)
         again = generate(model, [prompt] * 2, seed=5, steps=2, guidance=2.0)
         other = generate(model, [prompt] * 2, seed=6, steps=2, guidance=2.0)
+        halves = [[generate(model, [prompt], rng, steps=2, guidance=2.0) for _ in range(2)]
+                  for rng in (torch.Generator().manual_seed(5), torch.Generator().manual_seed(5))]
     assert torch.equal(first, again) and not torch.equal(first, other)
+    # a prompt's images in two batches: the second draws on from the first's generator, and a rerun repeats both
+    assert torch.equal(torch.cat(halves[0]), torch.cat(halves[1])) and not torch.equal(*halves[0])
     save_png(to_uint8(first)[0], tmp_path / "x.png", {"prompt": prompt, "seed": 5, "method": "nla"})
     assert Image.open(tmp_path / "x.png").text == {"prompt": prompt, "seed": "5", "method": "nla"}
 
@@ -232,8 +236,9 @@ def test_clear_errors_for_subject_folders_and_prompts(tmp_path):
         components.encode_prompts(tokenizer, ["a purple elephant"])
 
 
-def test_paper_scale_path_on_a_tiny_stable_diffusion(tmp_path):
-    """config/paper.yaml's t2i section through the DAG stages, on a tiny random SD folder and DreamBooth folders."""
+def test_paper_scale_path_on_a_tiny_stable_diffusion(tmp_path, monkeypatch):
+    """config/paper.yaml's t2i section through the DAG stages, on a tiny random SD folder and DreamBooth folders;
+    the evaluation samples a prompt's images `batch_size` at a time (the paper's 200 do not fit on a GPU at once)."""
     tiny_stable_diffusion(tmp_path / "sd")
     clip, tokenizer, _ = components.build_world_clip(TINY, seed=0)
     clip.save_pretrained(tmp_path / "clip")  # a hub-style CLIP folder: OpenAI pixel statistics are assumed
@@ -246,7 +251,7 @@ def test_paper_scale_path_on_a_tiny_stable_diffusion(tmp_path):
                subjects={n: {"folder": str(tmp_path / "photos" / n), "prompt": f"a v{k} circle"}
                          for k, n in enumerate(names)},
                subject_lora={"r": 2, "lora_alpha": 2, "steps": 1, "batch_size": 1},
-               eval={"prompts": 1, "images_per_prompt": 1, "ddpm_steps": 2, "guidance": 7.5},
+               eval={"prompts": 1, "images_per_prompt": 3, "ddpm_steps": 2, "guidance": 7.5, "batch_size": 2},
                gate_train={"steps": 1, "batch_size": 1, "lr": 1e-5, "ddpm_steps": 2, "guidance": 7.5})
     t2i["world"]["resolution"] = 16
     for k, n in enumerate(names):
@@ -264,11 +269,16 @@ def test_paper_scale_path_on_a_tiny_stable_diffusion(tmp_path):
     assert comp["prompts"] == ["a v0 circle and a v1 circle and a v2 circle on grey background"]
     stages.compose_stage(t2i, "l-mole", comp["name"], 1, str(out / "base"), loras, str(out / "clip"),
                        str(out / "world"), str(out / "gates"))
+    sampled = []
+    monkeypatch.setattr(stages, "generate", lambda model, prompts, *a, **k: sampled.append(len(prompts)) or
+                        generate(model, prompts, *a, **k))
     stages.evaluate_stage(t2i, "l-mole", comp["name"], 1, str(out / "base"), loras, str(out / "gates"),
                         str(out / "clip"), None, str(out / "world"), str(out / "metrics"))
     metrics = json.loads((out / "metrics" / "metrics.json").read_text())
     assert set(metrics["image_alignment"]) == set(names) and metrics["presence"] == {}  # no presence oracle here
-    assert Image.open(out / "metrics" / "images" / "p0_0.png").size == (16, 16)  # 8x8 latents, VAE x2
+    assert sampled == [2, 1] and metrics["n_images"] == 3
+    last = Image.open(out / "metrics" / "images" / "p0_2.png")
+    assert last.size == (16, 16) and last.text["batch_size"] == "2"  # 8x8 latents, VAE x2
 
 
 def test_missing_stable_diffusion_folder_is_named(tmp_path):

@@ -333,6 +333,8 @@ class T2IEval(Section):
     images_per_prompt: int = Field(ge=1, description="images per prompt and seed (paper: 200)")
     ddpm_steps: int = Field(ge=1, description="DDPM sampling steps (paper: 50)")
     guidance: float = Field(ge=0, description="classifier-free guidance scale (paper: 7.5)")
+    batch_size: int = Field(None, ge=1, description="images sampled at once (default: all images of a prompt; the "
+                                                    "paper's 200 at 512 x 512 do not fit on one GPU)")
 
 
 class Subject(Section):

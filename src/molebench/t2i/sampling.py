@@ -21,14 +21,15 @@ from molebench.t2i.components import Generator, encode_prompts, from_model_space
 UNET_GATE_PREFIX = "unet."
 
 
-def generate(gen: Generator, prompts: list[str], seed: int, steps: int, guidance: float,
+def generate(gen: Generator, prompts: list[str], seed: int | torch.Generator, steps: int, guidance: float,
              grad_steps: int = 0) -> torch.Tensor:
-    """Images in [0, 1], (len(prompts), 3, H, W). The same seed gives the same images on CPU.
+    """Images in [0, 1], (len(prompts), 3, H, W). The same seed gives the same images on CPU; a generator instead of
+    a seed goes on drawing from where an earlier call left it (one prompt's images sampled in several batches).
 
     grad_steps: the last `grad_steps` denoising steps keep their graph (truncated backpropagation for gate training);
     the others run without gradients.
     """
-    rng = torch.Generator().manual_seed(seed)
+    rng = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(seed)
     device = gen.device
     n = len(prompts)
     ids = encode_prompts(gen.tokenizer, [""] * n + list(prompts)).to(device)  # unconditional first, one batch

@@ -213,10 +213,18 @@ def compose_stage(t2i: dict, variant: str, composition: str, seed: int, base_dir
                                            "run_info": io.provenance(t2i, seed)})
 
 
-def _generate_all(model, prompts: list[str], n: int, seed: int, steps: int, guidance: float) -> list[torch.Tensor]:
-    """n images per prompt; prompt k uses generation seed seed*1000+k (the PNG metadata records it)."""
+def _generate_all(model, prompts: list[str], ev: dict, seed: int) -> list[torch.Tensor]:
+    """`images_per_prompt` images per prompt, `batch_size` at a time, prompt k from generation seed seed*1000+k (the
+    PNG metadata records it); the batches of one prompt draw on from one generator."""
+    n = ev["images_per_prompt"]
+    size = ev.get("batch_size") or n
+    out = []
     with torch.no_grad():
-        return [generate(model, [p] * n, seed * 1000 + k, steps, guidance) for k, p in enumerate(prompts)]
+        for k, p in enumerate(prompts):
+            rng = torch.Generator().manual_seed(seed * 1000 + k)
+            out.append(torch.cat([generate(model, [p] * min(size, n - i), rng, ev["ddpm_steps"], ev["guidance"])
+                                  for i in range(0, n, size)]))
+    return out
 
 
 def evaluate_stage(t2i: dict, variant: str, composition: str, seed: int, base_dir: str, expert_dirs: dict[str, str],
@@ -228,13 +236,14 @@ def evaluate_stage(t2i: dict, variant: str, composition: str, seed: int, base_di
         method.load(model, method_dir)
     comp = plan.composition(t2i, composition)
     ev = t2i["eval"]
-    batches = _generate_all(model, comp["prompts"], ev["images_per_prompt"], seed, ev["ddpm_steps"], ev["guidance"])
+    batches = _generate_all(model, comp["prompts"], ev, seed)
     metrics = score(t2i, comp, batches, clip_dir, presence_dir, world_dir)
     with io.atomic_path(out_dir) as tmp:
         for k, (prompt, images) in enumerate(zip(comp["prompts"], batches)):
             for j, image in enumerate(to_uint8(images)):
                 save_png(image, tmp / "images" / f"p{k}_{j}.png",
-                         {"prompt": prompt, "seed": seed * 1000 + k, "image_index": j, "method": variant,
+                         {"prompt": prompt, "seed": seed * 1000 + k, "image_index": j,
+                          "batch_size": ev.get("batch_size") or len(images), "method": variant,
                           "composition": composition, "ddpm_steps": ev["ddpm_steps"], "guidance": ev["guidance"]})
         io.write_json(tmp / "metrics.json", {
             "variant": variant, "method": method.name, "composition": composition, "subjects": comp["subjects"],
