@@ -96,6 +96,15 @@ def test_paper_dag_plans_offline(tmp_path):
                   if len(line.split()) == 2)
     assert counts["task_data"] == str(len(PAPER_TASKS)) and counts["train_lora"] == str(3 * len(PAPER_TASKS))
     assert counts["table"] == str(len(yaml.safe_load(PAPER_CONFIG.read_text())["tables"])) and counts["site"] == "1"
+    # a trained composition is scored in its compose job, except a `scored_from` variant's and a group's that shares
+    # another group's training (lm-eval's definitions of the NLI tasks): those load the trained state in evaluate
+    config = load_config(PAPER_CONFIG)
+    scored = [Path(d).parts[-3:-1] for d in plan.all_evaluation_dirs(config)]
+    in_compose = [plan.scored_in_compose(config, v, g) for v, g in scored]
+    assert counts["evaluate"] == str(in_compose.count(False))
+    assert plan.scored_in_compose(config, "mole", "nli") and not plan.scored_in_compose(config, "mole", "nli_lm_eval")
+    assert ("multitask-layers-0-20", "nli_table5") in scored and not plan.scored_in_compose(
+        config, "multitask-layers-0-20", "nli_table5")
     pool = [t for tasks in yaml.safe_load(PAPER_CONFIG.read_text())["ramole"]["pool"].values() for t in tasks]
     assert counts["ramole_data"] == counts["ramole_lora"] == counts["ramole_embed"] == str(len(pool))
     assert counts["ramole_tables"] == counts["claims"] == "1"

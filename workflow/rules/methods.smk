@@ -1,10 +1,21 @@
-rule compose:
+COMPOSE_SCORES = plan.compose_wildcards(config)  # the compositions a compose job scores itself (plan.scored_in_compose)
+
+ruleorder: compose > evaluate  # a composition scored by the job that trained it has no evaluate job
+
+
+rule compose:  # train, then score the saved state: one process (start-up is most of a mini job's time)
+    wildcard_constraints:
+        variant="|".join(COMPOSE_SCORES["variant"]) or "no-variant",
+        group="|".join(COMPOSE_SCORES["group"]) or "no-group",
     input:
         base=f"{RES}/base",
         adapters=composition_adapters,
         data=composition_data,
+        scored=evaluated_data,
+        lm_eval=lm_eval_folder,
     output:
-        directory(f"{RES}/methods/{{variant}}/{{group}}/seed{{seed}}"),
+        method=directory(f"{RES}/methods/{{variant}}/{{group}}/seed{{seed}}"),
+        metrics=directory(f"{RES}/metrics/{{variant}}/{{group}}/seed{{seed}}"),
     log:
         f"{RES}/logs/compose/{{variant}}-{{group}}-seed{{seed}}.log",
     benchmark:
@@ -13,6 +24,9 @@ rule compose:
         variant=variant_cfg,
         loras=composition_loras,
         train=config["train"],
+        tasks=evaluated_tasks,
+        eval=config["eval"],
+        lm_eval=config.get("lm_eval"),
     threads: THREADS
     resources:
         gpu=config["gpus_per_job"],

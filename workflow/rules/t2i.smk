@@ -21,11 +21,6 @@ def t2i_experts(w):
     return {s: f"{T2I_RES}/subjects/{s}/seed{w.seed}" for s in names}
 
 
-def t2i_trained(w):
-    return [f"{T2I_RES}/methods/{w.variant}/{w.composition}/seed{w.seed}"] if t2i_plan.method_of(
-        T2I, w.variant).trainable else []
-
-
 T2I_MASKED = t2i_plan.table_compositions(T2I, next(iter(T2I["tables"])))[0]["name"]
 T2I_WORLD = T2I["source"] == "world"
 # what names the subjects and compositions (every stage that reads them)
@@ -161,14 +156,21 @@ rule t2i_shifts:
         "../scripts/t2i_shifts.py"
 
 
-rule t2i_compose:
+ruleorder: t2i_compose > t2i_evaluate  # a trained variant is scored by the job that trained its gates
+
+
+rule t2i_compose:  # train the gates, then sample and score: one process (start-up is much of a mini job's time)
+    wildcard_constraints:
+        variant="|".join(v for v in T2I["variants"] if t2i_plan.method_of(T2I, v).trainable) or "no-variant",
     input:
         base=f"{T2I_RES}/base",
         world=f"{T2I_RES}/world",
         clip=f"{T2I_RES}/clip",
         experts=lambda w: list(t2i_experts(w).values()),
+        presence=t2i_presence,
     output:
-        directory(f"{T2I_RES}/methods/{{variant}}/{{composition}}/seed{{seed}}"),
+        method=directory(f"{T2I_RES}/methods/{{variant}}/{{composition}}/seed{{seed}}"),
+        metrics=directory(f"{T2I_RES}/metrics/{{variant}}/{{composition}}/seed{{seed}}"),
     log:
         f"{RES}/logs/t2i/compose/{{variant}}-{{composition}}-seed{{seed}}.log",
     benchmark:
@@ -183,13 +185,12 @@ rule t2i_compose:
         "../scripts/t2i_compose.py"
 
 
-rule t2i_evaluate:
+rule t2i_evaluate:  # the methods that train nothing (NLA, SVDiff over its shifts)
     input:
         base=f"{T2I_RES}/base",
         world=f"{T2I_RES}/world",
         clip=f"{T2I_RES}/clip",
         experts=lambda w: list(t2i_experts(w).values()),
-        method=t2i_trained,
         presence=t2i_presence,
     output:
         directory(f"{T2I_RES}/metrics/{{variant}}/{{composition}}/seed{{seed}}"),

@@ -5,10 +5,10 @@ A figure is declared in the config (`figures:`) with a `kind`, a `group` and `va
     gate_entropy   MoLE Figure 5: (a) mean gate entropy per training step, (b) mean gate weight per LoRA over training;
                    read from the compose jobs' train_log.jsonl (MoLE logs both every step)
     gate_heatmap   MoLE Figure 7: mean gate weight per gate (x) and LoRA (y) on each task at inference; read from the
-                   evaluate jobs' {task}.gates.json
+                   scoring jobs' {task}.gates.json
     expert_utilisation
                    MixLoRA: each expert's share of the routed tokens per FFN layer and task at inference; read from
-                   the evaluate jobs' {task}.gates.json (MixLoRA's gate report)
+                   the scoring jobs' {task}.gates.json (MixLoRA's gate report)
     mixlora_efficiency
                    MixLoRA's plain and optimised execution paths, timed in the figure job at the base model's FFN
                    shapes with the variant's options (molebench.nlp.mixlora_timing); the efficiency table as a figure
@@ -78,7 +78,7 @@ def gate_entropy(dirs: dict[str, list[str]]) -> tuple[pd.DataFrame, Figure]:
 @FIGURE_KINDS.register("gate_heatmap")
 def gate_heatmap(dirs: dict[str, list[str]]) -> tuple[pd.DataFrame, Figure]:
     """Mean gate weight of each LoRA (rows) at each gate (columns, in model order) over the test prompts of each task,
-    at inference. From the evaluate jobs' gate reports."""
+    at inference. From the scoring jobs' gate reports."""
     rows = []
     for variant, folders in dirs.items():
         for folder in map(Path, folders):
@@ -111,7 +111,7 @@ def expert_utilisation(dirs: dict[str, list[str]]) -> tuple[pd.DataFrame, Figure
     """MixLoRA expert utilisation: the share of routed (token, slot) assignments each expert (rows) receives at each
     FFN layer (columns, in model order) over a task's test inputs at inference; 1 / (number of experts) everywhere is
     a perfect balance, which the load-balance loss pushes towards. Panel titles give the largest share. From the
-    evaluate jobs' utilisation reports."""
+    scoring jobs' utilisation reports."""
     rows = []
     for variant, folders in dirs.items():
         for folder in map(Path, folders):

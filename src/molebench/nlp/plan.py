@@ -430,12 +430,31 @@ def method_dir(config: dict, variant: str, group: str, seed: int) -> str | None:
     return f"{config['results_dir']}/methods/{trained}/seed{seed}"
 
 
+def scored_in_compose(config: dict, variant: str, group: str) -> bool:
+    """A variant that trains its own state on this group is scored by the job that trained it (one process, one set
+    of imports); a `scored_from` variant, a group that shares another's training and a method that trains nothing are
+    scored by an evaluate job."""
+    return (method_of(config, variant).trainable and trained_variant(config, variant) == variant
+            and trained_group(config, group) == group)
+
+
+def compose_wildcards(config: dict) -> dict[str, list[str]]:
+    """The variants and groups whose metrics the compose rule makes (`scored_in_compose` is true exactly for their
+    pairs, since one condition is on the variant and the other on the group); the evaluate rule makes the rest."""
+    variants = [v for v in config["variants"]
+                if method_of(config, v).trainable and trained_variant(config, v) == v]
+    tasks = [t for tasks in config["groups"].values() for t in tasks]  # a per-task variant's group is its task
+    groups = [g for g in [*config["groups"], *tasks] if trained_group(config, g) == g]
+    return {"variant": variants, "group": list(dict.fromkeys(groups))}
+
+
 def masked_dir(config: dict, variant: str, group: str, seed: int, drop: list[str | int]) -> str:
     return f"{config['results_dir']}/masked/{variant}/{group}/seed{seed}/drop-{'+'.join(map(str, drop))}"
 
 
 def evaluation_dirs(config: dict, variant: str, groups: list[str]) -> list[str]:
-    """One evaluate job per (variant, group, seed) scores every task of the group into one folder."""
+    """One job per (variant, group, seed) scores every task of the group into one folder (`scored_in_compose` says
+    which rule)."""
     pairs = dict.fromkeys(g for g, _ in compositions(config, variant, groups))
     return [f"{config['results_dir']}/metrics/{variant}/{group}/seed{seed}"
             for group in pairs for seed in seeds_of(config, variant)]
@@ -498,15 +517,19 @@ LORA_RULES = {"adapters": "train_lora", "ramole": "ramole_lora", "scaling": "sca
 
 
 def job_chains(config: dict) -> list[list[tuple[str, str]]]:
-    """Every dependency chain from the base model to an evaluate job, as (rule, benchmark job name) steps: the
+    """Every dependency chain from the base model to the job that scores a composition, as (rule, benchmark job name) steps: the
     longest one by measured time is the DAG's critical path (the site shows it)."""
     chains = []
     for path in all_evaluation_dirs(config):
         variant, group, seed = Path(path).parts[-3:]
         job = f"{variant}-{group}-{seed}"
-        tail = [("compose", f"{trained_variant(config, variant)}-{group}-{seed}")] if method_of(
-            config, variant).trainable else []
-        tail.append(("evaluate", job))
+        if scored_in_compose(config, variant, group):
+            tail = [("compose", job)]
+        elif method_of(config, variant).trainable:
+            trained = f"{trained_variant(config, variant)}-{trained_group(config, group)}-{seed}"
+            tail = [("compose", trained), ("evaluate", job)]
+        else:
+            tail = [("evaluate", job)]
         made = [d for d in adapter_dirs(config, variant, group, int(seed.removeprefix("seed")))
                 if Path(d).is_relative_to(config["results_dir"])]
         lora_steps = [[(LORA_RULES[Path(d).relative_to(config["results_dir"]).parts[0]],

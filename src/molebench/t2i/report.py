@@ -2,7 +2,7 @@
 their pages, copied into the site under t2i/.
 
 A table is declared in the config (`t2i.tables.<name>`: kind, columns {label: variant}, sizes). Every value is the
-mean over seeds of a metric of the evaluate jobs' metrics.json; image alignment and presence are per concept, in the
+mean over seeds of a metric of the scoring jobs' metrics.json; image alignment and presence are per concept, in the
 composition's subject order (Concept 1, 2, 3 as in the paper).
 
     kind per_composition   Table 1: a row per composition (of the table's sizes), text alignment, image alignment
