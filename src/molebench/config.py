@@ -320,6 +320,13 @@ class BaseTrain(WorldTrain):
     caption_dropout: float = Field(ge=0, le=1, description="share of captions dropped, for classifier-free guidance")
 
 
+class ClipTrain(WorldTrain):
+    """Training of the world's scoring CLIP, on hard-negative pairs (molebench.t2i.components.train_world_clip)."""
+
+    shape_only: float = Field(ge=0, le=1, description="share of object phrases that name only the shape, as a "
+                                                      "subject prompt does")
+
+
 class PresenceTrain(WorldTrain):
     """Training of the world's presence classifier."""
 
@@ -390,7 +397,7 @@ class T2I(Section):
     world: World = Field(description="the world (its subjects and compositions also for stable-diffusion)")
     model: dict = Field(None, description="molebench.t2i.components.WorldModelConfig")
     base_train: BaseTrain = Field(None, description="world base model training")
-    clip_train: WorldTrain = Field(None, description="world CLIP training")
+    clip_train: ClipTrain = Field(None, description="world CLIP training")
     presence_train: PresenceTrain = Field(None, description="presence classifier training")
     subject_lora: dict = Field(description="molebench.t2i.subjects.SubjectLoraConfig")
     gate_train: dict = Field(description="molebench.t2i.gate_training.GateTrainingConfig")

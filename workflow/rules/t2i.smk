@@ -95,7 +95,7 @@ rule t2i_clip:
     benchmark:
         f"{RES}/benchmarks/t2i_clip/clip.tsv"
     params:
-        t2i=t2i_params("source", "seed", "model", "clip_train", "clip_path"),
+        t2i=t2i_params(*T2I_SCENE, "model", "clip_train", "clip_path"),  # its precondition reads the compositions
     threads: THREADS
     script:
         "../scripts/t2i_clip.py"
@@ -237,9 +237,10 @@ rule t2i_masking:
 if T2I_WORLD:  # {"t2i_preconditions": its CSV}, an input of the report and the claims ledger
     T2I_PRECONDITIONS = {"t2i_preconditions": t2i_plan.preconditions_file(RES)}
 
-    rule t2i_preconditions:  # base prompt-following and each subject LoRA alone, from the training jobs' checks
+    rule t2i_preconditions:  # base prompt-following, the scoring CLIP, each subject LoRA alone: the jobs' checks
         input:
             base=f"{T2I_RES}/base",
+            clip=f"{T2I_RES}/clip",
             subjects=t2i_plan.subject_dirs(T2I, RES),
         output:
             T2I_PRECONDITIONS["t2i_preconditions"],

@@ -1,11 +1,14 @@
-"""Is the world's text-to-image model evidence? Two preconditions, checked before any composition is scored:
+"""Is the world's text-to-image model evidence? Three preconditions, checked before any composition is scored:
 
     base prompt-following   the base model draws what its prompt names: the presence classifier finds the prompted
                             (shape, colour) objects in the base model's images of held-out world captions
+    scoring CLIP            the CLIP that scores text alignment sees the subjects: for each composition prompt and
+                            subject, the prompt is closer to the drawn composition than to it with that subject left out
     subject LoRA alone      each subject LoRA puts its subject in its own prompt's images ("a v3 circle")
 
-A composition of subjects that the LoRAs cannot draw alone, on a base model that does not follow its prompt, says
-nothing about the composition method: the ledger then marks the text-to-image claims "not testable at this scale".
+A composition of subjects that the LoRAs cannot draw alone, on a base model that does not follow its prompt, scored
+by a CLIP blind to what is missing, says nothing about the composition method: the ledger then marks the
+text-to-image claims "not testable at this scale".
 Each check runs in the job that trained the model (no second model load) and writes `PRECONDITION_FILE` beside it;
 `table` gathers them. The stable-diffusion source has no presence oracle, so nothing is checked there.
 """
@@ -15,10 +18,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 
 from molebench.core.io import read_json
-from molebench.t2i import world
-from molebench.t2i.components import Generator, PresenceClassifier
+from molebench.t2i import plan, world
+from molebench.t2i.components import Generator, PresenceClassifier, as_tensor
+from molebench.t2i.metrics import image_embeddings, text_embeddings
 from molebench.t2i.sampling import generate
 
 PRECONDITION_FILE = "precondition.json"
@@ -44,6 +49,27 @@ def base_prompt_following(gen: Generator, classifier: PresenceClassifier, t2i: d
     return {"check": "base model: prompted objects drawn", "found": found, "total": total, "images": n}
 
 
+def clip_sees_subjects(clip, tokenizer, pixels: dict, t2i: dict) -> dict:
+    """Over every composition prompt and each of its subjects: does the prompt score higher (text alignment) on the
+    composition drawn exactly than on it drawn without that subject? A prompt that names no background is drawn on
+    the first one."""
+    things = {s.name: s.thing for s in world.subjects(t2i["seed"], t2i["world"]["n_subjects"])}
+    found = total = 0
+    for comp in plan.compositions(t2i):
+        for prompt in comp["prompts"]:
+            _, on, background = prompt.rpartition(" on ")
+            background = background.removesuffix(" background") if on else next(iter(world.BACKGROUNDS))
+            scenes = [[things[n] for n in comp["subjects"] if n != left_out] for left_out in [None, *comp["subjects"]]]
+            images = as_tensor(np.stack([world.draw(s, background, t2i["world"]["resolution"]) for s in scenes]))
+            with torch.no_grad():
+                scores = F.cosine_similarity(image_embeddings(clip, pixels, images),
+                                             text_embeddings(clip, tokenizer, [prompt]), dim=-1)
+            found += int((scores[0] > scores[1:]).sum())
+            total += len(scenes) - 1
+    return {"check": "scoring CLIP: prompt closer to its composition than with a subject left out", "found": found,
+            "total": total}
+
+
 def subject_alone(gen: Generator, classifier: PresenceClassifier, subject: dict, seed: int, t2i: dict) -> dict:
     """The subject LoRA (already in `gen`) on its own prompt: images in which its (shape, colour) is found."""
     ev, n = t2i["eval"], t2i["preconditions"]["images"]
@@ -57,7 +83,7 @@ def subject_alone(gen: Generator, classifier: PresenceClassifier, subject: dict,
 
 
 def table(files: list[str], min_share: float) -> pd.DataFrame:
-    """One row per check (the base model first, then each subject LoRA and seed)."""
+    """One row per check (the base model first, the scoring CLIP, then each subject LoRA and seed)."""
     rows = [read_json(f) for f in files]
     out = pd.DataFrame([{k: r[k] for k in ("check", "found", "total")} for r in rows], columns=COLUMNS[:3])
     out["share"] = out.found / out.total.where(out.total > 0)

@@ -122,12 +122,15 @@ def clip_stage(t2i: dict, world_dir: str, out_dir: str) -> None:
         return
     cfg = components.WorldModelConfig(**t2i["model"])
     clip, tokenizer, pixels = components.build_world_clip(cfg, t2i["seed"])
-    images, captions, _ = _world_data(world_dir)
-    info = components.train_world_clip(clip, tokenizer, pixels, images, captions, seed=t2i["seed"],
-                                       **t2i["clip_train"])
+    _, captions, _ = _world_data(world_dir)
+    info = components.train_world_clip(clip, tokenizer, pixels, captions, t2i["world"]["resolution"],
+                                       seed=t2i["seed"], **t2i["clip_train"])
+    check = preconditions.clip_sees_subjects(clip, tokenizer, pixels, t2i)
+    print(f"precondition: {check['check']}: {check['found']}/{check['total']}", flush=True)
     with io.atomic_path(out_dir) as tmp:
         components.save_clip(clip, tokenizer, pixels, tmp)
-        io.write_json(tmp / "train.json", info)
+        io.write_json(tmp / "train.json", {**info, "run_info": io.provenance(t2i, t2i["seed"])})
+        io.write_json(tmp / preconditions.PRECONDITION_FILE, check)
 
 
 def presence_stage(t2i: dict, world_dir: str, out_dir: str) -> None:

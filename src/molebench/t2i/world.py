@@ -152,6 +152,13 @@ def caption(things: list[Thing], background: str) -> str:
     return " and ".join(t.words() for t in things) + f" on {background} background"
 
 
+def parse_caption(caption: str) -> tuple[list[Thing], str]:
+    """The things and background a base caption names (the inverse of `caption`)."""
+    body, background = caption.rsplit(" on ", 1)
+    things = [Thing(shape, colour, texture) for _, colour, texture, shape in (p.split() for p in body.split(" and "))]
+    return things, background.removesuffix(" background")
+
+
 def random_thing(rng: np.random.Generator) -> Thing:
     return Thing(SHAPES[rng.integers(len(SHAPES))], list(COLOURS)[rng.integers(len(COLOURS))],
                  TEXTURES[rng.integers(len(TEXTURES))])
