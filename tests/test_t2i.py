@@ -48,6 +48,31 @@ def test_world_is_seeded_and_captions_name_what_is_drawn():
     assert {len(c) for c in world.compositions(subjects, [3, 6], 1, 0)} == {3, 6}
 
 
+def test_captions_parse_back_to_the_scene_they_name():
+    images, captions, _ = world.base_dataset(20, 32, 3, seed=5)
+    for image, caption in zip(images, captions):
+        things, background = world.parse_caption(caption)
+        assert world.caption(things, background) == caption and np.array_equal(world.draw(things, background, 32), image)
+
+
+def test_clip_precondition_pairs_each_prompt_with_each_subject_left_out(monkeypatch):
+    """A CLIP whose image embedding grows with the drawn objects' area scores every complete composition above it
+    with a subject left out; one blind to the image (a constant embedding) never does: ties do not count."""
+    t2i = yaml.safe_load(PAPER.with_name("smoke.yaml").read_text())["t2i"]
+    pairs = sum(c["size"] * len(c["prompts"]) for c in plan.compositions(t2i))
+
+    def area(clip, pixels, images):  # objects differ from their plain background: the pixels that vary from its mode
+        flat = images.flatten(2)
+        background = flat.mode(dim=-1).values[..., None]
+        return torch.stack([(flat != background).any(1).sum(-1).float(), torch.ones(len(images))], dim=1)
+
+    monkeypatch.setattr(preconditions, "text_embeddings", lambda clip, tokenizer, prompts: torch.tensor([[1.0, 0.0]]))
+    for embed, found in ((area, pairs), (lambda clip, pixels, images: torch.ones(len(images), 2), 0)):
+        monkeypatch.setattr(preconditions, "image_embeddings", embed)
+        check = preconditions.clip_sees_subjects(None, None, {}, t2i)
+        assert (check["found"], check["total"]) == (found, pairs)
+
+
 def test_subject_training_set_shows_the_subject_alone_and_beside_captioned_objects():
     subject = world.subjects(0, 6)[2]
     images, prompts = world.subject_training_set(subject, 9, 32, seed=5)
