@@ -6,8 +6,8 @@ import json
 import pytest
 import torch
 
+from molebench.core import composition
 from molebench.core import method as methods
-from molebench.core import runtime
 from molebench.core.accounting import cost
 from molebench.core.adapters import AdapterError, load_expert
 from molebench.core.bank import BankedLinear
@@ -70,10 +70,10 @@ def test_mixed_ranks_composed_where_possible_and_rejected_clearly_elsewhere(lora
     ids, mask = inputs  # lora_dirs have ranks 4, 4, 2
     for name in ("cat", "svd", "nla"):
         assert torch.isfinite(logits(build(name, lora_dirs)[1], ids, mask)).all()
-    for name in ("ties", "peft-linear", "lorahub", "pems"):  # the DAG builds through runtime.build, which asks the flag
+    for name in ("ties", "peft-linear", "lorahub", "pems"):  # the DAG builds through composition.build, which asks the flag
         base = tiny_llama()
         with pytest.raises(AdapterError, match="one rank; got ranks lora0: 4, lora1: 4, lora2: 2"):
-            runtime.build(name, {}, base, [load_expert(d, base) for d in lora_dirs])
+            composition.build(name, {}, base, [load_expert(d, base) for d in lora_dirs])
 
 
 def test_mixed_target_modules_compose_in_output_and_weight_space(tmp_path, inputs):

@@ -11,9 +11,10 @@ from molebench.config import load_config
 from molebench.core import io
 from molebench.core import stages as core_stages
 from molebench.core.adapters import AdapterError, fetch
+from molebench.core.composition import load_trained
+from molebench.core.data import task_data
 from molebench.core.errors import ConfigError
 from molebench.core.models import load_base
-from molebench.core.runtime import load_trained
 from molebench.nlp import plan, stages
 from tests.conftest import REPO, make_lora
 
@@ -30,7 +31,7 @@ def world(tmp_path_factory):
     smoke = yaml.safe_load((REPO / "config/smoke.yaml").read_text())
     core_stages.base_model(smoke["model"], str(root / "base"))
     for task in SCORED:
-        core_stages.task_data(task, {"n_train": 16, "n_test": 4, "split_seed": 0, "raw_dir": str(root)},
+        task_data(task, {"n_train": 16, "n_test": 4, "split_seed": 0, "raw_dir": str(root)},
                               str(root / "data" / task))
     core_stages.train_lora(str(root / "base"), "smoke_add", str(root / "data/smoke_add"),
                            {"r": 2, "lora_alpha": 4, "target_modules": ["q_proj", "v_proj"]}, TRAIN, 1,
@@ -174,7 +175,7 @@ def test_a_composition_that_is_a_lora_loads_with_plain_peft_and_gives_the_same_l
     from transformers import AutoModelForCausalLM
 
     from molebench.core import method as methods
-    from molebench.core.runtime import load_composition
+    from molebench.core.composition import load_composition
     from molebench.core.training import seed_everything
 
     cls = methods.get(variant["method"])

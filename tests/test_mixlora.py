@@ -210,7 +210,7 @@ def test_compose_fails_before_training_on_an_unknown_ffn(tmp_path, monkeypatch):
     """The build runs before any training step, so a model without the FFN names fails before the trainer starts."""
     from molebench.nlp import stages
 
-    monkeypatch.setattr("molebench.core.runtime.load_base", lambda path: (tiny_llama(), CharTokenizer()))
+    monkeypatch.setattr("molebench.core.composition.load_base", lambda path: (tiny_llama(), CharTokenizer()))
     monkeypatch.setattr("molebench.core.training.Trainer.train", lambda *a, **k: pytest.fail("training started"))
     variant = {"method": "mixlora", "options": {"layout": "t5"}}
     with pytest.raises(ValueError, match="has no gated FFN"):

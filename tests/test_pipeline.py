@@ -9,8 +9,9 @@ from molebench.bench import bf16 as bf16_bench
 from molebench.core import io
 from molebench.core import stages as core_stages
 from molebench.core.adapters import AdapterError
-from molebench.core.data import load_task
+from molebench.core.data import load_task, task_data
 from molebench.core.models import load_base
+from molebench.core.runtime import GAIN_FILE
 from molebench.core.scoring import SCORERS, evaluate
 from molebench.nlp import stages
 from molebench.report.evidence import Settings
@@ -29,7 +30,7 @@ def world(request, tmp_path_factory):
                          "heads": 2, "kv_heads": 1, "vocab_size": 400}, str(root / "base"))
     lora = {"r": 2, "lora_alpha": 4, "target_modules": LORA[request.param]}
     for task in TASKS:
-        core_stages.task_data(task, {"n_train": 16, "n_test": 6, "split_seed": 0, "raw_dir": str(root)},
+        task_data(task, {"n_train": 16, "n_test": 6, "split_seed": 0, "raw_dir": str(root)},
                            str(root / "data" / task))
         core_stages.train_lora(str(root / "base"), task, str(root / "data" / task), lora, TRAIN, 1,
                             str(root / "adapters" / task))
@@ -287,7 +288,7 @@ def test_pool_lora_job_scores_its_gain_as_the_saved_adapter_does(world, tmp_path
     core_stages.train_lora(str(world / "base"), task, str(world / "data" / task),
                            {"r": 2, "lora_alpha": 4, "target_modules": LORA[next(a for a in LORA if world.name.startswith(a))]},
                            {**TRAIN, "lr": 5e-2}, 1, str(out), gain_spec=spec, eval_cfg=EVAL)
-    gain = io.read_json(out / core_stages.GAIN_FILE)
+    gain = io.read_json(out / GAIN_FILE)
     test = io.read_jsonl(world / "data" / task / "test.jsonl")
     base, tokenizer = load_base(world / "base")
     zero = evaluate(base, tokenizer, spec, test, EVAL["batch_size"], EVAL["max_input_tokens"])

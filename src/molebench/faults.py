@@ -22,11 +22,11 @@ from snakemake.exceptions import WorkflowError
 from molebench.config import load_config
 from molebench.core import io, models
 from molebench.core.adapters import AdapterError, load_expert
-from molebench.core.data import TaskSpec, build_splits
+from molebench.core.data import TaskSpec, build_splits, task_data
 from molebench.core.errors import ConfigError
 from molebench.core.models import load_base
 from molebench.core.runtime import checkpoint_dir, logged
-from molebench.core.stages import base_model, task_data
+from molebench.core.stages import base_model
 from molebench.core.training import KILL_AT_STEP
 
 BASE = {"source": "tiny-random", "arch": "llama", "hidden_size": 32, "layers": 2, "heads": 2, "kv_heads": 1,

@@ -403,3 +403,18 @@ def pool_tasks(pool: dict[str, list[str]], max_new_tokens: int = 16) -> dict[str
                                  f"{domain!r}); each task gives one LoRA")
             specs[spec.name] = spec
     return specs
+
+
+def task_data(task: str, data_cfg: dict, out_dir: str) -> None:
+    write_splits(load_task(task), data_cfg, out_dir)
+
+
+def write_splits(spec: TaskSpec, data_cfg: dict, out_dir: str) -> None:
+    """A task's fixed splits and their report into out_dir (train.jsonl, test.jsonl, report.json)."""
+    splits, report = build_splits(spec, data_cfg["n_train"], data_cfg["n_test"], data_cfg["split_seed"],
+                                  data_cfg["raw_dir"], data_cfg.get("hub_files"))
+    with io.atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        for name, records in splits.items():
+            io.write_jsonl(tmp / f"{name}.jsonl", records)
+        io.write_json(tmp / "report.json", report)

@@ -116,7 +116,7 @@ class Method(abc.ABC):
     @classmethod
     def equal_ranks(cls, config: MethodConfig) -> bool:
         """Whether this configuration sums LoRA factors (sum w_i A_i, sum w_i B_i), which needs LoRAs of one rank;
-        the config check and `molebench.core.runtime.build` refuse mixed ranks for it with a clear message."""
+        the config check and `molebench.core.composition.build` refuse mixed ranks for it with a clear message."""
         return False
 
     @classmethod

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import importlib.util
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,13 +20,6 @@ from molebench.core.registry import Registry
 
 MODEL_SOURCES = Registry("model source")
 register_model_source = MODEL_SOURCES.register
-
-
-def set_offline() -> None:
-    """No hub access at the offline scales: a missing asset fails at once instead of hanging on the network."""
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["HF_DATASETS_OFFLINE"] = "1"
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def package_dir(package: str, pip_spec: str) -> Path:

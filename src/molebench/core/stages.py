@@ -1,5 +1,6 @@
-"""The stages every track shares, as plain functions: the base model, task data and per-task LoRAs. Workflow scripts
-are thin adapters over these (and over each track's `stages`), so every stage also runs without Snakemake."""
+"""The stages every track shares, as plain functions: the base model, the BIG-bench archive and per-task LoRAs (task
+splits are written by `molebench.core.data.write_splits`, which needs no torch). Workflow scripts are thin adapters
+over these (and over each track's `stages`), so every stage also runs without Snakemake."""
 
 from __future__ import annotations
 
@@ -10,16 +11,15 @@ import urllib.request
 from pathlib import Path
 
 from molebench.core import io
-from molebench.core.data import BIGBENCH_ARCHIVE, TaskSpec, build_splits, load_task
+from molebench.core.data import BIGBENCH_ARCHIVE, TaskSpec
 from molebench.core.models import load_base, materialise_base
-from molebench.core.runtime import checkpoint_dir
+from molebench.core.runtime import GAIN_FILE, checkpoint_dir
 from molebench.core.scoring import evaluate
 from molebench.core.training import TrainConfig
 from molebench.core.training import train_lora as train
 
 BIGBENCH_INDEX = "https://pypi.org/simple/bigbench/"  # PyPI's simple index (JSON form, PEP 691)
 BIGBENCH_SHA256 = "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2"  # bigbench-1.0.0.tar.gz on PyPI
-GAIN_FILE = "gain.json"  # a pool LoRA's own-task scores with and without it, per test example
 
 
 def base_model(model_cfg: dict, out_dir: str) -> None:
@@ -45,21 +45,6 @@ def bigbench_archive(raw_dir: str) -> None:
     except OSError as error:  # urllib's errors are OSErrors
         raise RuntimeError(f"could not download {BIGBENCH_ARCHIVE} from PyPI ({error}): put it (from "
                            f"https://pypi.org/project/bigbench/1.0.0/#files) at {target}") from error
-
-
-def task_data(task: str, data_cfg: dict, out_dir: str) -> None:
-    write_splits(load_task(task), data_cfg, out_dir)
-
-
-def write_splits(spec: TaskSpec, data_cfg: dict, out_dir: str) -> None:
-    """A task's fixed splits and their report into out_dir (train.jsonl, test.jsonl, report.json)."""
-    splits, report = build_splits(spec, data_cfg["n_train"], data_cfg["n_test"], data_cfg["split_seed"],
-                                  data_cfg["raw_dir"], data_cfg.get("hub_files"))
-    with io.atomic_path(out_dir) as tmp:
-        tmp.mkdir()
-        for name, records in splits.items():
-            io.write_jsonl(tmp / f"{name}.jsonl", records)
-        io.write_json(tmp / "report.json", report)
 
 
 def train_lora(base_dir: str, task: str, data_dir: str, lora_cfg: dict, train_cfg: dict, seed: int,

@@ -25,7 +25,6 @@ import pandas as pd
 
 from molebench.core.io import read_json, read_jsonl
 from molebench.core.registry import Registry
-from molebench.nlp import mixlora_timing
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -149,6 +148,10 @@ def mixlora_efficiency(dirs: dict[str, list[str]]) -> tuple[pd.DataFrame, Figure
     inference and for a training step. Only the FFN block is timed; `molebench bench --mixlora` also measures
     Llama-2-7B shapes (docs/performance.md). The CSV has one row per timed repeat (3 per path and mode), so that the
     claims ledger can put an interval on each change; the bars show the mean over repeats."""
+    # torch and transformers' Llama modules, imported by this figure's job only: the plan (and so the Snakefile) and
+    # every other table and figure job import this module, and would pay about 3 s each for them
+    from molebench.nlp import mixlora_timing
+
     rows = []
     for variant, folders in dirs.items():
         folder = Path(folders[0])  # the measurement does not depend on the seed

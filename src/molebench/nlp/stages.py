@@ -11,9 +11,10 @@ from pathlib import Path
 from molebench.core import harness, io
 from molebench.core.accounting import cost
 from molebench.core.adapters import save_lora
+from molebench.core.composition import load_composition, save_trained
 from molebench.core.data import load_task
 from molebench.core.method import get as methods_get
-from molebench.core.runtime import checkpoint_dir, load_composition, save_trained
+from molebench.core.runtime import checkpoint_dir
 from molebench.core.scoring import evaluate as score
 from molebench.core.training import TrainConfig, Trainer, merge_train, seed_everything
 from molebench.nlp.plan import EXPORT_DIR, GATES_SUFFIX

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from peft import LoraConfig
-
 from molebench.core import method as methods
 from molebench.core.data import TaskSpec, pool_tasks
 from molebench.core.errors import ConfigError
@@ -27,6 +25,8 @@ def pool_gain_file(results: str) -> str:
 
 def check(config: dict) -> None:
     """What the schema cannot say about the `ramole:` block, with messages that name the fix."""
+    from peft import LoraConfig  # heavy (3 s): only the config check needs it, not the table and ledger jobs
+
     cfg = config["ramole"]
     try:
         LoraConfig(**cfg["lora"])

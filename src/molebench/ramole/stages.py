@@ -22,8 +22,9 @@ from pathlib import Path
 import torch
 
 from molebench.core import io
+from molebench.core.composition import load_composition, save_trained
 from molebench.core.data import pool_tasks
-from molebench.core.runtime import checkpoint_dir, load_composition, save_trained
+from molebench.core.runtime import checkpoint_dir
 from molebench.core.scoring import SCORERS, generate
 from molebench.core.training import TrainConfig, Trainer, seed_everything
 from molebench.ramole.plan import EMBEDDERS, MIXED_METRICS

@@ -121,7 +121,7 @@ def _is_t2i(check: dict) -> bool:
 
 def settings(config: dict, check: dict | None = None) -> Settings:
     """The rule's settings from the config's `claims:` section, with the check's own `delta` where it sets one."""
-    out = Settings(**config.get("claims", {}))  # filled by the schema; unvalidated configs get Settings' defaults
+    out = Settings.from_config(config)
     if check and "delta" in check:
         return replace(out, delta=check["delta"])
     # a timing claim's effect is a fraction of the reference time, not metric points

@@ -47,6 +47,11 @@ class Settings:
     draws: int = 2000
     seed: int = 0
 
+    @classmethod
+    def from_config(cls, config: dict) -> Settings:
+        """The config's `claims:` section (filled by the schema; an unvalidated config gets these defaults)."""
+        return cls(**config.get("claims", {}))
+
     @property
     def alpha(self) -> float:
         return 1 - self.confidence

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from molebench.core import io
-from molebench.core.runtime import build
+from molebench.core.composition import build
 from molebench.methods.svdiff import attach, load_shifts, save_shifts
 from molebench.t2i import components, plan, preconditions, world
 from molebench.t2i.components import Generator
