@@ -12,6 +12,7 @@ import pytest
 import yaml
 from browser import CHROMIUM, MISSING, check_pages
 
+from molebench.bench import scheduler
 from molebench.nlp import plan
 from molebench.report import budget
 
@@ -317,3 +318,11 @@ def test_smoke_dag_renders_the_text_to_image_tables_grids_and_images(smoke_run):
     assert {"masking.png"} < {p.name for p in pngs} and all(p.read_bytes().startswith(b"\x89PNG") for p in pngs)
     image = next((smoke_run / "results/smoke/t2i/metrics").glob("*/*/seed*/images/p0_0.png"))
     assert {"prompt", "seed", "method"} <= set(Image.open(image).text)
+
+
+def test_scheduler_bench_runs_the_generated_workflow_under_both_schedulers():
+    rows = scheduler.run(pairs=1, jobs=3, sleep=0)  # check=True inside: a failed Snakemake run raises
+    assert [r["scheduler"] for r in rows] == list(scheduler.SCHEDULERS)
+    assert all(r["jobs"] == 6 and r["runs"] == 1 and r["median_cpu_s"] > 0 for r in rows)
+    greedy = rows[scheduler.SCHEDULERS.index("greedy")]
+    assert greedy["cpu_ratio_to_greedy"] == greedy["wall_ratio_to_greedy"] == 1.0
