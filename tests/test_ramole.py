@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from molebench.ramole.retrieval import Embedder, Index, RetrievalError, lora_samples
+from molebench.core import skills
+from molebench.core.data import load_task
+from molebench.ramole.retrieval import Embedder, Index, RetrievalError, embed_lora, lora_samples, request
 from tests.conftest import CharTokenizer, build, logits, make_lora, manual_sum
 
 POOL = 5
@@ -185,6 +187,28 @@ def test_embedder_matches_sentence_transformers():
     ours = Embedder()(texts)
     theirs = SentenceTransformer(embedder_path("all-minilm-l6-v2"), device="cpu").encode(texts, convert_to_tensor=True)
     torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-4)
+
+
+def test_a_request_names_its_skill_among_skills_whose_inputs_look_alike():
+    """Inside a family every skill draws the same inputs, so only the instruction tells them apart: with it, each test
+    query of three letter skills retrieves its own skill's LoRA first (pretrained embedder, keys from 20 train
+    samples as in the mini config); from the prompt alone, not every one does."""
+    names = ["skill_letters_reverse", "skill_letters_first3", "skill_letters_drop_vowels"]
+    specs = {n: load_task(n) for n in names}
+    embedder = Embedder()
+
+    def retrieved(read):
+        keys = [embed_lora(embedder, [read(specs[n], skills.prompt(e["input"]))
+                                      for e in skills.examples(n.removeprefix("skill_"), 20, 0, "train")], "")
+                for n in names]
+        index = Index(names, torch.stack(keys))
+        queries = [(n, read(specs[n], skills.prompt(e["input"])))
+                   for n in names for e in skills.examples(n.removeprefix("skill_"), 8, 0, "test")]
+        top = index.top_k(embedder([q for _, q in queries]), 1)
+        return [t[0] == own for (own, _), t in zip(queries, top)]
+
+    assert all(retrieved(request))
+    assert not all(retrieved(lambda spec, prompt: prompt))
 
 
 def test_finetuning_is_seeded():

