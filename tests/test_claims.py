@@ -378,17 +378,19 @@ def test_existing_ledger_leaves_out_the_claims_whose_results_are_missing(tmp_pat
 def test_ramole_scores_score_each_sample_and_query(tmp_path):
     cfg = {"ramole": {"seed": 1, "pool": {"qa": ["bigbench:a", "bigbench:b"], "math": ["bigbench:c"]},
                       "retriever": {"finetune_tasks": ["a"]}}}
+    run = tmp_path / "ramole" / "seed7"  # a run's folder names its seed
     for method, right in (("ramole", True), ("mixture", False)):
-        (tmp_path / method).mkdir()
-        (tmp_path / method / "iid.predictions.jsonl").write_text("".join(
+        (run / "eval" / method).mkdir(parents=True)
+        (run / "eval" / method / "iid.predictions.jsonl").write_text("".join(
             json.dumps({"id": f"{t}-0", "task": t, "prediction": "x y" if right else "z",
                         "references": ["x y"]}) + "\n" for t in "abc"))
     queries = {"a-0": {"task": "a", "split": "test", "iid": ["a", "b", "c"], "ood": ["b", "c", "a"]},
                "c-0": {"task": "c", "split": "test", "iid": ["a", "c", "b"], "ood": ["a", "b"]},
                "a-9": {"task": "a", "split": "train", "iid": ["a"], "ood": ["b"]}}
-    (tmp_path / "retrieval.json").write_text(json.dumps({e: {"k": 3, "queries": queries}
-                                                         for e in ("pretrained", "finetuned")}))
-    out = ramole_scores(cfg, str(tmp_path / "retrieval.json"), {m: str(tmp_path / m) for m in ("ramole", "mixture")})
+    (run / "retrieval.json").write_text(json.dumps({e: {"k": 3, "queries": queries}
+                                                    for e in ("pretrained", "finetuned")}))
+    out = ramole_scores(cfg, [str(run / "retrieval.json")], [str(run / "eval" / m) for m in ("ramole", "mixture")])
+    assert {int(s) for table in out.values() for s in table.seed} == {7}
     mixed = out["ramole_mixed_iid"].set_index(["variant", "task"])
     assert mixed.value["ramole", "a"] == 100 and mixed.value["mixture", "c"] == 0  # mean of exact match and ROUGE-L
     assert dict(zip(mixed.loc["ramole"].index, mixed.loc["ramole"].group)) == {"a": "qa", "b": "qa", "c": "math"}
@@ -481,8 +483,11 @@ def test_ramole_claims_name_their_groups_and_the_configs_methods(tmp_path):
             assert set(named) <= set(ramole_variants(c["check"]["table"], config)), (name, c["id"])
     smoke = load_config(repo / "config" / "smoke.yaml")
     assert smoke["claims"] == {"confidence": 0.95, "delta": 1.0, "min_seeds": 2}  # the schema's defaults
-    assert claims_inputs(smoke)[2] == ["results/smoke/ramole/retrieval.json",
-                                       *[f"results/smoke/ramole/eval/{m}" for m in smoke["ramole"]["methods"]]]
+    assert claims_inputs(smoke)[2] == ["results/smoke/ramole/seed1/retrieval.json",
+                                       *[f"results/smoke/ramole/seed1/eval/{m}" for m in smoke["ramole"]["methods"]]]
+    two = {**smoke, "ramole": {**smoke["ramole"], "seeds": [1, 2]}}
+    assert [p for p in claims_inputs(two)[2] if p.endswith(".json")] == [
+        f"results/smoke/ramole/seed{s}/retrieval.json" for s in (1, 2)]
     assert claims_inputs({k: v for k, v in smoke.items() if k != "ramole"})[2] == []
     bad = tmp_path / "claims.yaml"
     bad.write_text(yaml.safe_dump([{**claims[0], "check": {k: v for k, v in claims[0]["check"].items()

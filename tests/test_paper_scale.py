@@ -105,8 +105,11 @@ def test_paper_dag_plans_offline(tmp_path):
     assert plan.scored_in_compose(config, "mole", "nli") and not plan.scored_in_compose(config, "mole", "nli_lm_eval")
     assert ("multitask-layers-0-20", "nli_table5") in scored and not plan.scored_in_compose(
         config, "multitask-layers-0-20", "nli_table5")
-    pool = [t for tasks in yaml.safe_load(PAPER_CONFIG.read_text())["ramole"]["pool"].values() for t in tasks]
-    assert counts["ramole_data"] == counts["ramole_lora"] == counts["ramole_embed"] == str(len(pool))
+    ramole = yaml.safe_load(PAPER_CONFIG.read_text())["ramole"]
+    pool = [t for tasks in ramole["pool"].values() for t in tasks]
+    assert counts["ramole_data"] == counts["ramole_lora"] == str(len(pool))  # one pool, trained once
+    assert counts["ramole_embed"] == str(len(pool) * len(ramole["seeds"]))  # each run seed its own retriever
+    assert counts["ramole_router"] == str(len(ramole["seeds"]))
     assert counts["ramole_tables"] == counts["claims"] == "1"
 
 

@@ -247,6 +247,35 @@ def test_mixed_table_has_domain_and_overall_averages(tmp_path):
         ramole_mixed_table({"ramole": result(1.0)}, 7, bad)
 
 
+def test_tables_stack_the_runs_seed_by_seed(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from molebench.ramole import plan, report
+
+    retrievals, evaluations = {}, {}
+    for seed in (1, 2):
+        run = tmp_path / "ramole" / f"seed{seed}"
+        accuracy = {"all tasks": {"iid_top1": 90.0 + seed, "queries": 4}}
+        (run / "eval" / "ramole").mkdir(parents=True)
+        (run / "retrieval.json").write_text(json.dumps({e: {"accuracy": accuracy} for e in plan.EMBEDDERS}))
+        for setting in plan.SETTINGS:
+            (run / "eval" / "ramole" / f"{setting}.metrics.json").write_text(json.dumps({"tasks": {
+                "t1": {"domain": "qa", "metrics": {"exact_match": 10.0 * seed, "rougeL": 1.0}}}}))
+        retrievals[seed], evaluations[seed] = str(run / "retrieval.json"), {"ramole": str(run / "eval" / "ramole")}
+        assert plan.seed_of(str(run / "eval" / "ramole")) == seed
+    out = {name: str(tmp_path / f"{name}.csv") for name in report.TABLE_TITLES}
+    report.tables(retrievals, evaluations, tmp_path / "no-paper", out)
+    retrieval = pd.read_csv(out["ramole_retrieval"])
+    assert sorted(retrieval[retrieval.embedder == "finetuned"].iid_top1) == [91.0, 92.0]
+    mixed = pd.read_csv(out["ramole_mixed_iid"])
+    tasks = mixed[mixed.kind == "task"]
+    assert dict(zip(tasks.seed, tasks["ramole:exact_match"])) == {1: 10.0, 2: 20.0}
+    with pytest.raises(ValueError, match="not under a RAMoLE run folder"):
+        plan.seed_of(str(tmp_path / "retrieval.json"))
+
+
 @pytest.mark.parametrize("change,message", [
     ({"pool": {}}, "pool"),
     ({"retriever": {"finetune_tasks": ["smoke_add", "not_in_pool"]}}, "are not LoRAs of ramole.pool"),

@@ -275,10 +275,10 @@ def test_smoke_dag_renders_ramole_tables(smoke_run):
         assert set(table[table.kind == "task"].task) == set(pool)
         assert set(table[table.kind == "domain average"].domain) == set(config["pool"])
         methods = [m for m in config["methods"] if not (setting == "ood" and m == "oracle")]
-        assert set(table.seed) == {config["seed"]}
+        assert set(table.seed) == set(config["seeds"])
         assert [c.split(":")[0] for c in table.columns
                 if c.endswith(":exact_match") and not c.startswith("paper:")] == methods
-    predictions = (smoke_run / "results/smoke/ramole/eval/ramole/ood.predictions.jsonl").read_text().splitlines()
+    predictions = (smoke_run / "results/smoke/ramole/seed1/eval/ramole/ood.predictions.jsonl").read_text().splitlines()
     for line in map(yaml.safe_load, predictions):  # OOD: a sample never composes its own task's LoRA
         assert line["task"] not in line["loras"] and len(line["loras"]) == config["retriever"]["top_k"]
     index = (smoke_run / "reports/smoke/site/index.html").read_text()
@@ -298,7 +298,7 @@ def test_adding_a_lora_to_the_pool_embeds_only_that_lora(smoke_run, tmp_path):
     counts = budget.job_counts(done.stdout)
     assert counts["ramole_data"] == counts["ramole_lora"] == counts["ramole_embed"] == 1, counts
     assert "ramole_retriever" not in counts  # the retriever's fine-tuning tasks are fixed
-    assert "results/smoke/ramole/embeddings/multistep_arithmetic.pt" in done.stdout
+    assert "results/smoke/ramole/seed1/embeddings/multistep_arithmetic.pt" in done.stdout
 
 def test_smoke_dag_renders_the_text_to_image_tables_grids_and_images(smoke_run):
     """Every t2i rule ran on tiny random pipelines: Tables 1, 9, 10 hold a number in every cell of ours, the grids and

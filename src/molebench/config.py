@@ -274,7 +274,10 @@ class RamoleMethod(Section):
 class Ramole(Section):
     """RAMoLE: a LoRA pool, LoraRetriever, RouterLoRA and mixed-task evaluation (workflow/rules/ramole.smk)."""
 
-    seed: int = Field(ge=0, description="one seed for the pool's LoRAs, the retriever and the router")
+    seed: int = Field(ge=0, description="seed of the pool's LoRAs (one library, trained once) and of the mixed-task "
+                                        "test set's draw (the same queries for every run seed)")
+    seeds: Seeds = Field(description="seeds of the runs above the pool: the retriever's fine-tuning, the router and "
+                                     "the mixed-task evaluations")
     pool: dict[str, Annotated[Names, Field(min_length=1)]] = Field(
         min_length=1, description="domain -> tasks, one LoRA each: data/tasks names or bigbench:<path under "
                                   "benchmark_tasks>")

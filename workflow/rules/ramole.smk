@@ -1,6 +1,7 @@
 # RAMoLE (issue 6): LoRA pool, LoraRetriever, RouterLoRA, mixed-task evaluation. Active when the config has `ramole:`.
 # One job per pool task for its data, its LoRA (the spine's train_lora script) and its embedding: adding a task to
-# the pool adds those jobs and re-embeds no other LoRA.
+# the pool adds those jobs and re-embeds no other LoRA. The pool is trained once (`ramole.seed`); each run seed
+# (`ramole.seeds`) fine-tunes its own retriever, embeds, retrieves, trains its router and evaluates in RUNS[seed].
 from molebench.core.io import resource
 from molebench.ramole import plan as ramole_plan
 from molebench.ramole.report import TABLE_TITLES as RAMOLE_TITLES
@@ -15,6 +16,8 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
     # pool LoRAs trained by ramole_data/ramole_lora: RAMoLE's pool, and those only MoLE Table 6 composes (scaling.smk)
     POOL_LORAS = {**POOL, **plan.scaling_extra(config)}
     RAMOLE_TABLES = [f"{RES}/tables/{name}.csv" for name in RAMOLE_TITLES]
+    RUNS = ramole_plan.run_dirs(config, RES)
+    RUN = f"{RDIR}/seed{{seed}}"  # one run above the pool
 
     def pool_dirs(kind, names=None):
         return {n: f"{RDIR}/{kind}/{n}" for n in (names or POOL)}
@@ -79,11 +82,11 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
         input:
             list(pool_dirs("data", RAM["retriever"]["finetune_tasks"]).values()),
         output:
-            directory(f"{RDIR}/retriever"),
+            directory(f"{RUN}/retriever"),
         log:
-            f"{RES}/logs/ramole_retriever.log",
+            f"{RES}/logs/ramole_retriever/seed{{seed}}.log",
         benchmark:
-            f"{RES}/benchmarks/ramole_retriever/retriever.tsv"
+            f"{RES}/benchmarks/ramole_retriever/seed{{seed}}.tsv"
         params:
             data=pool_dirs("data", RAM["retriever"]["finetune_tasks"]),
             retriever=RAM["retriever"],
@@ -94,13 +97,13 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
     rule ramole_embed:
         input:
             data=f"{RDIR}/data/{{task}}",
-            retriever=f"{RDIR}/retriever",
+            retriever=f"{RUN}/retriever",
         output:
-            f"{RDIR}/embeddings/{{task}}.pt",
+            f"{RUN}/embeddings/{{task}}.pt",
         log:
-            f"{RES}/logs/ramole_embed/{{task}}.log",
+            f"{RES}/logs/ramole_embed/{{task}}-seed{{seed}}.log",
         benchmark:
-            f"{RES}/benchmarks/ramole_embed/{{task}}.tsv"
+            f"{RES}/benchmarks/ramole_embed/{{task}}-seed{{seed}}.tsv"
         params:
             retriever=RAM["retriever"],
         threads: 1
@@ -109,15 +112,15 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
 
     rule ramole_retrieve:
         input:
-            embeddings=expand(f"{RDIR}/embeddings/{{task}}.pt", task=POOL),
+            embeddings=[f"{RUN}/embeddings/{task}.pt" for task in POOL],
             data=list(pool_dirs("data").values()),
-            retriever=f"{RDIR}/retriever",
+            retriever=f"{RUN}/retriever",
         output:
-            f"{RDIR}/retrieval.json",
+            f"{RUN}/retrieval.json",
         log:
-            f"{RES}/logs/ramole_retrieve.log",
+            f"{RES}/logs/ramole_retrieve/seed{{seed}}.log",
         benchmark:
-            f"{RES}/benchmarks/ramole_retrieve/retrieve.tsv"
+            f"{RES}/benchmarks/ramole_retrieve/seed{{seed}}.tsv"
         params:
             ramole=RAM,
         threads: THREADS
@@ -129,13 +132,13 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
             base=f"{RES}/base",
             loras=list(pool_loras().values()),
             data=list(pool_dirs("data", RAM["retriever"]["finetune_tasks"]).values()),
-            retrieval=f"{RDIR}/retrieval.json",
+            retrieval=f"{RUN}/retrieval.json",
         output:
-            directory(f"{RDIR}/router"),
+            directory(f"{RUN}/router"),
         log:
-            f"{RES}/logs/ramole_router.log",
+            f"{RES}/logs/ramole_router/seed{{seed}}.log",
         benchmark:
-            f"{RES}/benchmarks/ramole_router/router.tsv"
+            f"{RES}/benchmarks/ramole_router/seed{{seed}}.tsv"
         params:
             ramole=RAM,
         threads: THREADS
@@ -151,14 +154,14 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
             base=f"{RES}/base",
             loras=list(pool_loras().values()),
             data=list(pool_dirs("data").values()),
-            retrieval=f"{RDIR}/retrieval.json",
-            router=lambda w: [f"{RDIR}/router"] if w.method == "ramole" else [],
+            retrieval=f"{RUN}/retrieval.json",
+            router=lambda w: [f"{RDIR}/seed{w.seed}/router"] if w.method == "ramole" else [],
         output:
-            directory(f"{RDIR}/eval/{{method}}"),
+            directory(f"{RUN}/eval/{{method}}"),
         log:
-            f"{RES}/logs/ramole_evaluate/{{method}}.log",
+            f"{RES}/logs/ramole_evaluate/{{method}}-seed{{seed}}.log",
         benchmark:
-            f"{RES}/benchmarks/ramole_evaluate/{{method}}.tsv"
+            f"{RES}/benchmarks/ramole_evaluate/{{method}}-seed{{seed}}.tsv"
         params:
             ramole=RAM,
             settings=lambda w: [s for m, s in ramole_plan.evaluations(config) if m == w.method],
@@ -170,14 +173,13 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
 
     rule ramole_tables:
         input:
-            retrieval=f"{RDIR}/retrieval.json",
-            evaluations=expand(f"{RDIR}/eval/{{method}}", method=RAM["methods"]),
+            retrievals=[f"{run}/retrieval.json" for run in RUNS.values()],
+            evaluations=[f"{run}/eval/{method}" for run in RUNS.values() for method in RAM["methods"]],
         output:
             RAMOLE_TABLES,
         log:
             f"{RES}/logs/table/ramole.log",
         params:
-            methods=list(RAM["methods"]),
             paper_dir=str(resource("paper")),  # the paper's numbers, where it has them
         localrule: True
         script:

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from molebench.core import method as methods
 from molebench.core.data import TaskSpec, pool_tasks
 from molebench.core.errors import ConfigError
@@ -16,6 +19,20 @@ EMBEDDERS = ("pretrained", "finetuned")
 def pool(config: dict) -> dict[str, TaskSpec]:
     cfg = config["ramole"]
     return pool_tasks(cfg["pool"], cfg["eval"]["max_new_tokens"])
+
+
+def run_dirs(config: dict, results: str) -> dict[int, str]:
+    """Seed -> the folder of that run above the pool: its fine-tuned retriever, embeddings, retrieval, router and
+    evaluations. The pool's LoRAs and data are shared by every run (one library, trained once with `ramole.seed`)."""
+    return {s: f"{results}/ramole/seed{s}" for s in config["ramole"]["seeds"]}
+
+
+def seed_of(path: str) -> int:
+    """The run seed of a path under one of run_dirs' folders."""
+    found = [int(part[4:]) for part in Path(path).parts if re.fullmatch(r"seed\d+", part)]
+    if not found:
+        raise ValueError(f"{path}: not under a RAMoLE run folder (.../ramole/seed<N>/...)")
+    return found[-1]
 
 
 def pool_gain_file(results: str) -> str:

@@ -20,10 +20,11 @@ TABLE_NOTES = {
     "ramole_retrieval": "Share of test queries (%) whose retrieved LoRAs are right. IID: the query's own LoRA is the "
                         "top-1 / among the top-k of the whole pool. OOD: the query's own LoRA is removed, and a LoRA of "
                         "the query's domain counts as right. Rows split the queries by whether their task was among "
-                        "the retriever's fine-tuning tasks (40% of the pool). seed: the run's (config ramole.seed).",
+                        "the retriever's fine-tuning tasks (40% of the pool). seed: the run's (config ramole.seeds; the "
+                        "pretrained embedder's rows are the same in every run).",
     "ramole_mixed_iid": "Mixed-task test set (every pool task's first test samples, shuffled together; each batch "
                         "mixes tasks and every sample composes its own retrieved LoRAs in one forward). Columns: "
-                        "seed (the run's, config ramole.seed), then {method}:{metric}, exact match and ROUGE-L F1 in "
+                        "seed (the run's, config ramole.seeds; every run scores the same queries), then {method}:{metric}, exact match and ROUGE-L F1 in "
                         "%. Domain and overall averages are over tasks. oracle = each sample's own task LoRA. "
                         "paper:{method}:{metric}: the paper's published averages, where data/paper holds them.",
     "ramole_mixed_ood": "As the IID table, but each query's own LoRA is removed from the pool before retrieval, so "
@@ -37,7 +38,7 @@ RAMOLE_PAPER_METHODS = {"RAMoLE": "ramole", "Mixture": "mixture", "Fusion": "fus
 
 def ramole_retrieval_table(accuracy: dict[str, dict], seed: int) -> pd.DataFrame:
     """embedder -> the retrieve job's accuracy block: one row per (embedder, query tasks), accuracy columns; `seed`
-    is the run's (config ramole.seed), so that tables of several seeds can be stacked and compared seed by seed."""
+    is the run's (config ramole.seeds), so that the tables of its runs stack and compare seed by seed."""
     rows = [{"embedder": embedder, "query tasks": part, "seed": seed, **values}
             for embedder, parts in accuracy.items() for part, values in parts.items()]
     return pd.DataFrame(rows)
@@ -76,16 +77,19 @@ def ramole_mixed_table(results: dict[str, dict], seed: int, paper: str | Path | 
     return out
 
 
-def tables(retrieval_file: str, evaluation_dirs: dict[str, str], seed: int, paper_dir: str | Path,
+def tables(retrieval_files: dict[int, str], evaluation_dirs: dict[int, dict[str, str]], paper_dir: str | Path,
            out_files: dict[str, str]) -> None:
-    """The retrieval table and the mixed-task IID and OOD tables (CSV) of the run with `seed` (config ramole.seed),
-    with the paper's numbers beside ours where `paper_dir`/ramole_mixed_{iid,ood}.csv hold them."""
-    retrieval = io.read_json(retrieval_file)
-    io.write_text(out_files["ramole_retrieval"], ramole_retrieval_table(
-        {key: retrieval[key]["accuracy"] for key in EMBEDDERS}, seed).to_csv(index=False))
+    """The retrieval table and the mixed-task IID and OOD tables (CSV), the runs' rows stacked seed by seed
+    (`retrieval_files`: seed -> its retrieval.json; `evaluation_dirs`: seed -> method -> its evaluation folder), with
+    the paper's numbers beside ours where `paper_dir`/ramole_mixed_{iid,ood}.csv hold them."""
+    retrieval = pd.concat([ramole_retrieval_table({key: io.read_json(path)[key]["accuracy"] for key in EMBEDDERS},
+                                                  seed) for seed, path in retrieval_files.items()], ignore_index=True)
+    io.write_text(out_files["ramole_retrieval"], retrieval.to_csv(index=False))
     paper = Path(paper_dir)
     for setting in SETTINGS:
-        results = {m: io.read_json(Path(d) / f"{setting}.metrics.json") for m, d in evaluation_dirs.items()
-                   if (Path(d) / f"{setting}.metrics.json").is_file()}
-        io.write_text(out_files[f"ramole_mixed_{setting}"], ramole_mixed_table(
-            results, seed, paper / f"ramole_mixed_{setting}.csv").to_csv(index=False))
+        runs = []
+        for seed, dirs in evaluation_dirs.items():
+            results = {m: io.read_json(Path(d) / f"{setting}.metrics.json") for m, d in dirs.items()
+                       if (Path(d) / f"{setting}.metrics.json").is_file()}
+            runs.append(ramole_mixed_table(results, seed, paper / f"ramole_mixed_{setting}.csv"))
+        io.write_text(out_files[f"ramole_mixed_{setting}"], pd.concat(runs, ignore_index=True).to_csv(index=False))

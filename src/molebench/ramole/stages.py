@@ -137,7 +137,8 @@ def train_router(base_dir: str, adapter_dirs: dict[str, str], data_dirs: dict[st
 
 
 def mixed_test_set(data_dirs: dict[str, str], per_task: int, seed: int) -> list[dict]:
-    """The first `per_task` test samples of every pool task, shuffled together so that every batch mixes tasks."""
+    """The first `per_task` test samples of every pool task, shuffled together so that every batch mixes tasks; drawn
+    with the pool's seed, so that every run seed scores the same queries (the ledger pairs them)."""
     records = [{**r, "task": task} for task, d in data_dirs.items()
                for r in io.read_jsonl(Path(d) / "test.jsonl")[:per_task]]
     random.Random(seed).shuffle(records)
@@ -147,14 +148,15 @@ def mixed_test_set(data_dirs: dict[str, str], per_task: int, seed: int) -> list[
 def evaluate(method_name: str, settings: list[str], base_dir: str, adapter_dirs: dict[str, str],
              data_dirs: dict[str, str], retrieval_file: str, router_dir: str | None, cfg: dict, seed: int,
              out_dir: str) -> None:
-    """Score one method on the mixed-task test set in each setting: out_dir/{setting}.metrics.json (+ predictions)."""
+    """Score one method on the mixed-task test set in each setting: out_dir/{setting}.metrics.json (+ predictions);
+    `seed` is the run's (its retrieval and router), the test set the pool's."""
     seed_everything(seed)
     method, model, tokenizer, _ = load_composition(method_name, (cfg["methods"][method_name] or {}).get("options", {}),
                                                    base_dir, adapter_dirs)
     if router_dir:
         method.load(model, router_dir)
     retrieved = io.read_json(retrieval_file)["finetuned"]["queries"]
-    records = mixed_test_set(data_dirs, cfg["eval"]["per_task"], seed)
+    records = mixed_test_set(data_dirs, cfg["eval"]["per_task"], cfg["seed"])
     with io.atomic_path(out_dir) as tmp:
         tmp.mkdir()
         for setting in settings:

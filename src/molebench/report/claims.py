@@ -18,7 +18,8 @@ Sources and their adapters:
                   check's `groups` are domains, `all` every task. ramole_retrieval: each test query's retrieval, the
                   mean of its four hits (IID top-1, top-k; OOD top-1, top-k, as the table's accuracies) x 100; groups
                   `fine-tuning tasks`, `held-out tasks`, `all tasks`; variants the embedders, `pretrained` untrained.
-                  Every run has the one seed config ramole.seed.
+                  Each run seed (config ramole.seeds) has its own retrieval.json and evaluation folders; every run
+                  scores the same queries (drawn with the pool's seed).
     text-to-image (tables `t2i:<table>` of config t2i.tables; t2i_scores) the metric rows of molebench.t2i: a
                   composition is a task and its subjects the examples, value = metric x 100; one group per metric
                   the check names (`metrics`), and for a per_size table (MoLE Table 10) per number of subjects.
@@ -60,7 +61,7 @@ from molebench.core.paper import load_paper
 from molebench.core.scoring import EXAMPLE_SCORERS
 from molebench.nlp import plan
 from molebench.nlp.report import metric_files
-from molebench.ramole.plan import EMBEDDERS, MIXED_METRICS, SETTINGS, evaluations, pool_gain_file
+from molebench.ramole.plan import EMBEDDERS, MIXED_METRICS, SETTINGS, evaluations, pool_gain_file, run_dirs, seed_of
 from molebench.report import evidence
 from molebench.report.evidence import FAILS, HOLDS, NOT_TESTABLE, UNDECIDED, Settings, Verdict
 from molebench.report.pool_gain import pass_share as pool_share
@@ -178,24 +179,26 @@ def nlp_scores(config: dict, evaluation_dirs: list[str], groups: list[str]) -> p
     return pd.concat(parts, ignore_index=True)[SCORE_COLUMNS]
 
 
-def ramole_scores(config: dict, retrieval_file: str | None, evaluation_dirs: dict[str, str]) -> dict[str, pd.DataFrame]:
+def ramole_scores(config: dict, retrieval_files: list[str], evaluation_dirs: list[str]) -> dict[str, pd.DataFrame]:
     """RAMoLE table name -> its per-example scores: the mixed-task samples (from each method's evaluation folder,
-    {setting}.predictions.jsonl) and the retrieval queries (retrieval.json), group = the domain or the query tasks."""
+    {setting}.predictions.jsonl) and the retrieval queries (retrieval.json), group = the domain or the query tasks,
+    seed = the run's (the folder's, ramole.plan.seed_of)."""
     cfg = config["ramole"]
-    specs, seed, out = pool_tasks(cfg["pool"]), cfg["seed"], {}
+    specs, out = pool_tasks(cfg["pool"]), {}
     for setting in SETTINGS:
         rows = []
-        for method, folder in evaluation_dirs.items():
+        for folder in evaluation_dirs:
             if not (path := Path(folder) / f"{setting}.predictions.jsonl").is_file():
                 continue
             samples = io.read_jsonl(path)
             predictions, references = [s["prediction"] for s in samples], [s["references"] for s in samples]
             values = np.mean([EXAMPLE_SCORERS[m](predictions, references) for m in MIXED_METRICS], axis=0)
-            rows += [(method, specs[s["task"]].family, seed, s["task"], str(s["id"]), float(v))
+            rows += [(Path(folder).name, specs[s["task"]].family, seed_of(folder), s["task"], str(s["id"]), float(v))
                      for s, v in zip(samples, values)]
         out[f"ramole_mixed_{setting}"] = pd.DataFrame(rows, columns=SCORE_COLUMNS)
-    if retrieval_file:
-        retrieval, seen, rows = io.read_json(retrieval_file), set(cfg["retriever"]["finetune_tasks"]), []
+    seen, rows = set(cfg["retriever"]["finetune_tasks"]), []
+    for retrieval_file in retrieval_files:
+        retrieval, seed = io.read_json(retrieval_file), seed_of(retrieval_file)
         for embedder in EMBEDDERS:
             k = retrieval[embedder]["k"]
             for qid, q in retrieval[embedder]["queries"].items():
@@ -206,6 +209,7 @@ def ramole_scores(config: dict, retrieval_file: str | None, evaluation_dirs: dic
                         any(specs[n].family == domain for n in q["ood"][:k])]
                 rows.append((embedder, "fine-tuning tasks" if task in seen else "held-out tasks", seed, task, qid,
                              100.0 * float(np.mean(hits))))
+    if retrieval_files:
         out["ramole_retrieval"] = pd.DataFrame(rows, columns=SCORE_COLUMNS)
     return out
 
@@ -533,12 +537,12 @@ def inputs(config: dict, claims: list[dict] | None = None) -> tuple[list[str], l
     groups = list(dict.fromkeys(g for t in tables for g in config["tables"][t]["groups"]))
     references = list(plan.gain_variants(config).values()) if tables else []
     ramole = needed_ramole(claims, config)
+    runs = list(run_dirs(config, res).values()) if ramole else []
     return (list(dict.fromkeys([*(d for t in tables for d in plan.table_inputs(config, t)),
                                 *(d for v in references for d in plan.evaluation_dirs(config, v, groups))])),
             [f"{res}/figures/{f}.csv" for f in figures],
-            ([f"{res}/ramole/retrieval.json"] if "ramole_retrieval" in ramole else [])
-            + ([f"{res}/ramole/eval/{m}" for m in config["ramole"]["methods"]] if set(ramole) - {"ramole_retrieval"}
-               else []),
+            [f"{run}/retrieval.json" for run in runs if "ramole_retrieval" in ramole]
+            + [f"{run}/eval/{m}" for run in runs for m in config["ramole"]["methods"] if set(ramole) - {"ramole_retrieval"}],
             t2i_plan.evaluations(config["t2i"], res) if needed_t2i(claims, config) else [])
 
 
@@ -560,8 +564,8 @@ def write_ledger(config: dict, evaluation_dirs: list[str], figure_csvs: dict[str
     """The ledger of the `claimed` claims and its comparisons as CSVs, from the inputs `inputs` lists (the claims
     rule's declared inputs); `left_out` adds ledger rows of claims that were not computed (existing_ledger)."""
     groups = list(dict.fromkeys(g for t in needed(claimed, config)[0] for g in config["tables"][t]["groups"]))
-    retrieval = next((p for p in ramole_inputs if p.endswith(".json")), None)
-    ramole = (ramole_scores(config, retrieval, {Path(p).name: p for p in ramole_inputs if p != retrieval})
+    retrievals = [p for p in ramole_inputs if p.endswith(".json")]
+    ramole = (ramole_scores(config, retrievals, [p for p in ramole_inputs if p not in retrievals])
               if ramole_inputs else {})
     verdicts, comparisons = ledger(claimed, config, nlp_scores(config, evaluation_dirs, groups),
                                    {name: pd.read_csv(path) for name, path in figure_csvs.items()}, ramole,
