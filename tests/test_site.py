@@ -1,14 +1,18 @@
 """site.py: the static site is complete, linked, escaped, and replaced as a whole."""
 
 import json
+import logging
 import math
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 import yaml
 from browser import CHROMIUM, MISSING, check_pages
+from snakemake_interface_logger_plugins.common import LogEvent
+from snakemake_logger_plugin_molebench import LogHandler
 from test_tables import GROUPS, SEEDS, SPEC, TASKS, VARIANT_SEEDS, write_metrics, write_paper
 
 from molebench.cli import main
@@ -225,6 +229,46 @@ def test_progress_counts_the_jobs_left_at_their_rules_median_time():
     line = budget.progress_line(left, 3, bench, 2)
     assert line.startswith("3 jobs done, 7 to run: about 2 min left") and "not yet timed: evaluate (4 jobs)" in line
     assert budget.progress_line(budget.job_counts("Nothing to be done."), 3, bench, 2).startswith("nothing left")
+
+
+def test_run_progress_prints_a_line_when_a_rule_is_done_with_the_time_left(tmp_path):
+    earlier = tmp_path / "results/benchmarks/evaluate/old.tsv"  # an earlier run's job: evaluate's prior time
+    earlier.parent.mkdir(parents=True)
+    earlier.write_text("s\th:m:s\tmax_rss\tcpu_time\n240.0\t0:04:00\t1.0\t200.0\n")
+    now = [0.0]
+    progress = budget.RunProgress(clock=lambda: now[0])
+    progress.cores = 2
+    progress.plan({"train": 2, "evaluate": 4, "reproduce": 1, "total": 7})
+    progress.job_started(1, "train", str(tmp_path / "results/benchmarks/train/a.tsv"))
+    progress.job_started(2, "train")
+    now[0] = 600.0
+    assert progress.job_finished(1) is None  # train not done yet
+    assert progress.job_finished(99) is None  # a job it never saw start
+    now[0] = 1200.0
+    line = progress.job_finished(2)  # 4 evaluate jobs x 4 min (the earlier run's) on 2 cores
+    assert line == "[molebench] train: all 2 jobs done | 2 of 7 jobs, 20 min elapsed, about 8 min left on 2 cores"
+    for job in range(3, 7):
+        progress.job_started(job, "evaluate")
+    now[0] = 4800.0
+    lines = [progress.job_finished(job) for job in range(3, 7)]
+    assert lines[:3] == [None] * 3 and lines[3].startswith("[molebench] evaluate: all 4 jobs done | 6 of 7 jobs, "
+                                                           "1 h 20 min elapsed")
+    progress.job_started(7, "reproduce")
+    assert progress.job_finished(7).endswith("7 of 7 jobs, 1 h 20 min elapsed, nothing left")
+
+
+def test_the_logger_plugin_feeds_snakemakes_events_to_run_progress(capsys):
+    handler = LogHandler(SimpleNamespace(dryrun=False), None)
+
+    def emit(**extra):
+        handler.emit(logging.makeLogRecord(extra))
+
+    emit(event=LogEvent.RESOURCES_INFO, cores=2)
+    emit(event=LogEvent.RUN_INFO, stats={"train": 1, "total": 1})
+    emit(event=LogEvent.JOB_INFO, jobid=5, rule_name="train", benchmark=None)
+    emit(event=LogEvent.JOB_FINISHED, job_id=5)
+    assert capsys.readouterr().err.startswith("[molebench] train: all 1 jobs done | 1 of 1 jobs")
+    assert handler.progress.cores == 2 and not handler.writes_to_stream  # Snakemake's own console output stays
 
 
 def test_pool_gain_passes_only_a_gain_beyond_its_interval(tmp_path):

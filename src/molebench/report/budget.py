@@ -2,6 +2,8 @@
 path, and the least wall time the budget's cores need.
 
     molebench bench --pipeline [--config C]      after a run: the table, and whether the run fits its budget
+    RunProgress                                  during a run (the molebench logger plugin of both profiles): a line
+                                                 per finished rule with jobs done / total, elapsed and time left
 
 Why: the default run must finish in one sitting, and every change to the suite is measured by that run; a change that
 makes it slower shows here at once, rule by rule, instead of in the next newcomer's evening. The site's provenance
@@ -11,6 +13,7 @@ page shows the same numbers.
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -119,3 +122,59 @@ def progress_line(left: dict[str, int], done: int, benchmarks: pd.DataFrame, cor
     line = (f"{done} jobs done, {left.get('total', sum(left.values()))} to run: about {minutes:.0f} min left on "
             f"{cores} cores (each rule's median job time so far)")
     return line + (f"; not yet timed: {', '.join(unknown)} ({sum(left[r] for r in unknown)} jobs)" if unknown else "")
+
+
+def _minutes(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+
+
+class RunProgress:
+    """One Snakemake run followed from its log events: when the last job of a rule finishes, a line with the run's
+    jobs done / total, the time elapsed and about how long the rest needs (`remaining`: each rule's jobs left x its
+    median job wall time, this run's jobs first, else the benchmark files earlier runs left beside this run's;
+    spread over the cores). Snakemake's own "n of N steps" says neither when the run will end nor which stage is
+    done. Jobs are timed from their start to their end as the main process sees them."""
+
+    def __init__(self, clock=time.monotonic):
+        self.clock, self.start = clock, clock()
+        self.cores = 1
+        self.planned: dict[str, int] = {}  # rule -> jobs this run runs
+        self.done: dict[str, int] = {}
+        self.running: dict[int, tuple[str, float]] = {}  # jobid -> (rule, start)
+        self.timed: list[tuple[str, float]] = []  # (rule, seconds) of this run's finished jobs
+        self.earlier = pd.DataFrame(columns=BENCHMARK_COLUMNS)  # benchmark files of earlier runs
+
+    def plan(self, stats: dict[str, int]) -> None:
+        """Snakemake's job stats (rule -> jobs, and `total`)."""
+        self.planned = {rule: n for rule, n in stats.items() if rule != "total"}
+
+    def job_started(self, jobid: int, rule: str, benchmark: str | None = None) -> None:
+        self.running[jobid] = (rule, self.clock())
+        if benchmark and self.earlier.empty and "benchmarks" in Path(benchmark).parts:
+            parts = Path(benchmark).parts  # <results>/benchmarks/<rule>/<job>.tsv: read the folder once
+            root = Path(*parts[:len(parts) - 1 - parts[::-1].index("benchmarks")])
+            self.earlier = load_benchmarks(benchmark_files(root))
+
+    def job_finished(self, jobid: int) -> str | None:
+        """The progress line when this job was its rule's last, else None."""
+        if jobid not in self.running:
+            return None
+        rule, started = self.running.pop(jobid)
+        self.timed.append((rule, self.clock() - started))
+        self.done[rule] = self.done.get(rule, 0) + 1
+        return self.line(rule) if self.done[rule] >= self.planned.get(rule, 0) else None
+
+    def line(self, rule: str) -> str:
+        done, total = sum(self.done.values()), sum(self.planned.values())
+        left = {r: n - self.done.get(r, 0) for r, n in self.planned.items() if n > self.done.get(r, 0)}
+        now = pd.DataFrame(self.timed, columns=["rule", "s"])
+        times = pd.concat([now, self.earlier[~self.earlier.rule.isin(now.rule)][["rule", "s"]]],
+                          ignore_index=True).astype({"s": float})
+        minutes, untimed = remaining(left, times, self.cores)
+        text = (f"[molebench] {rule}: all {self.done[rule]} jobs done | {done} of {total} jobs, "
+                f"{_minutes(self.clock() - self.start)} elapsed")
+        if not left:
+            return text + ", nothing left"
+        text += f", about {_minutes(minutes * 60)} left on {self.cores} cores"
+        return text + (f" (not yet timed: {', '.join(untimed)})" if untimed else "")

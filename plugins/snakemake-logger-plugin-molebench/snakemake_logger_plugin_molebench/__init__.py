@@ -1,0 +1,51 @@
+"""Snakemake logger plugin `molebench` (`--logger molebench`, set in both profiles): adds one progress line per
+finished rule to Snakemake's own console output, from molebench.report.budget.RunProgress.
+
+A separate, non-editable package because Snakemake finds logger plugins as top-level modules named
+snakemake_logger_plugin_<name>, which an editable install of molebench does not expose (`make setup` installs it).
+It writes to stderr beside Snakemake's default handler, which stays: `writes_to_stream` is False so that Snakemake
+keeps that handler (it allows one stream handler and would otherwise drop its own)."""
+
+import sys
+from logging import LogRecord
+
+from snakemake_interface_logger_plugins.base import LogHandlerBase
+from snakemake_interface_logger_plugins.common import LogEvent
+
+from molebench.report.budget import RunProgress
+
+
+class LogHandler(LogHandlerBase):
+    def __post_init__(self) -> None:
+        self.progress = RunProgress()
+
+    def emit(self, record: LogRecord) -> None:
+        event = getattr(record, "event", None)
+        if event == LogEvent.RESOURCES_INFO and getattr(record, "cores", None):
+            self.progress.cores = record.cores
+        elif event == LogEvent.RUN_INFO and not self.common_settings.dryrun:
+            self.progress.plan(record.stats)
+        elif event == LogEvent.JOB_INFO and not self.common_settings.dryrun:
+            self.progress.job_started(record.jobid, record.rule_name, getattr(record, "benchmark", None))
+        elif event == LogEvent.JOB_FINISHED and (line := self.progress.job_finished(record.job_id)):
+            print(line, file=sys.stderr, flush=True)
+
+    @property
+    def writes_to_stream(self) -> bool:
+        return False
+
+    @property
+    def writes_to_file(self) -> bool:
+        return False
+
+    @property
+    def has_filter(self) -> bool:
+        return True  # every event it needs, whatever Snakemake's quiet settings
+
+    @property
+    def has_formatter(self) -> bool:
+        return True
+
+    @property
+    def needs_rulegraph(self) -> bool:
+        return False
