@@ -228,6 +228,7 @@ def test_progress_counts_the_jobs_left_at_their_rules_median_time():
     assert minutes == 2 and unknown == ["evaluate"]  # 2 jobs x the 2-minute median, on 2 cores
     line = budget.progress_line(left, 3, bench, 2)
     assert line.startswith("3 jobs done, 7 to run: about 2 min left") and "not yet timed: evaluate (4 jobs)" in line
+    assert "; 0 min by its median CPU time" in line  # 2 jobs x 1 CPU-s
     assert budget.progress_line(budget.job_counts("Nothing to be done."), 3, bench, 2).startswith("nothing left")
 
 

@@ -16,6 +16,7 @@
     molebench mask V G --drop L   score a trained MoLE composition with LoRAs masked out (paper Figure 8)
     molebench faults              fault injection: kill training and resume, corrupt adapters, break data
     molebench progress            a run's jobs left and the time they need, from its finished jobs' times
+                                  (--from-nothing: the whole DAG, as a fresh clone runs it)
     molebench claims              the claims ledger of a config's results: each claim's verdict and comparisons
 
 Run it from the repository root: configs are paths relative to it, and `bench` runs the repository's Snakefile.
@@ -213,8 +214,8 @@ def cmd_claims(args) -> None:
 def cmd_progress(args) -> None:
     """Jobs left in the config's DAG (Snakemake's dry run) and the time they need, from the finished jobs' times."""
     config = load_config(args.config)
-    dry = subprocess.run([sys.executable, "-m", "snakemake", args.target, "-n", "--configfile", args.config],
-                         capture_output=True, text=True, check=False)
+    dry = subprocess.run([sys.executable, "-m", "snakemake", args.target, "-n", "--configfile", args.config,
+                          *(["--forceall"] if args.from_nothing else [])], capture_output=True, text=True, check=False)
     if dry.returncode != 0:
         raise SystemExit(f"snakemake -n failed:\n{dry.stderr[-2000:]}")
     benchmarks = budget.load_benchmarks(budget.benchmark_files(config["results_dir"]))
@@ -292,6 +293,8 @@ def main(argv: list[str] | None = None) -> None:
     progress.add_argument("--config", default="config/config.yaml")
     progress.add_argument("--target", default="reproduce")
     progress.add_argument("--cores", type=int, default=2)
+    progress.add_argument("--from-nothing", action="store_true",
+                          help="every job of the DAG, as on a fresh clone, at the finished jobs' median times")
     progress.set_defaults(fn=cmd_progress)
     ledger = sub.add_parser("claims", help="print the claims ledger: verdicts and each comparison's interval")
     ledger.add_argument("--config", default="config/config.yaml", help="the config whose results_dir holds the ledger")

@@ -119,8 +119,10 @@ def progress_line(left: dict[str, int], done: int, benchmarks: pd.DataFrame, cor
     if not left:
         return f"nothing left to run ({done} jobs have benchmark files)"
     minutes, unknown = remaining(left, benchmarks, cores)
+    cpu_minutes, _ = remaining(left, benchmarks.assign(s=benchmarks.cpu_s), cores)
     line = (f"{done} jobs done, {left.get('total', sum(left.values()))} to run: about {minutes:.0f} min left on "
-            f"{cores} cores (each rule's median job time so far)")
+            f"{cores} cores (each rule's median job time so far; {cpu_minutes:.0f} min by its median CPU time, "
+            "which shared cores do not inflate)")
     return line + (f"; not yet timed: {', '.join(unknown)} ({sum(left[r] for r in unknown)} jobs)" if unknown else "")
 
 
