@@ -229,6 +229,9 @@ def test_progress_counts_the_jobs_left_at_their_rules_median_time():
     line = budget.progress_line(left, 3, bench, 2)
     assert line.startswith("3 jobs done, 7 to run: about 2 min left") and "not yet timed: evaluate (4 jobs)" in line
     assert "; 0 min by its median CPU time" in line  # 2 jobs x 1 CPU-s
+    table = budget.projection(left, bench)  # where the time goes, rule by rule; the target rule runs nothing
+    assert list(table.index) == ["train", "evaluate"] and table.loc["train", "wall_min"] == 4
+    assert table.loc["train", "cpu_min"] == pytest.approx(2 / 60) and math.isnan(table.loc["evaluate", "cpu_min"])
     assert budget.progress_line(budget.job_counts("Nothing to be done."), 3, bench, 2).startswith("nothing left")
 
 

@@ -219,7 +219,10 @@ def cmd_progress(args) -> None:
     if dry.returncode != 0:
         raise SystemExit(f"snakemake -n failed:\n{dry.stderr[-2000:]}")
     benchmarks = budget.load_benchmarks(budget.benchmark_files(config["results_dir"]))
-    print(budget.progress_line(budget.job_counts(dry.stdout), len(benchmarks), benchmarks, args.cores))
+    left = budget.job_counts(dry.stdout)
+    if args.from_nothing:  # where the time of a whole run goes, rule by rule
+        print(budget.projection(left, benchmarks).round(1).to_string(), end="\n\n")
+    print(budget.progress_line(left, len(benchmarks), benchmarks, args.cores))
 
 
 def main(argv: list[str] | None = None) -> None:

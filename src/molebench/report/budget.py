@@ -106,20 +106,29 @@ def job_counts(dry_run_output: str) -> dict[str, int]:
     return counts
 
 
+def projection(left: dict[str, int], benchmarks: pd.DataFrame) -> pd.DataFrame:
+    """One row per rule with jobs left, the costliest first: jobs, its median job wall and CPU seconds so far, and
+    the wall and CPU minutes its jobs left need at those medians (NaN for a rule no finished job times). The target
+    rule counts nothing (it runs no code)."""
+    jobs = pd.Series({rule: n for rule, n in left.items() if rule not in ("all", "total", "reproduce")}, dtype=float)
+    median = benchmarks.groupby("rule")[["s", "cpu_s"]].median().reindex(jobs.index)
+    table = pd.DataFrame({"jobs": jobs.astype(int), "median_s": median.s, "median_cpu_s": median.cpu_s,
+                          "wall_min": jobs * median.s / 60, "cpu_min": jobs * median.cpu_s / 60})
+    return table.sort_values("cpu_min", ascending=False)
+
+
 def remaining(left: dict[str, int], benchmarks: pd.DataFrame, cores: int) -> tuple[float, list[str]]:
     """(minutes left on `cores` cores, rules with jobs left and no finished job to time them by): each job left
-    costs its rule's median wall time so far. The target rule counts nothing (it runs no code)."""
-    median = benchmarks.groupby("rule").s.median()
-    jobs = {rule: n for rule, n in left.items() if rule not in ("all", "total", "reproduce")}
-    unknown = [rule for rule in jobs if rule not in median.index]
-    return sum(n * median[rule] for rule, n in jobs.items() if rule in median.index) / 60 / cores, unknown
+    costs its rule's median wall time so far."""
+    table = projection(left, benchmarks)
+    return table.wall_min.sum() / cores, list(table.index[table.median_s.isna()])
 
 
 def progress_line(left: dict[str, int], done: int, benchmarks: pd.DataFrame, cores: int) -> str:
     if not left:
         return f"nothing left to run ({done} jobs have benchmark files)"
     minutes, unknown = remaining(left, benchmarks, cores)
-    cpu_minutes, _ = remaining(left, benchmarks.assign(s=benchmarks.cpu_s), cores)
+    cpu_minutes = projection(left, benchmarks).cpu_min.sum() / cores
     line = (f"{done} jobs done, {left.get('total', sum(left.values()))} to run: about {minutes:.0f} min left on "
             f"{cores} cores (each rule's median job time so far; {cpu_minutes:.0f} min by its median CPU time, "
             "which shared cores do not inflate)")
@@ -170,9 +179,9 @@ class RunProgress:
     def line(self, rule: str) -> str:
         done, total = sum(self.done.values()), sum(self.planned.values())
         left = {r: n - self.done.get(r, 0) for r, n in self.planned.items() if n > self.done.get(r, 0)}
-        now = pd.DataFrame(self.timed, columns=["rule", "s"])
-        times = pd.concat([now, self.earlier[~self.earlier.rule.isin(now.rule)][["rule", "s"]]],
-                          ignore_index=True).astype({"s": float})
+        now = pd.DataFrame(self.timed, columns=["rule", "s"]).assign(cpu_s=math.nan)  # wall time only
+        times = pd.concat([now, self.earlier[~self.earlier.rule.isin(now.rule)][["rule", "s", "cpu_s"]]],
+                          ignore_index=True).astype({"s": float, "cpu_s": float})
         minutes, untimed = remaining(left, times, self.cores)
         text = (f"[molebench] {rule}: all {self.done[rule]} jobs done | {done} of {total} jobs, "
                 f"{_minutes(self.clock() - self.start)} elapsed")
