@@ -155,6 +155,7 @@ class RunProgress:
         self.running: dict[int, tuple[str, float]] = {}  # jobid -> (rule, start)
         self.timed: list[tuple[str, float]] = []  # (rule, seconds) of this run's finished jobs
         self.earlier = pd.DataFrame(columns=BENCHMARK_COLUMNS)  # benchmark files of earlier runs
+        self.read_earlier = False
 
     def plan(self, stats: dict[str, int]) -> None:
         """Snakemake's job stats (rule -> jobs, and `total`)."""
@@ -162,10 +163,10 @@ class RunProgress:
 
     def job_started(self, jobid: int, rule: str, benchmark: str | None = None) -> None:
         self.running[jobid] = (rule, self.clock())
-        if benchmark and self.earlier.empty and "benchmarks" in Path(benchmark).parts:
+        if benchmark and not self.read_earlier and "benchmarks" in Path(benchmark).parts:
             parts = Path(benchmark).parts  # <results>/benchmarks/<rule>/<job>.tsv: read the folder once
-            root = Path(*parts[:len(parts) - 1 - parts[::-1].index("benchmarks")])
-            self.earlier = load_benchmarks(benchmark_files(root))
+            results = Path(*parts[:len(parts) - 1 - parts[::-1].index("benchmarks")])
+            self.earlier, self.read_earlier = load_benchmarks(benchmark_files(results)), True
 
     def job_finished(self, jobid: int) -> str | None:
         """The progress line when this job was its rule's last, else None."""
