@@ -1,6 +1,7 @@
 """The Snakemake DAG end to end at the smoke scale, from a clean copy of the repository, plus parse-time errors."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -79,7 +80,8 @@ def repo_copy(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def smoke_run(repo_copy) -> Path:
-    snakemake(repo_copy, "reproduce", "--cores", "2", "--configfile", "config/smoke.yaml")
+    done = snakemake(repo_copy, "reproduce", "--cores", "2", "--configfile", "config/smoke.yaml")
+    (repo_copy / "smoke.log").write_text(done.stderr)  # Snakemake's console output, with the progress lines
     return repo_copy
 
 
@@ -109,6 +111,9 @@ def test_smoke_dag_writes_tables_and_site(smoke_run):
     claims = pd.read_csv(smoke_run / "results/smoke/tables/claims.csv")
     assert set(claims.verdict) <= {"holds", "fails", "not enough evidence", "not testable at this scale"}
     assert len(claims) > 0
+    log = (smoke_run / "smoke.log").read_text()  # the profile's logger plugin: a line per finished rule
+    assert re.search(r"\[molebench\] train_lora: all \d+ jobs done \| \d+ of \d+ jobs, \d+ min elapsed, about ", log)
+    assert re.search(r"\[molebench\] reproduce: all 1 jobs done \| (\d+) of \1 jobs, .* nothing left", log)
     gain = pd.read_csv(smoke_run / "results/smoke/tables/lora_gain.csv")
     assert set(gain.task) == {t for g in config["groups"].values() for t in g}
 
