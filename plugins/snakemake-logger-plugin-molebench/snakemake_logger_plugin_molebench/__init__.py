@@ -30,22 +30,9 @@ class LogHandler(LogHandlerBase):
         elif event == LogEvent.JOB_FINISHED and (line := self.progress.job_finished(record.job_id)):
             print(line, file=sys.stderr, flush=True)
 
-    @property
-    def writes_to_stream(self) -> bool:
-        return False
-
-    @property
-    def writes_to_file(self) -> bool:
-        return False
-
-    @property
-    def has_filter(self) -> bool:
-        return True  # every event it needs, whatever Snakemake's quiet settings
-
-    @property
-    def has_formatter(self) -> bool:
-        return True
-
-    @property
-    def needs_rulegraph(self) -> bool:
-        return False
+    # the interface's declarations, as class attributes (they override its abstract properties)
+    writes_to_stream = False  # Snakemake's own console handler stays; these lines go beside it
+    writes_to_file = False
+    has_filter = True  # every event it needs, whatever Snakemake's quiet settings
+    has_formatter = True
+    needs_rulegraph = False
