@@ -1,11 +1,13 @@
 """Training length and learning-rate schedule: a recipe in epochs takes its steps from the records it trains on,
 `steps` and `epochs` exclude each other (a variant's override replaces the config's duration), and `linear` decays the
-learning rate to 0 as the Hugging Face Trainer's default schedule."""
+learning rate to 0 as the Hugging Face Trainer's default schedule; `auto` bf16 is bf16 only where the hardware has it."""
 
 import json
 
 import pytest
+import torch
 
+from molebench.core import io, training
 from molebench.core.errors import ConfigError
 from molebench.core.training import TrainConfig, Trainer, merge_train
 from tests.conftest import CharTokenizer, tiny_llama, train_records
@@ -39,3 +41,20 @@ def test_steps_and_epochs_exclude_each_other_and_an_override_replaces_the_durati
     assert merge_train({"steps": 60, "lr": 1.0}, {"epochs": 2}) == {"lr": 1.0, "epochs": 2}
     assert merge_train(config, None) == config
     assert TrainConfig.from_dict(merge_train(config, {"lr": 1e-5})).total_steps(95) == 200
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_bf16_follows_the_hardware_and_the_run_records_it(tmp_path, monkeypatch, native):
+    monkeypatch.setattr(training, "native_bf16", lambda device_type: native)
+    assert isinstance(training.autocast("auto"), torch.autocast) is native
+    info, _ = run(tmp_path, steps=1, autocast_bf16="auto")
+    assert info["bf16"] is native
+    assert run(tmp_path, steps=1, autocast_bf16=True)[0]["bf16"] is True  # an explicit setting is never overridden
+    with pytest.raises(ConfigError, match="autocast_bf16"):
+        TrainConfig.from_dict({"autocast_bf16": "sometimes"})
+
+
+def test_provenance_records_the_cpu_and_its_bf16():
+    hardware = io.provenance({})["hardware"]
+    assert hardware["native_bf16"] is io.native_bf16()
+    assert hardware["cpu_capability"] == torch.backends.cpu.get_cpu_capability()

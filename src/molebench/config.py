@@ -25,7 +25,7 @@ from snakemake.utils import validate
 
 from molebench.core.errors import ConfigError
 from molebench.core.section import Section, problems
-from molebench.core.training import TrainConfig
+from molebench.core.training import BF16, TrainConfig
 from molebench.nlp import plan
 from molebench.ramole import plan as ramole_plan
 from molebench.report.evidence import Settings
@@ -119,7 +119,8 @@ class EvalOverride(Section):
 
     batch_size: int = Field(None, ge=1, description="records per scoring batch")
     max_input_tokens: int = Field(None, ge=8, description="prompt tokens kept (the end of a longer prompt)")
-    bf16: bool = Field(None, description="bf16 autocast in scoring (default false)")
+    bf16: BF16 = Field(None, description="bf16 autocast in scoring (default false; auto: only where the device "
+                                         "computes bf16 in hardware)")
     mc_scoring: Literal["loglikelihood", "label_logit"] = Field(
         None, description="multiple choice: summed option log-likelihood (default) or the official MixLoRA last-token "
                           "label logit (molebench.core.scoring.MC_SCORING)")
@@ -262,7 +263,8 @@ class RamoleEval(Section):
     batch_size: int = Field(ge=1, description="records per scoring batch")
     max_input_tokens: int = Field(ge=8, description="prompt tokens kept (the end of a longer prompt)")
     max_new_tokens: int = Field(ge=1, description="generated tokens per answer")
-    bf16: bool = Field(None, description="bf16 autocast in scoring")
+    bf16: BF16 = Field(None, description="bf16 autocast in scoring (auto: only where the device computes bf16 in "
+                                         "hardware)")
 
 
 class RamoleMethod(Section):

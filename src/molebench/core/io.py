@@ -93,6 +93,17 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
+def native_bf16(device_type: str = "cpu") -> bool:
+    """Does the device compute bf16 in hardware? A CPU needs AVX512-BF16 or AMX: elsewhere torch emulates bf16 and
+    autocast makes a step slower, not faster (issue 19)."""
+    import torch
+
+    if device_type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    # torch has no public predicate for the CPU; these are the checks its own oneDNN kernels dispatch on
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
 def provenance(cfg: Any, seed: int | None = None) -> dict:
     """What is needed to tell how a number was made: code version, config, packages, seed, hardware."""
     import torch
@@ -116,6 +127,8 @@ def provenance(cfg: Any, seed: int | None = None) -> dict:
             "processor": platform.processor() or platform.machine(),
             "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "native_bf16": native_bf16(),
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         },
         "python": platform.python_version(),

@@ -15,6 +15,7 @@ from molebench.core.data import TaskSpec
 from molebench.core.models import prompt_positions
 from molebench.core.registry import Registry
 from molebench.core.training import (
+    BF16,
     answer_logprobs,
     autocast,
     collate,
@@ -22,6 +23,7 @@ from molebench.core.training import (
     encode_answer,
     encode_prompt,
     is_seq2seq,
+    uses_bf16,
 )
 
 # name -> fn(predictions, references: list[list[str]]) -> float in [0, 100]
@@ -131,7 +133,7 @@ def stop_at_newline(tokenizer) -> list:
 
 @torch.no_grad()
 def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, max_input_tokens: int, batch_size: int,
-             bf16: bool = False) -> list[str]:
+             bf16: BF16 = False) -> list[str]:
     seq2seq = is_seq2seq(model)
     stop = stop_at_newline(tokenizer)
     outputs = []
@@ -151,7 +153,7 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, max_inpu
 
 @torch.no_grad()
 def option_loglikelihoods(model, tokenizer, records: list[dict], max_input_tokens: int, batch_size: int,
-                          bf16: bool = False) -> list[list[float]]:
+                          bf16: BF16 = False) -> list[list[float]]:
     """Summed log-likelihood of each option given the prompt (the option follows after one space)."""
     pairs = [(encode_prompt(tokenizer, r["input"], max_input_tokens), encode_answer(tokenizer, o, 64, add_eos=False))
              for r in records for o in r["options"]]
@@ -169,7 +171,7 @@ def option_loglikelihoods(model, tokenizer, records: list[dict], max_input_token
 
 @torch.no_grad()
 def label_logits(model, tokenizer, records: list[dict], max_input_tokens: int, batch_size: int,
-                 bf16: bool = False) -> list[list[float]]:
+                 bf16: BF16 = False) -> list[list[float]]:
     """The official MixLoRA protocol: the logits at the prompt's last position (the first answer position of a
     seq2seq decoder), read at each option's first token. Options of a record must start with different tokens."""
     firsts = []
@@ -203,7 +205,7 @@ MC_SCORING = {"loglikelihood": (option_loglikelihoods, "option log-likelihood (s
 
 
 def evaluate(model, tokenizer, spec: TaskSpec, records: list[dict], batch_size: int = 8, max_input_tokens: int = 160,
-             bf16: bool = False, mc_scoring: str = "loglikelihood") -> dict:
+             bf16: BF16 = False, mc_scoring: str = "loglikelihood") -> dict:
     """Score `model` on `records` of task `spec` with every metric the task names; multiple choice by `mc_scoring`
     (a key of MC_SCORING)."""
     unknown = [m for m in spec.metrics if m not in SCORERS]
@@ -224,7 +226,7 @@ def evaluate(model, tokenizer, spec: TaskSpec, records: list[dict], batch_size: 
         "n": len(records),
         "protocol": {"decoding": decoding, "mc_scoring": mc_scoring if spec.answer == "multiple_choice" else None,
                      "template": spec.template, "task_version": spec.version,
-                     "max_input_tokens": max_input_tokens, "bf16": bf16,
+                     "max_input_tokens": max_input_tokens, "bf16": uses_bf16(bf16, model.device),
                      "truncated_prompts": count_over_long(tokenizer, [r["input"] for r in records], max_input_tokens),
                      "metric_implementations": {m: SCORER_IMPL[m] for m in spec.metrics}},
         "predictions": [{"id": r["id"], "prediction": p, "references": r["references"],

@@ -19,7 +19,7 @@ from pydantic import ConfigDict, Field, ValidationError, model_validator
 from tqdm.auto import tqdm
 
 from molebench.core.errors import ConfigError
-from molebench.core.io import atomic_path
+from molebench.core.io import atomic_path, native_bf16
 from molebench.core.models import prompt_positions
 from molebench.core.section import Section, problems
 
@@ -50,7 +50,10 @@ class TrainConfig(Section):
     grad_clip: float = Field(1.0, gt=0, description="gradient norm clipped to this")
     max_input_tokens: int = Field(160, ge=8, description="prompt tokens kept (the end of a longer prompt)")
     max_target_tokens: int = Field(64, ge=1, description="answer tokens trained on")
-    autocast_bf16: bool = Field(False, description="bf16 autocast on CPU or GPU; parameters stay fp32")
+    autocast_bf16: bool | Literal["auto"] = Field(
+        False, description="bf16 autocast on CPU or GPU; parameters stay fp32. auto: only where the device computes "
+                           "bf16 in hardware (a CPU with AVX512-BF16 or AMX, a GPU with bf16), fp32 elsewhere; "
+                           "what was used is recorded with the run")
     checkpoint_every: int = Field(10, ge=1, description="steps between resumable training checkpoints (when the "
                                                        "caller gives a checkpoint folder)")
 
@@ -95,8 +98,16 @@ def seed_everything(seed: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def autocast(enabled: bool, device: torch.device | str = "cpu"):
-    if not enabled:
+BF16 = bool | Literal["auto"]  # a bf16 setting of training or scoring
+
+
+def uses_bf16(setting: BF16, device: torch.device | str = "cpu") -> bool:
+    """The setting as decided on this device: `auto` is bf16 only where the hardware computes it natively."""
+    return native_bf16(torch.device(device).type) if setting == "auto" else bool(setting)
+
+
+def autocast(setting: BF16, device: torch.device | str = "cpu"):
+    if not uses_bf16(setting, device):
         return contextlib.nullcontext()
     return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
 
@@ -306,6 +317,7 @@ class Trainer:
                 "truncated_answers": count_over_long(tokenizer, [r["references"][0] for r in records],
                                                      cfg.max_target_tokens, answer=True),
                 "trainable_params": sum(p.numel() for p in params),
+                "bf16": uses_bf16(cfg.autocast_bf16, model.device),
                 "first_loss": curve[0]["loss"], "final_loss": curve[-1]["loss"]}
 
 
