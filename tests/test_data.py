@@ -115,3 +115,11 @@ def test_bigbench_task_splits(name):
     _, report = build_splits(load_task(name), n_train=400, n_test=50, seed=0, raw_dir=RAW_DIR)
     assert report["n_test"] == 50 and report["n_train"] >= 200
     assert report["usable"] >= 0.95 * report["raw"]
+
+
+@pytest.mark.parametrize("task", ["word_sorting", "skill_lists_first"])
+def test_a_task_spec_goes_to_snakemake_as_plain_values_and_comes_back_equal(task):
+    spec = load_task(task)
+    plain = spec.to_dict()
+    assert json.loads(json.dumps(plain)) == {**plain, "metrics": list(spec.metrics)}  # builtins only
+    assert TaskSpec.from_dict(plain) == spec

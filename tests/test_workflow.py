@@ -305,6 +305,20 @@ def test_adding_a_lora_to_the_pool_embeds_only_that_lora(smoke_run, tmp_path):
     assert "ramole_retriever" not in counts  # the retriever's fine-tuning tasks are fixed
     assert "results/smoke/ramole/seed1/embeddings/multistep_arithmetic.pt" in done.stdout
 
+
+def test_an_edited_pool_entry_reruns_its_data_and_its_lora_only(smoke_run, tmp_path):
+    """Snakemake reruns a job for a changed param only when the param is a plain value: a task spec goes to its rules
+    as a dict (TaskSpec.to_dict), so a pool entry moved to another domain (its spec's family) is retrained."""
+    config = yaml.safe_load((smoke_run / "config/smoke.yaml").read_text())
+    config["ramole"]["pool"]["skills"].remove("skill_lists_first")
+    config["ramole"]["pool"]["smoke"].append("skill_lists_first")
+    moved = tmp_path / "moved.yaml"
+    moved.write_text(yaml.safe_dump(config, sort_keys=False))
+    done = snakemake(smoke_run, "reproduce", "-n", "--configfile", str(moved))
+    counts = budget.job_counts(done.stdout)
+    assert counts["ramole_data"] == counts["ramole_lora"] == 1, counts
+    assert "results/smoke/ramole/loras/skill_lists_first/seed1" in done.stdout
+
 def test_smoke_dag_renders_the_text_to_image_tables_grids_and_images(smoke_run):
     """Every t2i rule ran on tiny random pipelines: Tables 1, 9, 10 hold a number in every cell of ours, the grids and
     the masking grid are in the site, and each image says how it was made."""

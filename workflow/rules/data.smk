@@ -33,7 +33,7 @@ rule task_data:
     log:
         f"{RES}/logs/task_data/{{task}}.log",
     params:
-        spec=lambda w: load_task(w.task),  # an edited spec (template, source) reruns the task and all downstream
+        spec=lambda w: load_task(w.task).to_dict(),  # an edited spec (template, source) reruns the task and downstream
         data=lambda w: plan.task_data_config(config, w.task),
     localrule: True
     script:

@@ -37,7 +37,7 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
         benchmark:
             f"{RES}/benchmarks/ramole_data/{{task}}.tsv"
         params:
-            spec=lambda w: POOL_LORAS[w.task],  # an edited pool entry reruns its data and everything downstream
+            spec=lambda w: POOL_LORAS[w.task].to_dict(),  # an edited pool entry reruns its data and downstream
             data={**config["data"], **RAM["data"]},
         localrule: True
         script:
@@ -57,7 +57,7 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
         params:
             lora=RAM["lora"],
             train=RAM["train"],
-            gain_spec=lambda w: POOL_LORAS[w.task],
+            gain_spec=lambda w: POOL_LORAS[w.task].to_dict(),
             eval=RAM["eval"],
         threads: THREADS
         resources:

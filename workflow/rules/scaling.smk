@@ -20,7 +20,7 @@ if "scaling" in config:
         params:
             lora=config["ramole"]["lora"],
             train=config["ramole"]["train"],
-            gain_spec=lambda w: load_task(w.task),  # scored in the job, as the pool's LoRAs (ramole_lora)
+            gain_spec=lambda w: load_task(w.task).to_dict(),  # scored in the job, as the pool's LoRAs (ramole_lora)
             eval=config["ramole"]["eval"],
         threads: THREADS
         resources:

@@ -1,5 +1,5 @@
-from molebench.core.data import write_splits
+from molebench.core.data import TaskSpec, write_splits
 from molebench.core.runtime import logged
 
 with logged(snakemake.log[0], offline=snakemake.config["offline"]):
-    write_splits(snakemake.params.spec, snakemake.params.data, snakemake.output[0])
+    write_splits(TaskSpec.from_dict(snakemake.params.spec), snakemake.params.data, snakemake.output[0])

@@ -62,6 +62,15 @@ class TaskSpec:
         if "kind" not in self.source:
             raise ValueError(f"task {self.name}: source needs a 'kind' (one of {sorted(SOURCES)})")
 
+    def to_dict(self) -> dict:
+        """Plain values, the form a Snakemake rule passes a spec in: Snakemake records only builtin params, so a
+        spec passed as a TaskSpec would not rerun its jobs when edited."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TaskSpec:
+        return cls(**{**values, "metrics": tuple(values["metrics"])})
+
 
 def task_dirs(extra: list[str] | None = None) -> list[Path]:
     return [Path(d) for d in (extra or [])] + [io.resource("tasks")]
