@@ -136,8 +136,8 @@ def test_asking_too_much_names_the_skill_and_the_fix():
 
 def test_prompt_is_the_input_alone_unless_asked():
     x = examples("caesar_2", 1)[0]["input"]
-    assert prompt(x) == f"{x}\nAnswer:"
-    assert prompt(x, "caesar_2") == f"{SKILLS['caesar_2'].instruction}\n{x}\nAnswer:"
+    assert prompt(x) == f"Input: {x}\nAnswer:"
+    assert prompt(x, "caesar_2") == f"{SKILLS['caesar_2'].instruction}\nInput: {x}\nAnswer:"
     spec = skills.task_spec("caesar_2")
     assert spec["template"].format(input=x) == prompt(x) and spec["source"] == {"kind": "skill", "name": "caesar_2"}
 

@@ -13,11 +13,12 @@ tests check this). Inputs are short (at most 60 characters; letters and digits a
 BPE tokenizer sees one symbol per token), answers are short (at most 26 characters), lower case, one line, and
 checked by exact match after lower-casing and squeezing whitespace (the project's `exact_match`).
 
-Prompt: `prompt(input)` is the input alone. The instruction is NOT in the prompt, so a LoRA must carry its skill;
-`SKILLS[name].instruction` is a plain English sentence, distinct per skill, for a retriever to embed (and
-`prompt(input, name)` prepends it, for zero-shot and few-shot baselines that need to be told the task). Inside a
-family the inputs look alike, so a router that sees only the input can tell the family but not the skill. Some
-families share input shapes (caesar, subst and letters; lists and count; arith and numfmt): room for interference.
+Prompt: `prompt(input)` is the input alone behind a fixed label (`Input: ...`). The instruction is NOT in the
+prompt, so a LoRA must carry its skill; `SKILLS[name].instruction` is a plain English sentence, distinct per skill,
+for a retriever to embed (and `prompt(input, name)` prepends it, for zero-shot and few-shot baselines that need to
+be told the task). Inside a family the inputs look alike, so a router that sees only the input can tell the family
+but not the skill. Some families share input shapes (caesar, subst and letters; lists and count; arith and numfmt):
+room for interference.
 
 Splits: an input belongs to the test split when a stable hash of the input text says so (one in five), whatever the
 skill and seed. Train and test never share an input, not even across the skills of a family.
@@ -50,7 +51,9 @@ horse ice jam jar key king kite lake lamp leaf lion lock map milk mint moon mous
 pig pipe plum pond pot queen rain ring road rock roof rope salt sand ship shoe silk sky snow sock soup star stone sun
 table tent tiger toy train tree van vase wall wave whale wind wolf wood yard zebra""".split()  # noqa: SIM905
 TEST_SHARE = 5  # one input in TEST_SHARE is a test input
-PROMPT = "{input}\nAnswer:"  # the input alone: no instruction
+# the input alone, no instruction, behind a fixed label: a decoder's first token is its attention sink, and a LoRA of
+# 30 steps could not learn to read it (lists_first 0.0, arith_add1 3.1 exact match with the input first)
+PROMPT = "Input: {input}\nAnswer:"
 TASK_PREFIX = "skill_"  # the task registry's name for a skill: skill_<skill name> (molebench.core.data)
 
 
@@ -410,4 +413,4 @@ def task_spec(name: str) -> dict:
     return {"name": TASK_PREFIX + name, "family": skill.family, "source": {"kind": "skill", "name": name},
             "template": PROMPT, "answer": "generate", "metrics": ("exact_match",), "max_new_tokens": 24,
             "description": f"Skill world, family {skill.family}: {skill.instruction}",
-            "instruction": skill.instruction, "version": 1}
+            "instruction": skill.instruction, "version": 2}
