@@ -10,6 +10,7 @@ from __future__ import annotations
 from importlib.metadata import version
 
 import torch
+from tqdm.auto import tqdm
 
 from molebench.core.data import TaskSpec
 from molebench.core.models import prompt_positions
@@ -133,11 +134,13 @@ def stop_at_newline(tokenizer) -> list:
 
 @torch.no_grad()
 def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, max_input_tokens: int, batch_size: int,
-             bf16: BF16 = False) -> list[str]:
+             bf16: BF16 = False, desc: str | None = None) -> list[str]:
+    """Greedy answers, one line each; with `desc`, a progress bar over the batches (elapsed and time left)."""
     seq2seq = is_seq2seq(model)
     stop = stop_at_newline(tokenizer)
     outputs = []
-    for start in range(0, len(prompts), batch_size):
+    starts = range(0, len(prompts), batch_size)
+    for start in tqdm(starts, desc=desc, unit="batch", mininterval=5) if desc else starts:
         ids = [encode_prompt(tokenizer, p, max_input_tokens) for p in prompts[start:start + batch_size]]
         batch = {k: v.to(model.device) for k, v in collate(tokenizer, [(p, []) for p in ids], seq2seq,
                                                            pad_left=not seq2seq).items()}
@@ -217,7 +220,7 @@ def evaluate(model, tokenizer, spec: TaskSpec, records: list[dict], batch_size: 
         predictions = [r["options"][max(range(len(s)), key=s.__getitem__)] for r, s in zip(records, scores)]
     else:
         predictions = generate(model, tokenizer, [r["input"] for r in records], spec.max_new_tokens,
-                               max_input_tokens, batch_size, bf16)
+                               max_input_tokens, batch_size, bf16, desc=f"score {spec.name}")
         decoding = f"greedy, max_new_tokens={spec.max_new_tokens}, cut at first newline, KV cache"
     references = [r["references"] for r in records]
     example_scores = {m: EXAMPLE_SCORERS[m](predictions, references) for m in spec.metrics}

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from molebench.core import io
 from molebench.core.composition import load_composition, save_trained
@@ -173,7 +174,8 @@ def _score_mixed(method, model, tokenizer, names: list[str], records: list[dict]
     start = time.time()
     loras = [[r["task"]] if method.own_lora else retrieved[r["id"]][setting] for r in records]
     outputs = []
-    for b in range(0, len(records), ecfg["batch_size"]):
+    for b in tqdm(range(0, len(records), ecfg["batch_size"]), desc=f"{setting} mixed-task test set", unit="batch",
+                  mininterval=5):
         batch = records[b:b + ecfg["batch_size"]]
         method.route([[names.index(n) for n in chosen] for chosen in loras[b:b + ecfg["batch_size"]]])
         outputs += generate(model, tokenizer, [r["input"] for r in batch], ecfg["max_new_tokens"],
