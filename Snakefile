@@ -3,7 +3,10 @@
 #   snakemake --cores 2 --configfile config/smoke.yaml reproduce    tiny models, minutes
 from snakemake.utils import min_version, validate
 
+from molebench import scheduling
+
 min_version("9.0")
+scheduling.install()  # one re-evaluation timer in Snakemake's scheduler, not one more per finished job
 
 
 # A config given with --configfile replaces the mini default instead of being merged into it (a smoke run must not

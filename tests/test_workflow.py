@@ -5,14 +5,18 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 import yaml
 from browser import CHROMIUM, MISSING, check_pages
+from snakemake.scheduling.job_scheduler import JobScheduler
 
+from molebench import scheduling
 from molebench.bench import scheduler
 from molebench.nlp import plan
 from molebench.report import budget
@@ -319,6 +323,28 @@ def test_an_edited_pool_entry_reruns_its_data_and_its_lora_only(smoke_run, tmp_p
     assert counts["ramole_data"] == counts["ramole_lora"] == 1, counts
     assert "results/smoke/ramole/loras/skill_lists_first/seed1" in done.stdout
 
+
+@pytest.mark.parametrize("edit, evaluated", [(("router", "train", "steps"), "ramole"), (("eval", "per_task"), "all")])
+def test_an_edited_ramole_setting_reruns_only_the_stages_that_read_it(smoke_run, tmp_path, edit, evaluated):
+    """Each RAMoLE job gets the part of the `ramole` block its stage reads: an edited router setting reruns the routers
+    and RAMoLE's evaluations, an edited mixed-task evaluation the evaluations; neither retrains a pool LoRA."""
+    config = yaml.safe_load((smoke_run / "config/smoke.yaml").read_text())
+    *path, key = edit
+    section = config["ramole"]
+    for part in path:
+        section = section[part]
+    section[key] += 1
+    edited = tmp_path / "edited.yaml"
+    edited.write_text(yaml.safe_dump(config, sort_keys=False))
+    done = snakemake(smoke_run, "reproduce", "-n", "--configfile", str(edited))
+    counts = budget.job_counts(done.stdout)
+    seeds, methods = len(config["ramole"]["seeds"]), list(config["ramole"]["methods"])
+    rerun = ["ramole"] * seeds if evaluated == "ramole" else methods * seeds
+    assert counts.get("ramole_router", 0) == (seeds if "router" in edit else 0), counts
+    assert sorted(re.findall(r"wildcards: seed=\d+, method=(\w+)", done.stdout)) == sorted(rerun), counts
+    assert not {"ramole_lora", "scaling_lora", "ramole_embed", "ramole_retrieve"} & set(counts), counts
+
+
 def test_smoke_dag_renders_the_text_to_image_tables_grids_and_images(smoke_run):
     """Every t2i rule ran on tiny random pipelines: Tables 1, 9, 10 hold a number in every cell of ours, the grids and
     the masking grid are in the site, and each image says how it was made."""
@@ -339,9 +365,21 @@ def test_smoke_dag_renders_the_text_to_image_tables_grids_and_images(smoke_run):
     assert {"prompt", "seed", "method"} <= set(Image.open(image).text)
 
 
-def test_scheduler_bench_runs_the_generated_workflow_under_both_schedulers():
+def test_the_scheduler_keeps_one_reevaluation_timer_however_often_it_is_asked():
+    assert scheduling.install() and JobScheduler._schedule_reevalutation is scheduling._one_timer
+    woken = SimpleNamespace(_open_jobs=threading.Semaphore(0))
+    for _ in range(50):  # 50 scheduling passes within one timespan: Snakemake's own would start 50 timers
+        JobScheduler._schedule_reevalutation(woken, 0.2)
+    assert [t.daemon for t in threading.enumerate() if isinstance(t, threading.Timer)] == [True]
+    assert woken._open_jobs.acquire(timeout=5)  # one wake-up ...
+    assert not woken._open_jobs.acquire(timeout=0.5)  # ... and only one
+    JobScheduler._schedule_reevalutation(woken, 0.05)  # the pass it woke starts the next one
+    assert woken._open_jobs.acquire(timeout=5)
+
+
+def test_scheduler_bench_runs_the_generated_workflow_under_each_setting():
     rows = scheduler.run(pairs=1, jobs=3, sleep=0)  # check=True inside: a failed Snakemake run raises
-    assert [r["scheduler"] for r in rows] == list(scheduler.SCHEDULERS)
+    assert [r["scheduler"] for r in rows] == list(scheduler.SETTINGS)
     assert all(r["jobs"] == 6 and r["runs"] == 1 and r["median_cpu_s"] > 0 for r in rows)
-    greedy = rows[scheduler.SCHEDULERS.index("greedy")]
-    assert greedy["cpu_ratio_to_greedy"] == greedy["wall_ratio_to_greedy"] == 1.0
+    ours = rows[list(scheduler.SETTINGS).index(scheduler.WORKFLOW)]
+    assert ours["cpu_ratio_to_workflow"] == ours["wall_ratio_to_workflow"] == 1.0

@@ -58,7 +58,7 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
             lora=RAM["lora"],
             train=RAM["train"],
             gain_spec=lambda w: POOL_LORAS[w.task].to_dict(),
-            eval=RAM["eval"],
+            eval=ramole_plan.gain_eval(config),
         threads: THREADS
         resources:
             gpu=config["gpus_per_job"],
@@ -110,6 +110,9 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
         script:
             "../scripts/ramole_embed.py"
 
+    # The retrieve, router and evaluate jobs get the parts of this block their stage reads (molebench.ramole.stages),
+    # not all of it: Snakemake reruns a job whose params changed, so an edited router setting reruns the routers and
+    # RAMoLE's evaluations only.
     rule ramole_retrieve:
         input:
             embeddings=[f"{RUN}/embeddings/{task}.pt" for task in POOL],
@@ -122,7 +125,8 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
         benchmark:
             f"{RES}/benchmarks/ramole_retrieve/seed{{seed}}.tsv"
         params:
-            ramole=RAM,
+            ramole={"pool": RAM["pool"], "retriever": RAM["retriever"],
+                    "router": {"records_per_task": RAM["router"]["records_per_task"]}},
         threads: THREADS
         script:
             "../scripts/ramole_retrieve.py"
@@ -140,7 +144,8 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
         benchmark:
             f"{RES}/benchmarks/ramole_router/seed{{seed}}.tsv"
         params:
-            ramole=RAM,
+            ramole={"methods": {"ramole": RAM["methods"]["ramole"]}, "retriever": RAM["retriever"],
+                    "router": RAM["router"]},
         threads: THREADS
         resources:
             gpu=config["gpus_per_job"],
@@ -163,7 +168,8 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
         benchmark:
             f"{RES}/benchmarks/ramole_evaluate/{{method}}-seed{{seed}}.tsv"
         params:
-            ramole=RAM,
+            ramole=lambda w: {"seed": RAM["seed"], "pool": RAM["pool"], "eval": RAM["eval"],
+                              "methods": {w.method: RAM["methods"][w.method]}},
             settings=lambda w: [s for m, s in ramole_plan.evaluations(config) if m == w.method],
         threads: THREADS
         resources:

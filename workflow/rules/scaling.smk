@@ -21,7 +21,7 @@ if "scaling" in config:
             lora=config["ramole"]["lora"],
             train=config["ramole"]["train"],
             gain_spec=lambda w: load_task(w.task).to_dict(),  # scored in the job, as the pool's LoRAs (ramole_lora)
-            eval=config["ramole"]["eval"],
+            eval=ramole_plan.gain_eval(config),
         threads: THREADS
         resources:
             gpu=config["gpus_per_job"],

@@ -40,6 +40,13 @@ def pool_gain_file(results: str) -> str:
     return f"{results}/tables/pool_gain.csv"
 
 
+def gain_eval(config: dict) -> dict:
+    """The evaluation settings a pool LoRA's gain check reads (molebench.core.stages.train_lora scores it in its
+    training job). Only these go to the job, so that an edited mixed-task evaluation (`per_task`, `max_new_tokens`)
+    retrains no LoRA: Snakemake reruns a job whose params changed."""
+    return {key: config["ramole"]["eval"][key] for key in ("batch_size", "max_input_tokens")}
+
+
 def check(config: dict) -> None:
     """What the schema cannot say about the `ramole:` block, with messages that name the fix."""
     from peft import LoraConfig  # heavy (3 s): only the config check needs it, not the table and ledger jobs
