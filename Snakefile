@@ -7,6 +7,7 @@ from molebench import scheduling
 
 min_version("9.0")
 scheduling.install()  # one re-evaluation timer in Snakemake's scheduler, not one more per finished job
+scheduling.claim_memory(workflow)  # the machine's memory, so that a job retried for memory runs alone (profile)
 
 
 # A config given with --configfile replaces the mini default instead of being merged into it (a smoke run must not

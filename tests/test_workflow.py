@@ -383,3 +383,33 @@ def test_scheduler_bench_runs_the_generated_workflow_under_each_setting():
     assert all(r["jobs"] == 6 and r["runs"] == 1 and r["median_cpu_s"] > 0 for r in rows)
     ours = rows[list(scheduler.SETTINGS).index(scheduler.WORKFLOW)]
     assert ours["cpu_ratio_to_workflow"] == ours["wall_ratio_to_workflow"] == 1.0
+
+
+KILLED_ONCE = """
+from molebench import scheduling
+
+scheduling.install()
+scheduling.claim_memory(workflow)
+
+rule all:
+    input: "dies_once", "a", "b"
+
+rule dies_once:  # killed on its first attempt, as the kernel kills a job out of memory
+    output: "dies_once"
+    shell: "if [ ! -e tried ]; then touch tried; kill -9 $$; fi; sleep 1; ls running > {output}"
+
+rule beside:
+    output: "{name,[ab]}"
+    shell: "mkdir -p running; touch running/{output}; sleep 4; rm running/{output}; touch {output}"
+"""
+
+
+def test_a_job_killed_for_memory_runs_again_alone(tmp_path):
+    # the repository's default profile (every job claims 2 GB first, the whole machine on its one retry) with the
+    # Snakefile's molebench.scheduling: the killed job starts beside the others and reruns when they have ended
+    (tmp_path / "Snakefile").write_text(KILLED_ONCE)
+    shutil.copytree(REPO / "profiles" / "default", tmp_path / "profiles" / "default")
+    done = snakemake(tmp_path, "--cores", "3")
+    assert (tmp_path / "tried").is_file() and done.stderr.count("Trying to restart job") == 1
+    assert (tmp_path / "dies_once").read_text() == ""  # nothing was running beside the retry
+    assert (tmp_path / "a").is_file() and (tmp_path / "b").is_file()

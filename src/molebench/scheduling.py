@@ -1,4 +1,7 @@
-"""One pending re-evaluation timer in Snakemake's job scheduler, instead of one more with every finished job.
+"""How Snakemake schedules this workflow's jobs on one machine: one re-evaluation timer, and memory claims that let a
+job killed for memory run again alone.
+
+**One pending re-evaluation timer** in Snakemake's job scheduler, instead of one more with every finished job.
 
 Snakemake 9's scheduler ends every scheduling pass by starting a `threading.Timer` that wakes it again after the job
 rate limit's timespan (`--max-jobs-per-timespan`, default 100/1s), so that jobs the limit held back get another
@@ -11,13 +14,23 @@ needs, so one timer at a time is kept; it is a daemon thread, so the process no 
 
 Written here because Snakemake offers no setting for it: a longer timespan thins the passes but keeps the process
 alive that long after the last job (the timers are not daemons).
+
+**A job killed for memory runs again alone.** Jobs of this workflow differ in memory by more than 10x (a pool LoRA
+about 1.3 GB, MoLE's gates over 128 LoRAs about 19 GB), and the local scheduler knows only cores, so two such jobs
+side by side on a 24 GB machine would both die. `claim_memory` gives the run the machine's memory as its `mem_mb`
+unless the command line sets one (`--resources mem_mb=...`); the default profile has every job claim 2 GB of it on
+its first attempt and all of it on its retry (`retries: 1`), so the retry starts when the jobs beside it have ended
+and nothing starts beside it. Snakemake 9 re-evaluates a retried job's resources but keeps
+the claim its scheduler made of the first attempt (`Job._scheduler_resources`); `install` resets that claim too.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import warnings
 
+from snakemake.jobs import Job
 from snakemake.scheduling.job_scheduler import JobScheduler
 
 _PATCHED = "_schedule_reevalutation"  # Snakemake's own spelling
@@ -39,13 +52,34 @@ def _one_timer(scheduler, delay: float) -> None:
     timer.start()
 
 
+def _set_attempt(job, attempt: int) -> None:
+    job._resources = None
+    job._scheduler_resources = None  # what Snakemake's own setter leaves: the claim of the first attempt
+    job._attempt = attempt
+
+
 def install() -> bool:
-    """Make the scheduler keep one re-evaluation timer (idempotent). A Snakemake without the method runs unchanged,
-    with a warning: the change saves CPU, the workflow does not depend on it."""
-    if not hasattr(JobScheduler, _PATCHED):
-        warnings.warn(f"snakemake's JobScheduler has no {_PATCHED}: molebench.scheduling left it alone; the "
-                      f"scheduler may use more CPU than needed (update molebench/scheduling.py for this Snakemake)",
-                      stacklevel=2)
+    """Make the scheduler keep one re-evaluation timer and re-claim a retried job's resources (idempotent). A
+    Snakemake without these internals runs unchanged, with a warning: the workflow does not depend on them."""
+    attempt = getattr(Job, "attempt", None)
+    if not (hasattr(JobScheduler, _PATCHED) and isinstance(attempt, property)
+            and hasattr(Job, "_get_scheduler_resources")):
+        warnings.warn(f"snakemake's JobScheduler has no {_PATCHED} or its Job no attempt property: "
+                      f"molebench.scheduling left them alone; the scheduler may use more CPU than needed and a retried "
+                      f"job keeps its first claim (update molebench/scheduling.py for this Snakemake)", stacklevel=2)
         return False
     setattr(JobScheduler, _PATCHED, _one_timer)
+    Job.attempt = attempt.setter(_set_attempt)
     return True
+
+
+def machine_memory_mb() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+
+
+def claim_memory(workflow) -> None:
+    """The run's `mem_mb`: the command line's, else the machine's memory (registered, so the scheduler counts it).
+    Local runs only (no `--jobs` for a cluster's nodes, as Snakemake's own scheduler tells them): Snakemake caps
+    every job's resources at the run's, so on a cluster it would cap each job's memory request at this machine's."""
+    if workflow.nodes is None and "mem_mb" not in workflow.global_resources:
+        workflow.register_resource("mem_mb", machine_memory_mb())
