@@ -16,12 +16,12 @@ Written here because Snakemake offers no setting for it: a longer timespan thins
 alive that long after the last job (the timers are not daemons).
 
 **A job killed for memory runs again alone.** Jobs of this workflow differ in memory by more than 10x (a pool LoRA
-about 1.3 GB, MoLE's gates over 128 LoRAs about 19 GB), and the local scheduler knows only cores, so two such jobs
-side by side on a 24 GB machine would both die. `claim_memory` gives the run the machine's memory as its `mem_mb`
-unless the command line sets one (`--resources mem_mb=...`); the default profile has every job claim 2 GB of it on
-its first attempt and all of it on its retry (`retries: 1`), so the retry starts when the jobs beside it have ended
-and nothing starts beside it. Snakemake 9 re-evaluates a retried job's resources but keeps
-the claim its scheduler made of the first attempt (`Job._scheduler_resources`); `install` resets that claim too.
+about 1.3 GB, MoLE's gates over 128 LoRAs about 19 GB), and the local scheduler knows only cores, so of two such
+jobs side by side on a 24 GB machine the kernel kills one. `claim_memory` gives the run the machine's memory as its
+`mem_mb` unless the command line sets one (`--resources mem_mb=...`); the default profile has every job claim 2 GB of
+it on its first attempt and all of it on its retry (`retries: 1`), so the retry starts when the jobs beside it have
+ended and nothing starts beside it. Snakemake 9 re-evaluates a retried job's resources but keeps the claim its
+scheduler made of the first attempt (`Job._scheduler_resources`); `install` resets that claim too.
 """
 
 from __future__ import annotations
