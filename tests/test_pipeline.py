@@ -1,11 +1,13 @@
 """Every stage on tiny random LLaMA and T5 models with real SentencePiece tokenizers, without Snakemake."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
 from molebench.bench import bf16 as bf16_bench
+from molebench.config import load_config
 from molebench.core import io
 from molebench.core import stages as core_stages
 from molebench.core.adapters import AdapterError
@@ -13,7 +15,7 @@ from molebench.core.data import load_task, task_data
 from molebench.core.models import load_base
 from molebench.core.runtime import GAIN_FILE
 from molebench.core.scoring import SCORERS, evaluate
-from molebench.nlp import stages
+from molebench.nlp import plan, stages
 from molebench.report.evidence import Settings
 
 TRAIN = {"steps": 2, "batch_size": 4, "lr": 1e-3, "max_input_tokens": 48, "max_target_tokens": 12}
@@ -276,6 +278,22 @@ def test_a_variant_scored_from_another_must_share_its_training(variant, message)
     config["variants"]["bad"] = variant
     with pytest.raises(ConfigError, match=message):
         check(config)
+
+
+def _table_seeds(config: dict, table: str, variant: str) -> list[int]:
+    return sorted({int(Path(d).name.removeprefix("seed")) for d in plan.table_inputs(config, table)
+                   if Path(d).parts[-3] == variant})
+
+
+def test_a_tables_seeds_replace_its_variants_seeds_in_that_table_only():
+    config = load_config("config/smoke.yaml")
+    config["tables"]["table8"]["seeds"] = [1, 2, 3, 4]
+    assert _table_seeds(config, "table8", "mole") == [1, 2, 3, 4]  # its own seeds are [1, 2]
+    assert _table_seeds(config, "table8", "nla-output") == [1, 2, 3, 4]  # the config's are [1]
+    assert _table_seeds(config, "table7", "mole") == [1, 2]  # the same variant in a table without seeds
+    assert _table_seeds(config, "table3", "zero-shot") == [1]  # an unseeded method runs once
+    config["tables"]["table3"]["seeds"] = [2, 3]
+    assert _table_seeds(config, "table3", "zero-shot") == [2]
 
 
 def test_pool_lora_job_scores_its_gain_as_the_saved_adapter_does(world, tmp_path):

@@ -184,6 +184,8 @@ class Table(Section):
     title: str = Field(description="the table's title")
     groups: list[str] = Field(min_length=1, description="groups scored (rows)")
     variants: list[str] = Field(min_length=1, description="variants scored (columns)")
+    seeds: Seeds = Field(None, description="this table's seeds instead of its variants' (a slice whose seeds spread "
+                                           "widely needs more of them to decide its claim)")
     paper: str = Field(None, description="CSV of the paper's published numbers (data/paper/)")
     paper_rows: dict[str, str] = Field(
         None, description="group -> the paper row (paper_task) its average row is compared with; default: the "

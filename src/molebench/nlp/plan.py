@@ -320,10 +320,12 @@ def per_task(config: dict, variant: str) -> bool:
     return config["variants"][trained_variant(config, variant)].get("per_task", method_of(config, variant).per_task)
 
 
-def seeds_of(config: dict, variant: str) -> list[int]:
-    """The variant's own `seeds` if it sets them (to bound an expensive variant's cost), else the config's; an
-    unseeded method runs once."""
+def seeds_of(config: dict, variant: str, table: str | None = None) -> list[int]:
+    """The table's `seeds` if it sets them (a slice whose seeds spread widely needs more to decide its claim), else
+    the variant's own (to bound an expensive variant's cost), else the config's; an unseeded method runs once."""
     seeds = config["variants"][trained_variant(config, variant)].get("seeds", config["seeds"])
+    if table is not None:
+        seeds = config["tables"][table].get("seeds", seeds)
     return seeds if method_of(config, variant).seeded else seeds[:1]
 
 
@@ -452,17 +454,17 @@ def masked_dir(config: dict, variant: str, group: str, seed: int, drop: list[str
     return f"{config['results_dir']}/masked/{variant}/{group}/seed{seed}/drop-{'+'.join(map(str, drop))}"
 
 
-def evaluation_dirs(config: dict, variant: str, groups: list[str]) -> list[str]:
+def evaluation_dirs(config: dict, variant: str, groups: list[str], table: str | None = None) -> list[str]:
     """One job per (variant, group, seed) scores every task of the group into one folder (`scored_in_compose` says
-    which rule)."""
+    which rule); the seeds are the table's when it sets them (seeds_of)."""
     pairs = dict.fromkeys(g for g, _ in compositions(config, variant, groups))
     return [f"{config['results_dir']}/metrics/{variant}/{group}/seed{seed}"
-            for group in pairs for seed in seeds_of(config, variant)]
+            for group in pairs for seed in seeds_of(config, variant, table)]
 
 
 def table_inputs(config: dict, table: str) -> list[str]:
     spec = config["tables"][table]
-    return list(dict.fromkeys(d for v in spec["variants"] for d in evaluation_dirs(config, v, spec["groups"])))
+    return list(dict.fromkeys(d for v in spec["variants"] for d in evaluation_dirs(config, v, spec["groups"], table)))
 
 
 def figure_inputs(config: dict, figure: str) -> dict[str, list[str]]:

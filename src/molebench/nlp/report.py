@@ -226,7 +226,7 @@ def group_rows(config: dict, groups: list[str]) -> dict[str, list[tuple[str, str
 
 def table(name: str, config: dict, evaluation_dirs: list[str], out_file: str) -> None:
     spec = config["tables"][name]
-    seeds = {v: plan.seeds_of(config, v) for v in spec["variants"]}
+    seeds = {v: plan.seeds_of(config, v, name) for v in spec["variants"]}
     df = build_table(name, spec, group_metrics(config, evaluation_dirs, spec["groups"]),
                      _tasks(config, config["groups"]), config["groups"], seeds)
     io.write_text(out_file, df.to_csv(index=False))
