@@ -2,12 +2,14 @@
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
 
 from molebench.core import skills
 from molebench.core.data import TaskSpec, build_splits, list_tasks, load_task
+from molebench.core.generators import SCENE_VERBS, generate
 
 TASKS = [t for t in list_tasks() if not t.startswith(skills.TASK_PREFIX)]  # the YAML files (skill tasks: test_skills)
 GENERATOR_TASKS = [t for t in TASKS if load_task(t).source["kind"] == "generator"]
@@ -22,7 +24,30 @@ def test_expected_tasks_exist():
     assert {"boolean_expressions", "multistep_arithmetic", "web_of_lies", "word_sorting", "object_counting",
             "dyck_languages", "smoke_reverse", "smoke_add", "smoke_upper", "smoke_parity_mc", "e2e_nlg", "webnlg_en",
             "common_gen", "qa_wikidata", "arc_science", "presuppositions_as_nli", "epistemic_reasoning", "winowhy",
-            "vitaminc", "fever"} <= set(TASKS)
+            "vitaminc", "fever", "restaurant_to_text", "triples_to_text", "concepts_to_text"} <= set(TASKS)
+
+
+def test_struct_to_text_references_state_every_input_value():
+    """The generated struct-to-text tasks: every phrasing of an input says every value in it, and they differ."""
+    for ex in generate("restaurant_to_text", 200, seed=0):
+        values = dict(re.findall(r"(\w[\w ]*)\[([^\]]+)\]", ex["input"]))
+        assert "name" in values and len(ex["references"]) == 2 and len(set(ex["references"])) == 2
+        for ref in ex["references"]:
+            assert all(v in ref for k, v in values.items() if k != "familyFriendly"), (values, ref)
+            assert ("famil" in ref or "adults" in ref) == ("familyFriendly" in values)
+    for ex in generate("triples_to_text", 200, seed=0):
+        triples = [t.split(" | ") for t in ex["input"].split(" ; ")]
+        assert len({s for s, _, _ in triples}) == 1 and len(ex["references"]) == min(len(triples), 2)
+        for ref in ex["references"]:
+            assert all(f"{s} ".replace("_", " ") in ref and o.replace("_", " ") in ref for s, _, o in triples)
+    for ex in generate("concepts_to_text", 200, seed=0):
+        concepts = ex["input"].split(", ")
+        assert concepts == sorted(concepts) and len(concepts) in (3, 4)
+        for ref in ex["references"]:
+            words = set(re.findall(r"[a-z]+", ref.lower()))
+            assert all(c in words or {SCENE_VERBS[c][0], SCENE_VERBS[c][1]} & words
+                       for c in concepts if c in SCENE_VERBS or c in words), (concepts, ref)
+            assert sum(c in words for c in concepts) >= len(concepts) - 1  # all but the inflected verb, verbatim
 
 
 @pytest.mark.parametrize("name", TASKS)

@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
         fn=cmd_schema)
     bench = sub.add_parser("bench", help="time the smoke DAG, a mini LoRA step and a mini scoring batch")
     bench.add_argument("--config", default="config/config.yaml")
-    bench.add_argument("--task", default="e2e_nlg", help="task whose data feeds the step and the scoring batch")
+    bench.add_argument("--task", default="restaurant_to_text", help="task whose data feeds the step and the scoring batch")
     bench.add_argument("--threads", type=int, default=2)
     bench.add_argument("--repeats", type=int, default=3)
     bench.add_argument("--skip-smoke", action="store_true")

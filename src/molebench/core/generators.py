@@ -1,4 +1,4 @@
-"""The project's own task generators: BBH-like algorithmic tasks and tiny smoke-scale tasks.
+"""The project's own task generators: BBH-like algorithmic tasks, struct-to-text tasks and tiny smoke-scale tasks.
 
 A generator makes one raw example from a `random.Random`; `generate` draws until it has `n` examples with distinct
 inputs, so that train and test splits never share an input. Raw examples have the shapes data.py documents:
@@ -257,6 +257,135 @@ def dyck_languages(rng: random.Random, min_len: int = 3, max_len: int = 12) -> d
     return {"input": "Complete the rest of the sequence, making sure that the parentheses are closed properly. "
                      f"Input: {' '.join(tokens)}",
             "references": [" ".join(BRACKETS[b] for b in reversed(stack))]}
+
+
+# ---- struct-to-text: E2E-, WebNLG- and CommonGen-like ---------------------------------------------------------
+# The mini scale's struct-to-text family, made here so that the default run needs no download (the BIG-bench archive
+# that held E2E, WebNLG and CommonGen left PyPI). Each input has several realisations, in a seeded order: training
+# sees the first (as with the real datasets' merged references), scoring takes the best ROUGE over all of them.
+
+RESTAURANTS = ["Green Olive", "The Copper Kettle", "Blue Lantern", "The Old Mill", "Saffron House", "The Red Fox",
+               "Harbour View", "The Silver Spoon", "Little Tokyo", "The Brass Bell", "Maple Corner", "The Wandering Goat",
+               "Stone Bridge", "The Lemon Tree", "Golden Wok", "The Crooked Oak"]
+EAT_TYPES = ["restaurant", "coffee shop", "pub"]
+FOODS = ["French", "Italian", "Chinese", "Indian", "Japanese", "English", "Mexican"]
+PRICES = ["cheap", "moderate", "high"]
+RATINGS = ["low", "average", "high"]
+AREAS = ["city centre", "riverside"]
+
+
+def _article(word: str) -> str:
+    return "an" if word[0].lower() in "aeiou" else "a"
+
+
+@register_generator("restaurant_to_text")
+def restaurant_to_text(rng: random.Random, min_extra: int = 2, max_extra: int = 5) -> dict:
+    """"name[Green Olive], eatType[pub], food[Italian], area[riverside]" -> "Green Olive is an Italian pub in the
+    riverside area." (E2E's meaning representations, the project's own names and phrasings)."""
+    name, near = rng.sample(RESTAURANTS, 2)
+    values = {"eatType": rng.choice(EAT_TYPES), "food": rng.choice(FOODS), "priceRange": rng.choice(PRICES),
+              "customer rating": rng.choice(RATINGS), "area": rng.choice(AREAS),
+              "familyFriendly": rng.choice(["yes", "no"]), "near": near}
+    drawn = set(rng.sample(sorted(values), rng.randint(min_extra, max_extra)))
+    keys = [k for k in values if k in drawn]
+    mr = {"name": name, **{k: values[k] for k in keys}}
+    kind = mr.get("eatType", "place")
+    head = f"{mr['food']} {kind}" if "food" in mr else kind
+    where = " ".join(c for k, c in [("area", f"in the {mr.get('area')} area"), ("near", f"near {near}")] if k in mr)
+    rating = mr.get("customer rating", "")
+    having = [c for k, c in [("priceRange", f"{mr.get('priceRange')} prices"),
+                             ("customer rating", f"{_article(rating or 'a')} {rating} customer rating")] if k in mr]
+    having = f" with {' and '.join(having)}" if having else ""
+    family = {"yes": " It is family friendly.", "no": " It is not family friendly."}.get(mr.get("familyFriendly"), "")
+    kids = {"yes": " for families", "no": " for adults only"}.get(mr.get("familyFriendly"), "")
+    first = f"{name} is {_article(head)} {head}{' ' + where if where else ''}{',' if where and having else ''}" \
+            f"{having}.{family}"
+    second = (f"{where[0].upper()}{where[1:]}, there is" if where else "There is") + \
+        f" {_article(head)} {head}{kids} called {name}{having}."
+    references = [first, second]
+    rng.shuffle(references)
+    return {"input": ", ".join(f"{k}[{v}]" for k, v in mr.items()), "references": references}
+
+
+PERSON_FACTS = {  # relation -> (values, "X is ..." phrasing, "X ..." verb phrasing)
+    "birthPlace": (["Oslo", "Lyon", "Porto", "Dublin", "Krakow", "Utrecht", "Tampere", "Graz"],
+                   "born in {}", "was born in {}"),
+    "occupation": (["architect", "engineer", "painter", "test pilot", "economist", "chemist", "journalist"],
+                   "{}", "works as {}"),
+    "almaMater": (["Northfield University", "Lakeside College", "Westbrook Institute", "Eastgate University"],
+                  "a graduate of {}", "studied at {}"),
+    "birthYear": ([str(year) for year in range(1931, 1991, 3)], "born in {}", "was born in {}"),
+    "nationality": (["Norwegian", "French", "Portuguese", "Irish", "Polish", "Dutch", "Finnish", "Austrian"],
+                    "{}", "is {}"),
+}
+SURNAMES = ["Berg", "Moreau", "Silva", "Byrne", "Nowak", "de Vries", "Virtanen", "Gruber", "Lind", "Costa"]
+
+
+@register_generator("triples_to_text")
+def triples_to_text(rng: random.Random, min_triples: int = 1, max_triples: int = 4) -> dict:
+    """"Inga_Berg | birthPlace | Oslo ; Inga_Berg | occupation | architect" -> "Inga Berg was born in Oslo. Inga
+    Berg works as an architect." (WebNLG's triples, facts about made-up people)."""
+    person = f"{rng.choice(NAMES)} {rng.choice(SURNAMES)}"
+    drawn = set(rng.sample(sorted(PERSON_FACTS), rng.randint(min_triples, max_triples)))
+    relations = [r for r in PERSON_FACTS if r in drawn]
+    if "birthPlace" in relations and "birthYear" in relations:
+        relations.remove("birthYear")  # "born in X" twice would not say which is which
+    facts = {r: rng.choice(PERSON_FACTS[r][0]) for r in relations}
+
+    def phrase(relation: str, verb: bool) -> str:
+        value = facts[relation]
+        if relation == "occupation":
+            value = f"{_article(value)} {value}"
+        return PERSON_FACTS[relation][2 if verb else 1].format(value)
+
+    separate = " ".join(f"{person} {phrase(r, True)}." for r in relations)
+    verbs = [phrase(r, True) for r in relations]
+    joined = f"{person} {', '.join(verbs[:-1])} and {verbs[-1]}."
+    references = [separate, joined] if len(relations) > 1 else [separate]
+    rng.shuffle(references)
+    subject = person.replace(" ", "_")
+    return {"input": " ; ".join(f"{subject} | {r} | {facts[r].replace(' ', '_')}" for r in relations),
+            "references": references}
+
+
+SCENE_VERBS = {  # verb -> (third person, -ing form, objects it takes)
+    "kick": ("kicks", "kicking", ["ball", "stone", "can"]),
+    "throw": ("throws", "throwing", ["ball", "stick", "frisbee"]),
+    "read": ("reads", "reading", ["book", "letter", "newspaper"]),
+    "cook": ("cooks", "cooking", ["soup", "rice", "pasta"]),
+    "paint": ("paints", "painting", ["fence", "wall", "picture"]),
+    "wash": ("washes", "washing", ["car", "dog", "window"]),
+    "eat": ("eats", "eating", ["apple", "sandwich", "cake"]),
+    "ride": ("rides", "riding", ["bike", "horse", "scooter"]),
+    "play": ("plays", "playing", ["guitar", "piano", "drum"]),
+    "write": ("writes", "writing", ["letter", "poem", "song"]),
+    "plant": ("plants", "planting", ["tree", "flower", "seed"]),
+    "feed": ("feeds", "feeding", ["cat", "bird", "goat"]),
+    "catch": ("catches", "catching", ["ball", "fish", "frisbee"]),
+    "climb": ("climbs", "climbing", ["tree", "wall", "ladder"]),
+    "open": ("opens", "opening", ["door", "box", "gate"]),
+    "carry": ("carries", "carrying", ["bag", "box", "basket"]),
+}
+AGENTS = ["boy", "girl", "man", "woman", "child", "student", "chef", "farmer", "player", "teacher"]
+PLACES = ["park", "kitchen", "garden", "street", "beach", "yard", "field", "market", "school", "square"]
+
+
+@register_generator("concepts_to_text")
+def concepts_to_text(rng: random.Random, place_share: float = 0.6) -> dict:
+    """"ball, boy, kick, park" -> "A boy kicks a ball in the park." (CommonGen's concept sets, alphabetical, from
+    the project's own scenes)."""
+    verb = rng.choice(sorted(SCENE_VERBS))
+    third, ing, objects = SCENE_VERBS[verb]
+    agent, thing = rng.choice(AGENTS), rng.choice(objects)
+    place = rng.choice(PLACES) if rng.random() < place_share else None
+    at = f" in the {place}" if place else ""
+    references = [f"{_article(agent).capitalize()} {agent} {third} {_article(thing)} {thing}{at}.",
+                  f"The {agent} is {ing} the {thing}{at}."]
+    if place:
+        references.append(f"In the {place}, {_article(agent)} {agent} {third} the {thing}.")
+    rng.shuffle(references)
+    return {"input": ", ".join(sorted({agent, verb, thing} | ({place} if place else set()))),
+            "references": references}
 
 
 # ---- smoke scale: tiny, fast tasks for CI with tiny random models ----------------------------------------------

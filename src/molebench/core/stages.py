@@ -35,7 +35,12 @@ def bigbench_archive(raw_dir: str) -> None:
     try:
         index = urllib.request.Request(BIGBENCH_INDEX, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
         with urllib.request.urlopen(index, timeout=60) as reply:
-            url = next(f["url"] for f in json.load(reply)["files"] if f["filename"] == BIGBENCH_ARCHIVE)
+            urls = [f["url"] for f in json.load(reply)["files"] if f["filename"] == BIGBENCH_ARCHIVE]
+        if not urls:  # seen on 2026-12-05: PyPI lists only bigbench 0.0.1
+            raise RuntimeError(f"PyPI no longer lists {BIGBENCH_ARCHIVE}: put a copy of it (sha256 {BIGBENCH_SHA256}) "
+                               f"at {target}, or leave the BIG-bench tasks out of the config's groups (the mini "
+                               "config's own tasks are generated and need no archive)")
+        url = urls[0]
         with io.atomic_path(target) as tmp, urllib.request.urlopen(url, timeout=60) as reply, open(tmp, "wb") as out:
             while chunk := reply.read(1 << 20):
                 digest.update(chunk)

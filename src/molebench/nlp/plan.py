@@ -260,7 +260,7 @@ def check_scaling(config: dict) -> None:
     own = len(config["groups"][cfg["group"]]) if cfg["own_loras"] else 0
     if sizes[0] < max(own, 1):
         raise ConfigError(f"scaling.sizes: {sizes[0]} LoRAs is fewer than the group's own {own} (own_loras), which "
-                          "lead every composition")
+                          "every composition holds")
     if sizes[-1] > len(candidates):
         raise ConfigError(f"scaling.sizes: {sizes[-1]} LoRAs, but the pool has only {len(candidates)} "
                           f"({own} own, {len(candidates) - own} from ramole.pool and scaling.extra_pool); add tasks "
@@ -285,7 +285,7 @@ def scaling_extra(config: dict) -> dict:
 def scaling_candidates(config: dict) -> list[str]:
     """Every LoRA a scaling composition may use, in draw order: the group's own LoRAs first (`own_loras`), then the
     RAMoLE pool and `extra_pool` shuffled once with `scaling.seed`. A composition of N LoRAs takes the first N, so the
-    compositions are nested (8 within 24 within 48 within 128)."""
+    compositions are nested (8 within 24 within 48 within 128), and lists them in a seeded order (`lora_tasks`)."""
     cfg = config["scaling"]
     own = list(config["groups"][cfg["group"]]) if cfg["own_loras"] else []
     extra = scaling_extra(config)
@@ -354,8 +354,10 @@ def group_tasks(config: dict, variant: str, group: str) -> list[str]:
 def lora_tasks(config: dict, group: str) -> list[str]:
     """Names of the LoRAs a group's compositions use: its tasks', `compose_from`'s, or a `scaling` group's N."""
     size = scaling_groups(config).get(group)
-    if size is not None:
-        return scaling_candidates(config)[:size]
+    if size is not None:  # the first N of the draw, listed in a seeded order of their own: LoRAHub's search moves
+        loras = scaling_candidates(config)[:size]  # weights in index order, so the own LoRAs must not lead
+        random.Random(f"{config['scaling']['seed']}-n{size}").shuffle(loras)
+        return loras
     return config.get("compose_from", {}).get(group, config["groups"][group])
 
 
