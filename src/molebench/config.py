@@ -202,9 +202,10 @@ class Scaling(Section):
 
     group: str = Field(description="the scored group; its training data fits MoLE's gates, LoRAHub and PEMs")
     sizes: list[Annotated[int, Field(ge=1)]] = Field(min_length=1, description="numbers of composed LoRAs, increasing")
-    seed: int = Field(ge=0, description="seed of the one draw order of the pool LoRAs")
+    seed: int = Field(ge=0, description="seed of the one draw order of the pool LoRAs and of each composition's "
+                                        "order of its LoRAs")
     own_loras: bool = Field(True, description="the group's own tasks' LoRAs (pool recipe, trained on the group's "
-                                              "training split) lead every composition; false draws every LoRA from "
+                                              "training split) are in every composition; false draws every LoRA from "
                                               "the pool, as the paper's BBH setting does")
     extra_pool: Names = Field([], description="pool entries (data/tasks names or bigbench:<path>) beyond ramole.pool, "
                                               "trained like RAMoLE's pool LoRAs but used by no RAMoLE stage")
