@@ -245,9 +245,10 @@ def test_label_logit_protocol_batched_equals_one_prompt_at_a_time(world):
     from molebench.core.training import encode_answer, encode_prompt
 
     model, tokenizer = load_base(world / "base")
-    firsts = [encode_answer(tokenizer, o, 1, add_eos=False)[0] for o in ("even", "odd")]
+    options = ["True", "False"]  # one piece each in the generated-text tokenizer ("even" and "odd" begin with "▁")
+    firsts = [encode_answer(tokenizer, o, 1, add_eos=False)[0] for o in options]
     assert firsts[0] != firsts[1]
-    records = [{"id": str(i), "input": "x " * (i + 1) + "number", "options": ["even", "odd"]} for i in range(3)]
+    records = [{"id": str(i), "input": "x " * (i + 1) + "is", "options": options} for i in range(3)]
     batched = label_logits(model, tokenizer, records, 48, batch_size=3)
     for record, got in zip(records, batched):
         ids = torch.tensor([encode_prompt(tokenizer, record["input"], 48)])
@@ -258,7 +259,7 @@ def test_label_logit_protocol_batched_equals_one_prompt_at_a_time(world):
                 out = model(input_ids=ids)
         torch.testing.assert_close(torch.tensor(got), out.logits[0, -1, firsts], rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="share a first token"):
-        label_logits(model, tokenizer, [{"id": "0", "input": "a", "options": ["even", "even odd"]}], 48, 2)
+        label_logits(model, tokenizer, [{"id": "0", "input": "a", "options": ["True", "True or False"]}], 48, 2)
 
 
 @pytest.mark.parametrize("variant,message", [
