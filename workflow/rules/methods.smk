@@ -60,27 +60,33 @@ rule evaluate:
         "../scripts/evaluate.py"
 
 
-rule masked_evaluate:
-    input:
-        base=f"{RES}/base",
-        adapters=composition_adapters,
-        method=trained_method,
-        data=evaluated_data,
-        lm_eval=lm_eval_folder,
-    output:
-        directory(f"{RES}/masked/{{variant}}/{{group}}/seed{{seed}}/drop-{{lora}}"),
-    log:
-        f"{RES}/logs/masked_evaluate/{{variant}}-{{group}}-seed{{seed}}-drop-{{lora}}.log",
-    benchmark:
-        f"{RES}/benchmarks/masked_evaluate/{{variant}}-{{group}}-seed{{seed}}-drop-{{lora}}.tsv"
-    params:
-        variant=variant_cfg,
-        loras=composition_loras,
-        tasks=evaluated_tasks,
-        eval=config["eval"],
-        lm_eval=config.get("lm_eval"),
-    threads: THREADS
-    resources:
-        gpu=config["gpus_per_job"],
-    script:
-        "../scripts/masked_evaluate.py"
+if "masking" in config:
+
+    rule masked_evaluate:  # each LoRA of the masking group dropped in turn, one job per composition
+        wildcard_constraints:
+            group=config["masking"]["group"],
+        input:
+            base=f"{RES}/base",
+            adapters=composition_adapters,
+            method=trained_method,
+            data=evaluated_data,
+            lm_eval=lm_eval_folder,
+        output:
+            [directory(f"{RES}/masked/{{variant}}/{{group}}/seed{{seed}}/drop-{lora}")
+             for lora in plan.lora_tasks(config, config["masking"]["group"])],
+        log:
+            f"{RES}/logs/masked_evaluate/{{variant}}-{{group}}-seed{{seed}}.log",
+        benchmark:
+            f"{RES}/benchmarks/masked_evaluate/{{variant}}-{{group}}-seed{{seed}}.tsv"
+        params:
+            variant=variant_cfg,
+            loras=composition_loras,
+            drops=plan.lora_tasks(config, config["masking"]["group"]),
+            tasks=evaluated_tasks,
+            eval=config["eval"],
+            lm_eval=config.get("lm_eval"),
+        threads: THREADS
+        resources:
+            gpu=config["gpus_per_job"],
+        script:
+            "../scripts/masked_evaluate.py"

@@ -1,6 +1,6 @@
 # RAMoLE (issue 6): LoRA pool, LoraRetriever, RouterLoRA, mixed-task evaluation. Active when the config has `ramole:`.
-# One job per pool task for its data, its LoRA (the spine's train_lora script) and its embedding: adding a task to
-# the pool adds those jobs and re-embeds no other LoRA. The pool is trained once (`ramole.seed`); each run seed
+# One job per pool task for its data and its LoRA (the spine's train_lora script): adding a task to the pool trains
+# only its LoRA. The pool is trained once (`ramole.seed`); each run seed
 # (`ramole.seeds`) fine-tunes its own retriever, embeds, retrieves, trains its router and evaluates in RUNS[seed].
 from molebench.core.io import resource
 from molebench.ramole import plan as ramole_plan
@@ -94,17 +94,18 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
         script:
             "../scripts/ramole_retriever.py"
 
-    rule ramole_embed:
+    rule ramole_embed:  # one job per run seed: embedding is seconds, a job per LoRA was mostly start-up
         input:
-            data=f"{RDIR}/data/{{task}}",
+            data=list(pool_dirs("data").values()),
             retriever=f"{RUN}/retriever",
         output:
-            f"{RUN}/embeddings/{{task}}.pt",
+            [f"{RUN}/embeddings/{task}.pt" for task in POOL],
         log:
-            f"{RES}/logs/ramole_embed/{{task}}-seed{{seed}}.log",
+            f"{RES}/logs/ramole_embed/seed{{seed}}.log",
         benchmark:
-            f"{RES}/benchmarks/ramole_embed/{{task}}-seed{{seed}}.tsv"
+            f"{RES}/benchmarks/ramole_embed/seed{{seed}}.tsv"
         params:
+            pool=list(POOL),
             retriever=RAM["retriever"],
         threads: 1
         script:

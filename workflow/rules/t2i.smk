@@ -47,6 +47,12 @@ def t2i_params(*keys, variant=None, world=None):
     return params
 
 
+def t2i_seed_experts(w):
+    """Every seed's experts of a composition (seed -> subject -> folder), for a job that scores all the seeds."""
+    return {seed: t2i_experts(SimpleNamespace(variant=w.variant, composition=w.composition, seed=seed))
+            for seed in T2I["seeds"]}
+
+
 def t2i_presence(w):
     return [f"{T2I_RES}/presence"] if T2I_WORLD else []
 
@@ -156,9 +162,6 @@ rule t2i_shifts:
         "../scripts/t2i_shifts.py"
 
 
-ruleorder: t2i_compose > t2i_evaluate  # a trained variant is scored by the job that trained its gates
-
-
 rule t2i_compose:  # train the gates, then sample and score: one process (start-up is much of a mini job's time)
     wildcard_constraints:
         variant="|".join(v for v in T2I["variants"] if t2i_plan.method_of(T2I, v).trainable) or "no-variant",
@@ -185,22 +188,24 @@ rule t2i_compose:  # train the gates, then sample and score: one process (start-
         "../scripts/t2i_compose.py"
 
 
-rule t2i_evaluate:  # the methods that train nothing (NLA, SVDiff over its shifts)
+rule t2i_evaluate:  # the methods that train nothing (NLA, SVDiff over its shifts), every seed in one job
+    wildcard_constraints:
+        variant="|".join(v for v in T2I["variants"] if not t2i_plan.method_of(T2I, v).trainable) or "no-variant",
     input:
         base=f"{T2I_RES}/base",
         world=f"{T2I_RES}/world",
         clip=f"{T2I_RES}/clip",
-        experts=lambda w: list(t2i_experts(w).values()),
+        experts=lambda w: [d for experts in t2i_seed_experts(w).values() for d in experts.values()],
         presence=t2i_presence,
     output:
-        directory(f"{T2I_RES}/metrics/{{variant}}/{{composition}}/seed{{seed}}"),
+        [directory(f"{T2I_RES}/metrics/{{variant}}/{{composition}}/seed{seed}") for seed in T2I["seeds"]],
     log:
-        f"{RES}/logs/t2i/evaluate/{{variant}}-{{composition}}-seed{{seed}}.log",
+        f"{RES}/logs/t2i/evaluate/{{variant}}-{{composition}}.log",
     benchmark:
-        f"{RES}/benchmarks/t2i_evaluate/{{variant}}-{{composition}}-seed{{seed}}.tsv"
+        f"{RES}/benchmarks/t2i_evaluate/{{variant}}-{{composition}}.tsv"
     params:
         t2i=t2i_params(*T2I_SCENE),
-        experts=t2i_experts,
+        experts=t2i_seed_experts,
     threads: THREADS
     resources:
         gpu=config["gpus_per_job"],

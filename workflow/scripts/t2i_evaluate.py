@@ -3,6 +3,7 @@ from molebench.t2i import stages
 
 w = snakemake.wildcards
 with logged(snakemake.log[0], snakemake.threads, snakemake.config["offline"]):
-    stages.evaluate_stage(snakemake.params.t2i, w.variant, w.composition, int(w.seed), snakemake.input.base,
-                          snakemake.params.experts, None, snakemake.input.clip,
-                          (list(snakemake.input.presence) or [None])[0], snakemake.input.world, snakemake.output[0])
+    for (seed, experts), out_dir in zip(snakemake.params.experts.items(), snakemake.output, strict=True):
+        stages.evaluate_stage(snakemake.params.t2i, w.variant, w.composition, seed, snakemake.input.base, experts,
+                              None, snakemake.input.clip, (list(snakemake.input.presence) or [None])[0],
+                              snakemake.input.world, out_dir)

@@ -1,8 +1,9 @@
 """RAMoLE's stages (issue 6): LoraRetriever, RouterLoRA training and mixed-task evaluation.
 
 The config's `ramole:` block defines everything (config/config.yaml documents each key); workflow/rules/ramole.smk
-runs one job per pool task's data, LoRA (the shared train_lora stage) and LoRA embedding, so adding a task to the
-pool adds exactly those jobs and re-embeds nothing else. Then:
+runs one job per pool task's data and LoRA (the shared train_lora stage), so adding a task to the pool trains only
+its LoRA, and one job per run seed that embeds every pool LoRA (seconds of work, where a job per LoRA spent most of
+its time starting). Then:
 
     retriever   contrastive instruction fine-tuning of the embedder on `finetune_tasks` (40% of the pool)
     retrieve    top-k LoRAs of every query, IID (whole pool) and OOD (the query's own LoRA removed), with the
@@ -51,15 +52,18 @@ def finetune_retriever(data_dirs: dict[str, str], cfg: dict, seed: int, out_dir:
                                          "run_info": io.provenance({"retriever": rcfg}, seed)})
 
 
-def embed(name: str, data_dir: str, finetuned_dir: str, cfg: dict, out_file: str) -> None:
-    """One LoRA's embedding by both embedders: the mean of its first m samples, as requests, instruction-prefixed."""
+def embed(data_dirs: dict[str, str], finetuned_dir: str, cfg: dict, out_files: dict[str, str]) -> None:
+    """Each pool LoRA's embedding by both embedders: the mean of its first m samples, as requests,
+    instruction-prefixed. One run's LoRAs in one job: both embedders load once."""
     rcfg = cfg["retriever"]
-    spec = pool_tasks(cfg["pool"])[name]
-    samples = [request(spec, x) for x in lora_samples(name, Path(data_dir) / "train.jsonl", rcfg["samples_per_lora"])]
-    vectors = {key: embed_lora(Embedder(source), samples, rcfg["instruction"])
-               for key, source in zip(EMBEDDERS, (rcfg["embedder"], finetuned_dir))}
-    with io.atomic_path(out_file) as tmp:
-        torch.save({**vectors, "samples": torch.tensor(len(samples))}, tmp)
+    specs = pool_tasks(cfg["pool"])
+    embedders = {key: Embedder(source) for key, source in zip(EMBEDDERS, (rcfg["embedder"], finetuned_dir))}
+    for name, data_dir in data_dirs.items():
+        samples = [request(specs[name], x)
+                   for x in lora_samples(name, Path(data_dir) / "train.jsonl", rcfg["samples_per_lora"])]
+        vectors = {key: embed_lora(embedder, samples, rcfg["instruction"]) for key, embedder in embedders.items()}
+        with io.atomic_path(out_files[name]) as tmp:
+            torch.save({**vectors, "samples": torch.tensor(len(samples))}, tmp)
 
 
 def retrieve(embedding_files: dict[str, str], data_dirs: dict[str, str], finetuned_dir: str, cfg: dict,
