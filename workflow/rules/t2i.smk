@@ -14,14 +14,16 @@ wildcard_constraints:
 
 
 def t2i_experts(w):
-    """The composition's subject LoRAs, or for SVDiff the variant's spectral shifts."""
+    """The composition's subject LoRAs, or for SVDiff the variant's spectral shifts: the world's library, trained once
+    (`t2i.seed`), as the paper composes given LoRAs; each run seed trains the gates and samples over the same ones."""
     names = t2i_plan.composition(T2I, w.composition)["subjects"]
     if t2i_plan.method_of(T2I, w.variant).expert_kind == "spectral_shifts":
-        return {s: f"{T2I_RES}/shifts/{w.variant}/{s}/seed{w.seed}" for s in names}
-    return {s: f"{T2I_RES}/subjects/{s}/seed{w.seed}" for s in names}
+        return {s: f"{T2I_RES}/shifts/{w.variant}/{s}/seed{T2I['seed']}" for s in names}
+    return {s: f"{T2I_RES}/subjects/{s}/seed{T2I['seed']}" for s in names}
 
 
 T2I_MASKED = t2i_plan.table_compositions(T2I, next(iter(T2I["tables"])))[0]["name"]
+T2I_MASKED_EXPERTS = t2i_experts(SimpleNamespace(composition=T2I_MASKED, variant=T2I["masking"]["variant"]))
 T2I_WORLD = T2I["source"] == "world"
 # what names the subjects and compositions (every stage that reads them)
 T2I_SCENE = ("source", "seed", "world", "subjects", "compositions", "prompt_templates", "eval")
@@ -45,12 +47,6 @@ def t2i_params(*keys, variant=None, world=None):
         return sub
 
     return params
-
-
-def t2i_seed_experts(w):
-    """Every seed's experts of a composition (seed -> subject -> folder), for a job that scores all the seeds."""
-    return {seed: t2i_experts(SimpleNamespace(variant=w.variant, composition=w.composition, seed=seed))
-            for seed in T2I["seeds"]}
 
 
 def t2i_presence(w):
@@ -195,7 +191,7 @@ rule t2i_evaluate:  # the methods that train nothing (NLA, SVDiff over its shift
         base=f"{T2I_RES}/base",
         world=f"{T2I_RES}/world",
         clip=f"{T2I_RES}/clip",
-        experts=lambda w: [d for experts in t2i_seed_experts(w).values() for d in experts.values()],
+        experts=lambda w: list(t2i_experts(w).values()),
         presence=t2i_presence,
     output:
         [directory(f"{T2I_RES}/metrics/{{variant}}/{{composition}}/seed{seed}") for seed in T2I["seeds"]],
@@ -205,7 +201,8 @@ rule t2i_evaluate:  # the methods that train nothing (NLA, SVDiff over its shift
         f"{RES}/benchmarks/t2i_evaluate/{{variant}}-{{composition}}.tsv"
     params:
         t2i=t2i_params(*T2I_SCENE),
-        experts=t2i_seed_experts,
+        experts=t2i_experts,
+        seeds=T2I["seeds"],
     threads: THREADS
     resources:
         gpu=config["gpus_per_job"],
@@ -217,8 +214,7 @@ rule t2i_masking:
     input:
         base=f"{T2I_RES}/base",
         world=f"{T2I_RES}/world",
-        experts=lambda w: list(t2i_experts(SimpleNamespace(composition=T2I_MASKED, variant=T2I["masking"]["variant"],
-                                                           seed=T2I["seeds"][0])).values()),
+        experts=list(T2I_MASKED_EXPERTS.values()),
         method=f"{T2I_RES}/methods/{T2I['masking']['variant']}/{T2I_MASKED}/seed{T2I['seeds'][0]}",
         presence=t2i_presence,
     output:
@@ -232,8 +228,7 @@ rule t2i_masking:
         t2i=t2i_params(*T2I_SCENE, "masking", variant=T2I["masking"]["variant"]),
         composition=T2I_MASKED,
         seed=T2I["seeds"][0],
-        experts=t2i_experts(SimpleNamespace(composition=T2I_MASKED, variant=T2I["masking"]["variant"],
-                                            seed=T2I["seeds"][0])),
+        experts=T2I_MASKED_EXPERTS,
     threads: THREADS
     script:
         "../scripts/t2i_masking.py"

@@ -81,10 +81,10 @@ def preconditions_file(results: str) -> str:
 
 
 def subject_dirs(t2i: dict, results: str) -> list[str]:
-    """The subject LoRA folders of every subject in a table's composition, for every seed (each holds its
-    precondition check in the world)."""
+    """The subject LoRA folder of every subject in a table's composition (each holds its precondition check in the
+    world): the library is trained once, with the world's seed."""
     names = dict.fromkeys(s for table in t2i["tables"] for c in table_compositions(t2i, table) for s in c["subjects"])
-    return [f"{results}/t2i/subjects/{name}/seed{seed}" for name in names for seed in t2i["seeds"]]
+    return [f"{results}/t2i/subjects/{name}/seed{t2i['seed']}" for name in names]
 
 
 def check(t2i: dict) -> None:

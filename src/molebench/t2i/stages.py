@@ -10,6 +10,7 @@ them directly). `t2i` is the config's `t2i` section. Every output folder is writ
     subject    subjects/<subject>/seed<s>/          DreamBooth LoRA (unet/, text_encoder/ PEFT folders; world:
                                                     precondition.json, the subject drawn alone)
     shifts     shifts/<variant>/<subject>/seed<s>/  SVDiff spectral shifts
+                          (subjects and shifts: the world's library, trained once with s = t2i.seed)
     compose    methods/<variant>/<composition>/seed<s>/   trained MoLE gates
     evaluate   metrics/<variant>/<composition>/seed<s>/   images/*.png, metrics.json
 """
