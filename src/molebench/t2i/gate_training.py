@@ -80,7 +80,7 @@ class ClipGuidedTrainer:
             opt.zero_grad()
             loss.backward()
             opt.step()
+            balance = float(torch.as_tensor(balance).detach())  # a tensor with a gradient, or 0.0 without the loss
             history.append({"step": step + 1, "loss": round(loss.item(), 6), "global": round(global_term.item(), 6),
-                            "local": round(local_term.item(), 6), "balance": round(float(balance), 6),
-                            **step_metrics()})
+                            "local": round(local_term.item(), 6), "balance": round(balance, 6), **step_metrics()})
         return {"steps": cfg.steps, "seconds": round(time.time() - start, 2), "history": history}
