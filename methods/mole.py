@@ -67,6 +67,9 @@ class MoLEConfig(MethodConfig):
     temperature: float = dataclasses.field(default=1.0, metadata={"help": "initial (or, fixed, the) softmax temperature tau (Eq. 11)"})
     learn_temperature: bool = dataclasses.field(default=True, metadata={"help": "train tau (paper) or keep it fixed"})
     gate_init_norm: float = dataclasses.field(default=0.01, metadata={"help": "norm of each gate row at init"})
+    lr_experts: int | None = dataclasses.field(default=None, metadata={
+        "help": "train the gates at the configured lr over up to this many LoRAs and at lr x lr_experts / N over N "
+                "more (a step moves a gate's logits by about N lr sqrt(d), docs/methods.md); None: lr at every N"})
     mask: list[str | int] = dataclasses.field(default_factory=list, metadata={
         "help": "LoRAs to drop at inference, by expert name or index; the remaining gate weights are renormalised. "
                 "Training ignores it, so the trained gates are those of the unmasked variant"})
@@ -85,6 +88,8 @@ class MoLEConfig(MethodConfig):
             raise ValueError(f"mole: temperature must be positive, got {self.temperature}")
         if self.balance_alpha < 0:
             raise ValueError(f"mole: balance_alpha must be >= 0, got {self.balance_alpha}")
+        if self.lr_experts is not None and self.lr_experts < 1:
+            raise ValueError(f"mole: lr_experts must be a number of LoRAs (>= 1) or null, got {self.lr_experts}")
         if len(set(map(str, self.mask))) != len(self.mask):
             raise ValueError(f"mole: mask lists a LoRA twice: {self.mask}")
 
@@ -292,9 +297,14 @@ class MoLE(Method):
         self.fitting = True  # the mask is an inference mode: the gates train over every LoRA
         try:
             return trainer.train(model, tokenizer, train, params, extra_loss=self.step_loss,
-                                 step_metrics=self.step_metrics)
+                                 step_metrics=self.step_metrics, lr_scale=self.lr_scale())
         finally:
             self.fitting = False
+
+    def lr_scale(self) -> float:
+        """The gates' factor on the configured lr: 1 up to `lr_experts` LoRAs, lr_experts / N beyond."""
+        n, k = len(self.experts), self.config.lr_experts
+        return 1.0 if k is None or n <= k else k / n
 
     def gate_report(self, model):
         """Figure 7 data: per gate, the temperature, samples, mean entropy and mean weight per LoRA (in `experts`

@@ -175,6 +175,20 @@ def test_fixed_temperature_stays_fixed_after_fit(lora_dirs, tmp_path):
         assert gate.log_tau.item() == torch.tensor(2.0).log().item()
 
 
+@pytest.mark.parametrize("lr_experts, scale", [(None, 1.0), (3, 1.0), (2, 2 / 3), (1, 1 / 3)])
+def test_gate_lr_is_scaled_down_beyond_lr_experts_loras(lora_dirs, tmp_path, lr_experts, scale):
+    """Over N LoRAs the gates train at lr x lr_experts / N once N exceeds lr_experts (Table 6's 24 to 128 LoRAs),
+    at the configured lr up to it (every 3-LoRA table); the log records the lr the optimiser used."""
+    _, model, _ = fit(lora_dirs, 1, tmp_path, lr_experts=lr_experts)
+    log = [json.loads(line) for line in (tmp_path / "log1.jsonl").read_text().splitlines()]
+    assert len(lora_dirs) == 3 and [r["lr"] for r in log] == pytest.approx([0.05 * scale] * 3)
+
+
+def test_lr_experts_must_count_loras(lora_dirs):
+    with pytest.raises(ValueError, match="lr_experts"):
+        build("mole", lora_dirs, lr_experts=0)
+
+
 def test_balance_loss_is_minimal_at_uniform_gates_and_finite_when_a_weight_underflows():
     from molebench.methods.mole import balance_loss
 

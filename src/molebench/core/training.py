@@ -237,8 +237,8 @@ class Trainer:
         for idx in indices:
             yield idx, collate(tokenizer, [encoded[i] for i in idx], seq2seq)
 
-    def _fingerprint(self, records: list[dict], params: list[torch.nn.Parameter]) -> dict:
-        return {"config": self.config.model_dump(), "seed": self.seed, "records": len(records),
+    def _fingerprint(self, records: list[dict], params: list[torch.nn.Parameter], lr_scale: float) -> dict:
+        return {"config": self.config.model_dump(), "lr_scale": lr_scale, "seed": self.seed, "records": len(records),
                 "shapes": [list(p.shape) for p in params]}
 
     def _save(self, step: int, params, opt, curve: list[dict], fingerprint: dict) -> None:
@@ -268,16 +268,17 @@ class Trainer:
             Path(self.log_path).write_text("".join(json.dumps(c) + "\n" for c in curve))
 
     def train(self, model, tokenizer, records: list[dict], params: list[torch.nn.Parameter], extra_loss=None,
-              step_metrics=None, on_batch=None) -> dict:
+              step_metrics=None, on_batch=None, lr_scale: float = 1.0) -> dict:
         """extra_loss: optional fn() -> scalar tensor, read after each forward (MoLE's balance loss).
         step_metrics: optional fn() -> dict, read after each step and logged with it (MoLE's gate entropy).
-        on_batch: optional fn(record indices), called before each forward (RAMoLE routes each sample's LoRAs)."""
+        on_batch: optional fn(record indices), called before each forward (RAMoLE routes each sample's LoRAs).
+        lr_scale: the method's factor on the configured lr (MoLE's gates over many LoRAs); logged per step."""
         cfg = self.config
         if not records:
             raise ValueError("no training records")
         total = cfg.total_steps(len(records))
-        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        fingerprint = self._fingerprint(records, params)
+        opt = torch.optim.AdamW(params, lr=cfg.lr * lr_scale, weight_decay=cfg.weight_decay)
+        fingerprint = self._fingerprint(records, params, lr_scale)
         first, curve = self._resume(params, opt, fingerprint)
         batches = self.batches(tokenizer, records, is_seq2seq(model), skip=first)
         kill_at = int(os.environ.get(KILL_AT_STEP, "-1"))
@@ -300,11 +301,12 @@ class Trainer:
                                          f"{[records[i]['id'] for i in idx]}; lower the learning rate or check the data")
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            lr = cfg.lr_at(step, total) * lr_scale
             for group in opt.param_groups:
-                group["lr"] = cfg.lr_at(step, total)
+                group["lr"] = lr
             opt.step()
             opt.zero_grad(set_to_none=True)
-            curve.append({"step": step, "lr": cfg.lr_at(step, total), "loss": round(loss.item(), 6), "task_loss": round(task_loss.item(), 6),
+            curve.append({"step": step, "lr": lr, "loss": round(loss.item(), 6), "task_loss": round(task_loss.item(), 6),
                           "extra_loss": round(extra.item(), 6), **(step_metrics() if step_metrics else {})})
             bar.set_postfix(loss=f"{loss.item():.3f}")
             if self.checkpoint_dir and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < total:
