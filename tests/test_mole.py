@@ -179,7 +179,7 @@ def test_fixed_temperature_stays_fixed_after_fit(lora_dirs, tmp_path):
 def test_gate_lr_is_scaled_down_beyond_lr_experts_loras(lora_dirs, tmp_path, lr_experts, scale):
     """Over N LoRAs the gates train at lr x lr_experts / N once N exceeds lr_experts (Table 6's 24 to 128 LoRAs),
     at the configured lr up to it (every 3-LoRA table); the log records the lr the optimiser used."""
-    _, model, _ = fit(lora_dirs, 1, tmp_path, lr_experts=lr_experts)
+    fit(lora_dirs, 1, tmp_path, lr_experts=lr_experts)
     log = [json.loads(line) for line in (tmp_path / "log1.jsonl").read_text().splitlines()]
     assert len(lora_dirs) == 3 and [r["lr"] for r in log] == pytest.approx([0.05 * scale] * 3)
 
