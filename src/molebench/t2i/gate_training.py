@@ -65,10 +65,12 @@ class ClipGuidedTrainer:
         local_terms = [1 - image_emb[i] @ self.reference_emb[s] for i, r in enumerate(records) for s in r["subjects"]]
         return global_term, torch.stack(local_terms).mean()
 
-    def train(self, model, tokenizer, records: list[dict], params, extra_loss, step_metrics) -> dict:
+    def train(self, model, tokenizer, records: list[dict], params, extra_loss, step_metrics,
+              lr_scale: float = 1.0) -> dict:
+        """The NLP Trainer's interface (MoLE.fit calls either); lr_scale is MoLE's factor on the gates' lr."""
         cfg = self.cfg
         rng = np.random.default_rng(self.seed)
-        opt = torch.optim.Adam(params, lr=cfg.lr)
+        opt = torch.optim.Adam(params, lr=cfg.lr * lr_scale)
         history, start = [], time.time()
         for step in range(cfg.steps):
             batch = [records[i] for i in rng.integers(len(records), size=cfg.batch_size)]
