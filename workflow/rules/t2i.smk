@@ -158,7 +158,8 @@ rule t2i_shifts:
         "../scripts/t2i_shifts.py"
 
 
-rule t2i_compose:  # train the gates, then sample and score: one process (start-up is much of a mini job's time)
+rule t2i_compose:  # for each seed train the gates, then sample and score: every seed in one process (start-up is
+    # much of a mini job's time, and the seeds share the experts and the base)
     wildcard_constraints:
         variant="|".join(v for v in T2I["variants"] if t2i_plan.method_of(T2I, v).trainable) or "no-variant",
     input:
@@ -168,15 +169,16 @@ rule t2i_compose:  # train the gates, then sample and score: one process (start-
         experts=lambda w: list(t2i_experts(w).values()),
         presence=t2i_presence,
     output:
-        method=directory(f"{T2I_RES}/methods/{{variant}}/{{composition}}/seed{{seed}}"),
-        metrics=directory(f"{T2I_RES}/metrics/{{variant}}/{{composition}}/seed{{seed}}"),
+        methods=[directory(f"{T2I_RES}/methods/{{variant}}/{{composition}}/seed{seed}") for seed in T2I["seeds"]],
+        metrics=[directory(f"{T2I_RES}/metrics/{{variant}}/{{composition}}/seed{seed}") for seed in T2I["seeds"]],
     log:
-        f"{RES}/logs/t2i/compose/{{variant}}-{{composition}}-seed{{seed}}.log",
+        f"{RES}/logs/t2i/compose/{{variant}}-{{composition}}.log",
     benchmark:
-        f"{RES}/benchmarks/t2i_compose/{{variant}}-{{composition}}-seed{{seed}}.tsv"
+        f"{RES}/benchmarks/t2i_compose/{{variant}}-{{composition}}.tsv"
     params:
         t2i=t2i_params(*T2I_SCENE, "gate_train"),
         experts=t2i_experts,
+        seeds=T2I["seeds"],
     threads: THREADS
     resources:
         gpu=config["gpus_per_job"],
