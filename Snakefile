@@ -4,6 +4,7 @@
 from snakemake.utils import min_version, validate
 
 from molebench import scheduling
+from molebench.report import budget
 
 min_version("9.0")
 scheduling.install()  # one re-evaluation timer in Snakemake's scheduler, not one more per finished job
@@ -20,6 +21,7 @@ if "scale" not in config:
 
 # generated from molebench.config's models (`make schema`); fills the defaults
 validate(config, "workflow/schemas/config.schema.yaml")
+budget.use_reference(config["budget"]["reference"])  # the progress lines' times for rules not yet timed here
 
 
 # the default profile caps local GPU jobs at one; on a cluster each job gets its own

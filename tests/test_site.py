@@ -227,7 +227,7 @@ def test_progress_counts_the_jobs_left_at_their_rules_median_time():
     minutes, unknown = budget.remaining(left, bench, cores=2)
     assert minutes == 2 and unknown == ["evaluate"]  # 2 jobs x the 2-minute median, on 2 cores
     line = budget.progress_line(left, 3, bench, 2)
-    assert line.startswith("3 jobs done, 7 to run: about 2 min left") and "not yet timed: evaluate (4 jobs)" in line
+    assert line.startswith("3 jobs done, 7 to run: at least 2 min left") and "not yet timed: evaluate (4 jobs)" in line
     assert "; 0 min by its median CPU time" in line  # 2 jobs x 1 CPU-s
     table = budget.projection(left, bench)  # where the time goes, rule by rule; the target rule runs nothing
     assert list(table.index) == ["train", "evaluate"] and table.loc["train", "wall_min"] == 4
@@ -259,6 +259,35 @@ def test_run_progress_prints_a_line_when_a_rule_is_done_with_the_time_left(tmp_p
                                                            "1 h 20 min elapsed")
     progress.job_started(7, "reproduce")
     assert progress.job_finished(7).endswith("7 of 7 jobs, 1 h 20 min elapsed, nothing left")
+
+
+def test_a_fresh_clone_estimates_untimed_rules_at_the_reference_runs_times(tmp_path):
+    bench = pd.DataFrame({"rule": ["train"] * 3 + ["evaluate"], "job": ["a", "b", "c", "x"],
+                          "s": [60.0, 120.0, 600.0, 30.0], "cpu_s": [50.0, 100.0, 500.0, 20.0], "max_rss": [1.0] * 4})
+    path = tmp_path / "timings/mini.csv"
+    budget.save_reference(bench, path, {"git_commit": "abc", "cpu_capability": "AVX512"})
+    assert path.read_text().startswith('# {"cpu_capability": "AVX512", "git_commit": "abc"}')
+    reference = budget.load_reference(path).set_index("rule")
+    assert reference.loc["train", "s"] == 120 and reference.loc["train", "cpu_s"] == 100  # the medians
+    left = {"train": 2, "evaluate": 4, "total": 6}
+    own = pd.DataFrame({"rule": ["evaluate"], "job": ["y"], "s": [90.0], "cpu_s": [80.0], "max_rss": [1.0]})
+    line = budget.progress_line(left, 1, own, 2, budget.load_reference(path))
+    # evaluate at this machine's 90 s, train at the reference's 120 s: (4 x 90 + 2 x 120) / 60 / 2 = 5 min
+    assert line.startswith("1 jobs done, 6 to run: about 5 min left") and "reference run's times: train" in line
+    assert "not yet timed" not in line
+
+    with pytest.raises(FileNotFoundError, match="--save-reference"):
+        budget.use_reference(str(tmp_path / "missing.csv"))
+    budget.use_reference(str(path))
+    try:
+        progress = budget.RunProgress(clock=lambda: 0.0)
+        progress.cores = 2
+        progress.plan({"evaluate": 1, "train": 2, "total": 3})
+        progress.job_started(1, "evaluate", str(tmp_path / "results/benchmarks/evaluate/x.tsv"))
+        line = progress.job_finished(1)  # no benchmark files: train from the reference, 2 x 2 min on 2 cores
+        assert line.endswith("about 2 min left on 2 cores (at the reference run's times: train)")
+    finally:
+        budget.use_reference(None)
 
 
 def test_the_logger_plugin_feeds_snakemakes_events_to_run_progress(capsys):

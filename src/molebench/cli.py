@@ -109,6 +109,12 @@ def cmd_bench(args) -> None:
                              f"{args.config} first (snakemake reproduce --configfile {args.config})")
         text, fits = budget.report(benchmarks, plan.job_chains(config), config["budget"])
         print(text)
+        if args.save_reference:
+            run = io.provenance(None)
+            budget.save_reference(benchmarks, args.save_reference, {
+                "git_commit": run["git_commit"], "config": args.config, "date": run["time_utc"][:10],
+                "cpu_capability": run["hardware"]["cpu_capability"], "cpu_count": run["hardware"]["cpu_count"]})
+            print(f"per-rule median job times written to {args.save_reference}")
         raise SystemExit(0 if fits else 1)
     if args.bf16:
         tasks = args.tasks or list(dict.fromkeys(t for g in plan.used_groups(config) for t in config["groups"][g]))
@@ -219,10 +225,12 @@ def cmd_progress(args) -> None:
     if dry.returncode != 0:
         raise SystemExit(f"snakemake -n failed:\n{dry.stderr[-2000:]}")
     benchmarks = budget.load_benchmarks(budget.benchmark_files(config["results_dir"]))
+    reference = budget.load_reference(config["budget"]["reference"])
     left = budget.job_counts(dry.stdout)
     if args.from_nothing:  # where the time of a whole run goes, rule by rule
-        print(budget.projection(left, benchmarks).round(1).to_string(), end="\n\n")
-    print(budget.progress_line(left, len(benchmarks), benchmarks, args.cores))
+        times = budget.with_reference(benchmarks, reference)
+        print(budget.projection(left, times).round(1).to_string(), end="\n\n")
+    print(budget.progress_line(left, len(benchmarks), benchmarks, args.cores, reference))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -258,6 +266,9 @@ def main(argv: list[str] | None = None) -> None:
     bench.add_argument("--pipeline", action="store_true",
                        help="a finished run's CPU-minutes per rule and critical path against the config's budget "
                             "(exit status 1 when over)")
+    bench.add_argument("--save-reference", metavar="PATH",
+                       help="--pipeline: also write each rule's median job times there (data/timings/<scale>.csv, "
+                            "the config's budget.reference), for the progress lines of later runs")
     bench.add_argument("--scheduler", action="store_true",
                        help="instead: Snakemake's own CPU time on 300 generated sleeping jobs with --scheduler ilp, "
                             "greedy, and greedy with molebench.scheduling's one timer, in turn (--repeats runs each)")

@@ -159,6 +159,9 @@ class Budget(Section):
 
     cores: int = Field(2, ge=1, description="cores the run is budgeted on")
     wall_minutes: float = Field(90, gt=0, description="wall time the run must fit on those cores, in minutes")
+    reference: str | None = Field(None, description="per-rule median job times of a whole run on a reference machine "
+                                  "(molebench bench --pipeline --save-reference): the progress lines' estimate for "
+                                  "rules this run has not timed yet")
 
 
 class Claims(Section):

@@ -2,8 +2,14 @@
 path, and the least wall time the budget's cores need.
 
     molebench bench --pipeline [--config C]      after a run: the table, and whether the run fits its budget
+        [--save-reference PATH]                  ... and each rule's median job times, for later runs' estimates
     RunProgress                                  during a run (the molebench logger plugin of both profiles): a line
                                                  per finished rule with jobs done / total, elapsed and time left
+
+A fresh clone has no benchmark files, so its first run (a newcomer's) could estimate nothing until each rule had
+finished a job. The config's `budget.reference` names the per-rule median job times of a whole run on a reference
+machine (data/timings/, with that machine and commit in its first line): rules this run and earlier ones have not
+timed are estimated at those times, and the line says so.
 
 Why: the default run must finish in one sitting, and every change to the suite is measured by that run; a change that
 makes it slower shows here at once, rule by rule, instead of in the next newcomer's evening. The site's provenance
@@ -12,6 +18,7 @@ page shows the same numbers.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -93,6 +100,43 @@ def report(benchmarks: pd.DataFrame, chains: list[list[tuple[str, str]]], budget
     return "\n".join(lines), fits
 
 
+def save_reference(benchmarks: pd.DataFrame, path: str | Path, provenance: dict) -> None:
+    """Each rule's job count and median job wall and CPU seconds, under a first line naming the run that made them
+    (commit, CPU, cores): a later run's prior for the rules it has not timed yet."""
+    table = benchmarks.groupby("rule").agg(jobs=("s", "size"), median_s=("s", "median"),
+                                           median_cpu_s=("cpu_s", "median")).round(1)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"# {json.dumps(provenance, sort_keys=True)}\n" + table.to_csv())
+
+
+def load_reference(path: str | Path | None) -> pd.DataFrame:
+    """save_reference's file as benchmark rows (one per rule, at its median job times); none for no path."""
+    if not path:
+        return pd.DataFrame(columns=BENCHMARK_COLUMNS)
+    table = pd.read_csv(path, comment="#")
+    return pd.DataFrame({"rule": table.rule, "job": "reference", "s": table.median_s, "cpu_s": table.median_cpu_s,
+                         "max_rss": math.nan})[BENCHMARK_COLUMNS]
+
+
+def with_reference(benchmarks: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
+    """The benchmark rows, and the reference's row for each rule they do not time."""
+    extra = reference[~reference.rule.isin(benchmarks.rule)]
+    return pd.concat([benchmarks, extra], ignore_index=True) if len(extra) else benchmarks
+
+
+_reference: dict[str, str | None] = {"path": None}
+
+
+def use_reference(path: str | None) -> None:
+    """The reference timings RunProgress falls back on (the Snakefile passes the config's `budget.reference`: the
+    logger plugin runs in Snakemake's process but never sees the config)."""
+    if path and not Path(path).is_file():
+        raise FileNotFoundError(f"budget.reference: {path} does not exist; write it with `molebench bench --pipeline "
+                                f"--save-reference {path}` after a whole run, or remove the key")
+    _reference["path"] = path
+
+
 def job_counts(dry_run_output: str) -> dict[str, int]:
     """The 'Job stats' table of `snakemake -n`: rule -> jobs still to run (empty when nothing is left)."""
     counts = {}
@@ -124,15 +168,29 @@ def remaining(left: dict[str, int], benchmarks: pd.DataFrame, cores: int) -> tup
     return table.wall_min.sum() / cores, list(table.index[table.median_s.isna()])
 
 
-def progress_line(left: dict[str, int], done: int, benchmarks: pd.DataFrame, cores: int) -> str:
+def _referenced(left: dict[str, int], times: pd.DataFrame) -> list[str]:
+    """Rules with jobs left that only the reference times."""
+    return sorted({r for r, j in zip(times.rule, times.job) if j == "reference"} & set(left))
+
+
+def progress_line(left: dict[str, int], done: int, benchmarks: pd.DataFrame, cores: int,
+                  reference: pd.DataFrame | None = None) -> str:
     if not left:
         return f"nothing left to run ({done} jobs have benchmark files)"
-    minutes, unknown = remaining(left, benchmarks, cores)
-    cpu_minutes = projection(left, benchmarks).cpu_min.sum() / cores
-    line = (f"{done} jobs done, {left.get('total', sum(left.values()))} to run: about {minutes:.0f} min left on "
+    times = with_reference(benchmarks, reference if reference is not None else load_reference(None))
+    minutes, unknown = remaining(left, times, cores)
+    cpu_minutes = projection(left, times).cpu_min.sum() / cores
+    line = (f"{done} jobs done, {left.get('total', sum(left.values()))} to run: {_bound(unknown)} {minutes:.0f} min left on "
             f"{cores} cores (each rule's median job time so far; {cpu_minutes:.0f} min by its median CPU time, "
             "which shared cores do not inflate)")
+    if referenced := _referenced(left, times):
+        line += f"; at the reference run's times: {', '.join(referenced)}"
     return line + (f"; not yet timed: {', '.join(unknown)} ({sum(left[r] for r in unknown)} jobs)" if unknown else "")
+
+
+def _bound(untimed: list[str]) -> str:
+    """An estimate that leaves out rules with no time at all is a lower bound."""
+    return "at least" if untimed else "about"
 
 
 def _minutes(seconds: float) -> str:
@@ -143,8 +201,8 @@ def _minutes(seconds: float) -> str:
 class RunProgress:
     """One Snakemake run followed from its log events: when the last job of a rule finishes, a line with the run's
     jobs done / total, the time elapsed and about how long the rest needs (`remaining`: each rule's jobs left x its
-    median job wall time, this run's jobs first, else the benchmark files earlier runs left beside this run's;
-    spread over the cores). Snakemake's own "n of N steps" says neither when the run will end nor which stage is
+    median job wall time, this run's jobs first, else the benchmark files earlier runs left beside this run's, else
+    the reference timings of `use_reference`; spread over the cores). Snakemake's own "n of N steps" says neither when the run will end nor which stage is
     done. Jobs are timed from their start to their end as the main process sees them."""
 
     def __init__(self, clock=time.monotonic):
@@ -166,7 +224,9 @@ class RunProgress:
         if benchmark and not self.read_earlier and "benchmarks" in Path(benchmark).parts:
             parts = Path(benchmark).parts  # <results>/benchmarks/<rule>/<job>.tsv: read the folder once
             results = Path(*parts[:len(parts) - 1 - parts[::-1].index("benchmarks")])
-            self.earlier, self.read_earlier = load_benchmarks(benchmark_files(results)), True
+            self.earlier = with_reference(load_benchmarks(benchmark_files(results)),
+                                          load_reference(_reference["path"]))
+            self.read_earlier = True
 
     def job_finished(self, jobid: int) -> str | None:
         """The progress line when this job was its rule's last, else None."""
@@ -180,13 +240,16 @@ class RunProgress:
     def line(self, rule: str) -> str:
         done, total = sum(self.done.values()), sum(self.planned.values())
         left = {r: n - self.done.get(r, 0) for r, n in self.planned.items() if n > self.done.get(r, 0)}
-        now = pd.DataFrame(self.timed, columns=["rule", "s"]).assign(cpu_s=math.nan)  # wall time only
-        times = pd.concat([now, self.earlier[~self.earlier.rule.isin(now.rule)][["rule", "s", "cpu_s"]]],
+        now = pd.DataFrame(self.timed, columns=["rule", "s"]).assign(job="", cpu_s=math.nan)  # wall time only
+        times = pd.concat([now, self.earlier[~self.earlier.rule.isin(now.rule)][["rule", "job", "s", "cpu_s"]]],
                           ignore_index=True).astype({"s": float, "cpu_s": float})
         minutes, untimed = remaining(left, times, self.cores)
         text = (f"[molebench] {rule}: all {self.done[rule]} jobs done | {done} of {total} jobs, "
                 f"{_minutes(self.clock() - self.start)} elapsed")
         if not left:
             return text + ", nothing left"
-        text += f", about {_minutes(minutes * 60)} left on {self.cores} cores"
-        return text + (f" (not yet timed: {', '.join(untimed)})" if untimed else "")
+        text += f", {_bound(untimed)} {_minutes(minutes * 60)} left on {self.cores} cores"
+        notes = [f"at the reference run's times: {', '.join(referenced)}"] if (
+            referenced := _referenced(left, times)) else []
+        notes += [f"not yet timed: {', '.join(untimed)}"] if untimed else []
+        return text + (f" ({'; '.join(notes)})" if notes else "")
