@@ -64,7 +64,7 @@ def test_the_schema_fills_exactly_todays_defaults():
         "/properties/reports_dir": "reports", "/properties/offline": True, "/properties/threads_per_job": 1,
         "/properties/gpus_per_job": 0, "/properties/faults": {"kills": 4}, "/properties/figures": {},
             "/$defs/Budget/properties/cores": 2, "/$defs/Budget/properties/wall_minutes": 90,
-            "/properties/budget": {"cores": 2, "wall_minutes": 90.0},
+            "/properties/budget": {"cores": 2, "wall_minutes": 90.0, "reference": None},
             "/properties/experts": {}, "/$defs/LmEval/properties/registry": True,
             "/$defs/LmEvalTask/properties/family": "lm-eval"}
 
