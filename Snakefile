@@ -21,7 +21,7 @@ if "scale" not in config:
 
 # generated from molebench.config's models (`make schema`); fills the defaults
 validate(config, "workflow/schemas/config.schema.yaml")
-budget.use_reference(config["budget"]["reference"])  # the progress lines' times for rules not yet timed here
+budget.use_reference(config["budget"].get("reference"))  # the progress lines' times for rules not yet timed here
 
 
 # the default profile caps local GPU jobs at one; on a cluster each job gets its own

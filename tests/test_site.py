@@ -300,7 +300,7 @@ def test_the_logger_plugin_feeds_snakemakes_events_to_run_progress(capsys):
     emit(event=LogEvent.RUN_INFO, stats={"train": 1, "total": 1})
     emit(event=LogEvent.JOB_INFO, jobid=5, rule_name="train", benchmark=None)
     emit(event=LogEvent.JOB_FINISHED, job_id=5)
-    assert capsys.readouterr().err.startswith("[molebench] train: all 1 jobs done | 1 of 1 jobs")
+    assert capsys.readouterr().err.startswith("\n[molebench] train: all 1 jobs done | 1 of 1 jobs")
     assert handler.progress.cores == 2 and not handler.writes_to_stream  # Snakemake's own console output stays
 
 

@@ -225,7 +225,7 @@ def cmd_progress(args) -> None:
     if dry.returncode != 0:
         raise SystemExit(f"snakemake -n failed:\n{dry.stderr[-2000:]}")
     benchmarks = budget.load_benchmarks(budget.benchmark_files(config["results_dir"]))
-    reference = budget.load_reference(config["budget"]["reference"])
+    reference = budget.load_reference(config["budget"].get("reference"))
     left = budget.job_counts(dry.stdout)
     if args.from_nothing:  # where the time of a whole run goes, rule by rule
         times = budget.with_reference(benchmarks, reference)

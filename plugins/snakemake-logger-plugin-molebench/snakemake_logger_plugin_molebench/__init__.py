@@ -28,7 +28,9 @@ class LogHandler(LogHandlerBase):
         elif event == LogEvent.JOB_INFO and not self.common_settings.dryrun:
             self.progress.job_started(record.jobid, record.rule_name, getattr(record, "benchmark", None))
         elif event == LogEvent.JOB_FINISHED and (line := self.progress.job_finished(record.job_id)):
-            print(line, file=sys.stderr, flush=True)
+            # on a line of its own: this handler runs in its own thread, so it may write while Snakemake's handler
+            # is between a message and its newline
+            print(f"\n{line}", file=sys.stderr, flush=True)
 
     # the interface's declarations, as class attributes (they override its abstract properties)
     writes_to_stream = False  # Snakemake's own console handler stays; these lines go beside it
