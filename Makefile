@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= all
 
-.PHONY: setup reproduce smoke test test-all lint schema clean
+.PHONY: setup reproduce smoke test test-all lint schema clean unlock-stale
 
 $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml plugins/*/*/*.py)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,13 +50,10 @@ schema: $(STAMP)
 	$(BIN)/molebench schema > workflow/schemas/config.schema.yaml
 
 # A run that was killed (power loss, out of memory, a closed terminal) leaves Snakemake's lock behind, and the next run
-# would stop at once with "Directory cannot be locked". With no Snakemake process alive the lock is stale: remove it,
-# so that `make reproduce` picks up where the killed run stopped. (This recipe's own shell names snakemake too: the
-# grep leaves its pid out.)
-unlock-stale:
-	@if [ -n "$$(ls .snakemake/locks 2>/dev/null)" ] && ! pgrep -f snakemake | grep -qvx "$$$$"; then \
-		echo "A killed run left Snakemake's lock; no Snakemake is running, so it is stale: snakemake --unlock"; \
-		$(BIN)/snakemake --unlock --quiet; fi
+# would stop at once with "Directory cannot be locked". With no Snakemake process of this directory alive the lock is
+# stale: remove it, so that `make reproduce` picks up where the killed run stopped (molebench.scheduling.stale_lock).
+unlock-stale: $(STAMP)
+	@$(BIN)/molebench unlock-stale
 
 clean:
 	rm -rf results/*/ reports/*/ reports/report.zip .snakemake

@@ -4,6 +4,9 @@ import json
 import logging
 import math
 import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,6 +18,7 @@ from snakemake_interface_logger_plugins.common import LogEvent
 from snakemake_logger_plugin_molebench import LogHandler
 from test_tables import GROUPS, SEEDS, SPEC, TASKS, VARIANT_SEEDS, write_metrics, write_paper
 
+from molebench import scheduling
 from molebench.cli import main
 from molebench.nlp.report import build_table, load_metrics, lora_gain_table
 from molebench.report import budget
@@ -369,3 +373,36 @@ def test_text_to_image_pages_are_copied_in_and_linked(tmp_path):
     assert 'href="t2i/index.html"' in (out / "index.html").read_text()
     assert (out / "t2i" / "index.html").read_text() == "<html>t2i</html>"
     assert 't2i/index.html' not in (make_site(tmp_path / "plain") / "index.html").read_text()
+
+
+def test_a_lock_is_stale_only_when_no_snakemake_process_of_the_directory_lives(tmp_path):
+    run_dir, other_dir = tmp_path / "run", tmp_path / "other"
+    other_dir.mkdir()
+    assert not scheduling.stale_lock(run_dir) and scheduling.unlock_stale(run_dir) is None  # no lock at all
+    (run_dir / ".snakemake/locks").mkdir(parents=True)
+    (run_dir / ".snakemake/locks/0.input.lock").write_text("")
+    assert scheduling.stale_lock(run_dir)  # a killed run's lock: nothing holds it
+
+    def job_in(cwd):  # a Snakemake job's process: its script lives under .snakemake/
+        return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", ".snakemake/scripts/job.py"],
+                                cwd=cwd)
+
+    def wait_until_listed(proc, cwd):
+        for _ in range(50):  # until the process shows its working directory and arguments
+            if proc.pid in scheduling.snakemake_processes(cwd):
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"process {proc.pid} never listed")
+
+    jobs = [job_in(other_dir)]
+    try:
+        wait_until_listed(jobs[0], other_dir)
+        assert scheduling.stale_lock(run_dir)  # a run in another directory holds no lock here
+        jobs.append(job_in(run_dir))
+        wait_until_listed(jobs[1], run_dir)
+        assert not scheduling.stale_lock(run_dir)  # a live run of this directory holds it
+    finally:
+        for job in jobs:
+            job.kill()
+            job.wait()
+    assert scheduling.stale_lock(run_dir)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from molebench import faults
+from molebench import faults, scheduling
 from molebench.bench import bf16, compose, gates, lorahub, scheduler, spine
 from molebench.bench import skills as skill_bench
 from molebench.config import load_config, schema_text
@@ -187,6 +187,11 @@ def cmd_faults(args) -> None:
             print(f"[{'ok' if row['ok'] else 'FAILED'}] {row['fault']} x{row['tries']}: {row['observed']}")
 
 
+def cmd_unlock_stale(args) -> None:
+    if done := scheduling.unlock_stale(args.dir):
+        print(done)
+
+
 def cmd_claims(args) -> None:
     """The ledger the claims rule wrote for the config (or, with --existing, computed now from the results a partial
     run left): per claim its verdict, the claim, the evidence in words and each comparison with its interval."""
@@ -303,6 +308,10 @@ def main(argv: list[str] | None = None) -> None:
     fault.add_argument("--config", default="config/smoke.yaml", help="the base of the bad configs tried")
     fault.add_argument("--out", default="results/faults.json")
     fault.set_defaults(fn=cmd_faults)
+    unlock = sub.add_parser("unlock-stale", help="remove Snakemake's lock when a killed run left it (no Snakemake "
+                                                 "process of the directory alive); make reproduce runs it first")
+    unlock.add_argument("--dir", default=".")
+    unlock.set_defaults(fn=cmd_unlock_stale)
     progress = sub.add_parser("progress", help="jobs left in a run and the time they need (from its finished jobs)")
     progress.add_argument("--config", default="config/config.yaml")
     progress.add_argument("--target", default="reproduce")

@@ -12,6 +12,11 @@ Snakemake process at 44% of one of the machine's 2 cores. Waking the scheduler o
 needs, so one timer at a time is kept; it is a daemon thread, so the process no longer waits for it at exit.
 `molebench bench --scheduler` measures the difference side by side.
 
+**A killed run's lock is stale.** A run killed outright (power loss, out of memory, a closed terminal) leaves
+`.snakemake/locks` behind, and the next run stops at once with "Directory cannot be locked". `stale_lock` tells such a
+lock from a live run's: no process whose working directory is this one still runs Snakemake or one of its jobs;
+`make reproduce` then unlocks (`molebench unlock-stale`) and the run picks up where it stopped.
+
 Written here because Snakemake offers no setting for it: a longer timespan thins the passes but keeps the process
 alive that long after the last job (the timers are not daemons).
 
@@ -27,9 +32,13 @@ scheduler made of the first attempt (`Job._scheduler_resources`); `install` rese
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import warnings
+from pathlib import Path
 
+import psutil
 from snakemake.jobs import Job
 from snakemake.scheduling.job_scheduler import JobScheduler
 
@@ -83,3 +92,33 @@ def claim_memory(workflow) -> None:
     every job's resources at the run's, so on a cluster it would cap each job's memory request at this machine's."""
     if workflow.nodes is None and "mem_mb" not in workflow.global_resources:
         workflow.register_resource("mem_mb", machine_memory_mb())
+
+
+def snakemake_processes(workdir: str | Path) -> list[int]:
+    """Live processes working in `workdir` that run Snakemake or one of its jobs (a job's script lives under
+    .snakemake/), this process and its parents left out."""
+    workdir, own = Path(workdir).resolve(), {os.getpid(), *(p.pid for p in psutil.Process().parents())}
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline", "cwd"]):
+        info = proc.info
+        if info["pid"] not in own and info["cwd"] and Path(info["cwd"]) == workdir and any(
+                "snakemake" in arg for arg in info["cmdline"] or []):
+            found.append(info["pid"])
+    return found
+
+
+def stale_lock(workdir: str | Path = ".") -> bool:
+    """Snakemake's lock is there and no Snakemake process of this directory is alive to hold it."""
+    return any((Path(workdir) / ".snakemake" / "locks").glob("*")) and not snakemake_processes(workdir)
+
+
+def unlock_stale(workdir: str | Path = ".") -> str | None:
+    """Remove a stale lock with `snakemake --unlock`; what was done, or None when there was nothing to do."""
+    if not stale_lock(workdir):
+        return None
+    done = subprocess.run([sys.executable, "-m", "snakemake", "--unlock", "--quiet"], cwd=workdir, check=False,
+                          capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"snakemake --unlock failed in {workdir}:\n{done.stderr[-2000:]}")
+    return ("a killed run left Snakemake's lock and no Snakemake process of this directory is alive: unlocked "
+            "(snakemake --unlock); the run picks up where it stopped")
