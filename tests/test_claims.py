@@ -20,6 +20,7 @@ from molebench.report.claims import (
     settings,
 )
 from molebench.report.evidence import FAILS, HOLDS, NOT_TESTABLE, UNDECIDED
+from tests.conftest import mini_config
 
 S = [1, 2, 3]
 TASKS = ["t1", "t2"]
@@ -476,8 +477,7 @@ def test_ramole_claims_name_their_groups_and_the_configs_methods(tmp_path):
     claims = [c for c in load_claims() if c["paper"] == "RAMoLE"]
     assert {c["check"]["table"] for c in claims} == {"ramole_mixed_iid", "ramole_mixed_ood", "ramole_retrieval"}
     repo = SCHEMA.parents[2]
-    for name in ("config.yaml", "smoke.yaml"):
-        config = yaml.safe_load((repo / "config" / name).read_text())
+    for name, config in [("mini", mini_config()), ("smoke", yaml.safe_load((repo / "config/smoke.yaml").read_text()))]:
         for c in claims:
             named = [c["check"]["variant"], *c["check"]["others"]]
             assert set(named) <= set(ramole_variants(c["check"]["table"], config)), (name, c["id"])
@@ -587,7 +587,7 @@ def test_t2i_claims_name_the_configs_tables_and_variants(tmp_path):
     claims = [c for c in load_claims() if c["check"].get("table", "").startswith("t2i:")]
     assert {c["source"] for c in claims} == {"Table 1", "Table 9 (V&L)", "Table 10"}
     repo = SCHEMA.parents[2]
-    mini = yaml.safe_load((repo / "config" / "config.yaml").read_text())
+    mini = mini_config()
     for c in claims:
         spec = mini["t2i"]["tables"][c["check"]["table"][len("t2i:"):]]
         named = [c["check"].get("variant"), *c["check"].get("others", []), *c["check"].get("variants", [])]
@@ -604,15 +604,11 @@ def test_t2i_claims_name_the_configs_tables_and_variants(tmp_path):
 # ---- the claims file -----------------------------------------------------------------------------------------------
 
 def test_the_ledger_file_names_only_known_kinds_and_the_configs_variants():
-    import yaml
-
-    from tests.conftest import SCHEMA
-
     claims = load_claims()
     assert len({c["id"] for c in claims}) == len(claims)
     assert {c["check"]["kind"] for c in claims if c["source"] == "Table 6"} == {
         "best_at_every_size", "lead_grows", "all_decline_at_largest"}
-    config = yaml.safe_load((SCHEMA.parents[2] / "config" / "config.yaml").read_text())
+    config = mini_config()
     for c in claims:
         check = c["check"]
         source = check.get("table") or check.get("figure")

@@ -18,7 +18,7 @@ from molebench.core.models import MODEL_SOURCES
 from molebench.core.scoring import MC_SCORING
 from molebench.core.training import TrainConfig
 from molebench.t2i.report import TABLE_KINDS
-from tests.conftest import SCHEMA
+from tests.conftest import MINI_FILES, SCHEMA
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = ["smoke", "config", "paper"]
@@ -125,3 +125,12 @@ def test_the_models_and_the_schema_refuse_the_same_shapes(tmp_path, change, mess
         cfg.check_shape(copy.deepcopy(config))
     with pytest.raises(WorkflowError):
         validate(config, str(SCHEMA))
+
+
+def test_the_mini_extensions_merge_into_the_default_as_snakemake_merges_configfiles():
+    default = load_config(MINI_FILES[0])
+    assert not {"ramole", "scaling", "t2i"} & set(default) and "table6" not in default["tables"]
+    whole = load_config(MINI_FILES)
+    assert {"ramole", "scaling", "t2i"} <= set(whole)
+    assert set(whole["tables"]) == set(default["tables"]) | {"table6", "table8", "mixlora_single", "mixlora_multi"}
+    assert whole["groups"]["bbh"] == default["groups"]["bbh"] and "skill_mix" in whole["groups"]  # sections merge

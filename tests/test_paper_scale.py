@@ -23,6 +23,7 @@ from molebench.config import load_config
 from molebench.core.data import build_splits, list_tasks, load_task
 from molebench.core.errors import ConfigError
 from molebench.nlp import plan
+from tests.conftest import mini_config
 from tests.rehearsal import ROWS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,7 +38,7 @@ def test_paper_config_passes_the_parse_time_checks():
     config = load_config(PAPER_CONFIG)
     assert config["model"] == {"source": "hub", "name": "google/flan-t5-large"}
     assert config["results_dir"] == "results/paper" and config["reports_dir"] == "reports/paper"
-    mini = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    mini = mini_config()
     assert set(config["variants"]) == set(mini["variants"])
     # Table 6 draws up to 128 LoRAs from a pool; the paper config's pool (its ramole: block) holds 19 (docs/scales.md)
     harness = {"table3_lm_eval", "mixlora_multi_lm_eval"}  # the same compositions, scored by lm-eval's definitions

@@ -221,8 +221,13 @@ def test_finished_dag_has_nothing_to_do_and_report_embeds_site(smoke_run):
 
 
 def test_mini_dag_plans_offline(repo_copy):
-    done = snakemake(repo_copy, "reproduce", "-n")
+    done = snakemake(repo_copy, "reproduce", "-n")  # the default sitting: MoLE on the NLP task families
     assert "train_lora" in done.stdout and "site" in done.stdout
+    assert "ramole_lora" not in done.stdout and "t2i_base" not in done.stdout
+    whole = snakemake(repo_copy, "reproduce", "-n", "--configfile", "config/config.yaml", "config/skill_world.yaml",
+                      "config/t2i.yaml")  # make reproduce-all
+    for rule in ("train_lora", "ramole_lora", "scaling_lora", "t2i_base", "t2i_compose", "site"):
+        assert f"rule {rule}:" in whole.stdout, rule
 
 
 @pytest.mark.parametrize("change,message", [

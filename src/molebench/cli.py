@@ -57,7 +57,7 @@ def cmd_tasks(args) -> None:
 
 def cmd_check(args) -> None:
     load_config(args.config)
-    print(f"{args.config}: ok")
+    print(f"{' '.join(args.config)}: ok")
 
 
 def cmd_schema(args) -> None:
@@ -106,7 +106,7 @@ def cmd_bench(args) -> None:
         benchmarks = budget.load_benchmarks(budget.benchmark_files(config["results_dir"]))
         if benchmarks.empty:
             raise SystemExit(f"no benchmark files under {config['results_dir']}/benchmarks: run the DAG of "
-                             f"{args.config} first (snakemake reproduce --configfile {args.config})")
+                             f"{' '.join(args.config)} first (snakemake reproduce --configfile {' '.join(args.config)})")
         text, fits = budget.report(benchmarks, plan.job_chains(config), config["budget"])
         print(text)
         if args.save_reference:
@@ -160,11 +160,11 @@ def cmd_mask(args) -> None:
     config = load_config(args.config)
     variant = config["variants"].get(args.variant)
     if variant is None or not plan.method_of(config, args.variant).can_mask:
-        raise ValueError(f"{args.variant!r} is not a variant of {args.config} whose method can mask LoRAs (MoLE)")
+        raise ValueError(f"{args.variant!r} is not a variant of {' '.join(args.config)} whose method can mask LoRAs (MoLE)")
     seed = args.seed if args.seed is not None else config["seeds"][0]
     method_dir = plan.method_dir(config, args.variant, args.group, seed)
     if not Path(method_dir).is_dir():
-        raise FileNotFoundError(f"{method_dir} does not exist: run `snakemake {method_dir} --configfile {args.config}`")
+        raise FileNotFoundError(f"{method_dir} does not exist: run `snakemake {method_dir} --configfile {' '.join(args.config)}`")
     drop = [int(d) if d.isdigit() else d for d in args.drop]
     out = plan.masked_dir(config, args.variant, args.group, seed, drop)
     tasks = plan.evaluated_tasks(config, args.variant, args.group)
@@ -206,7 +206,7 @@ def cmd_claims(args) -> None:
         paths = [tables / "claims.csv", tables / "claims_comparisons.csv"]
     for path in paths:
         if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist: run `snakemake {path} --configfile {args.config}`, or "
+            raise FileNotFoundError(f"{path} does not exist: run `snakemake {path} --configfile {' '.join(args.config)}`, or "
                                     f"`molebench claims --existing` for the ledger of the results that exist")
     ledger, comparisons = (pd.read_csv(path) for path in paths)
     for claim in ledger.itertuples():
@@ -225,7 +225,7 @@ def cmd_claims(args) -> None:
 def cmd_progress(args) -> None:
     """Jobs left in the config's DAG (Snakemake's dry run) and the time they need, from the finished jobs' times."""
     config = load_config(args.config)
-    dry = subprocess.run([sys.executable, "-m", "snakemake", args.target, "-n", "--configfile", args.config,
+    dry = subprocess.run([sys.executable, "-m", "snakemake", args.target, "-n", "--configfile", *args.config,
                           *(["--forceall"] if args.from_nothing else [])], capture_output=True, text=True, check=False)
     if dry.returncode != 0:
         raise SystemExit(f"snakemake -n failed:\n{dry.stderr[-2000:]}")
@@ -238,6 +238,10 @@ def cmd_progress(args) -> None:
     print(budget.progress_line(left, len(benchmarks), benchmarks, args.cores, reference))
 
 
+CONFIG_HELP = ("config files, merged in order as `snakemake --configfile` merges them (e.g. config/config.yaml "
+               "config/skill_world.yaml)")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="molebench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -245,12 +249,12 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("methods", help="list methods").set_defaults(fn=cmd_methods)
     sub.add_parser("tasks", help="list tasks").set_defaults(fn=cmd_tasks)
     check = sub.add_parser("check", help="validate a config")
-    check.add_argument("config", nargs="?", default="config/config.yaml")
+    check.add_argument("config", nargs="*", default=["config/config.yaml"], help=CONFIG_HELP)
     check.set_defaults(fn=cmd_check)
     sub.add_parser("schema", help="print the config's JSON schema (workflow/schemas/config.schema.yaml)").set_defaults(
         fn=cmd_schema)
     bench = sub.add_parser("bench", help="time the smoke DAG, a mini LoRA step and a mini scoring batch")
-    bench.add_argument("--config", default="config/config.yaml")
+    bench.add_argument("--config", nargs="+", default=["config/config.yaml"], help=CONFIG_HELP)
     bench.add_argument("--task", default="restaurant_to_text", help="task whose data feeds the step and the scoring batch")
     bench.add_argument("--threads", type=int, default=2)
     bench.add_argument("--repeats", type=int, default=3)
@@ -299,7 +303,7 @@ def main(argv: list[str] | None = None) -> None:
     mask.add_argument("variant", help="a MoLE variant of the config whose compose job has run")
     mask.add_argument("group", help="its LoRA group")
     mask.add_argument("--drop", nargs="+", required=True, help="LoRAs to mask, by name (the task) or index")
-    mask.add_argument("--config", default="config/config.yaml")
+    mask.add_argument("--config", nargs="+", default=["config/config.yaml"], help=CONFIG_HELP)
     mask.add_argument("--seed", type=int, help="default: the config's first seed")
     mask.add_argument("--threads", type=int, default=2)
     mask.set_defaults(fn=cmd_mask)
@@ -313,14 +317,15 @@ def main(argv: list[str] | None = None) -> None:
     unlock.add_argument("--dir", default=".")
     unlock.set_defaults(fn=cmd_unlock_stale)
     progress = sub.add_parser("progress", help="jobs left in a run and the time they need (from its finished jobs)")
-    progress.add_argument("--config", default="config/config.yaml")
+    progress.add_argument("--config", nargs="+", default=["config/config.yaml"], help=CONFIG_HELP)
     progress.add_argument("--target", default="reproduce")
     progress.add_argument("--cores", type=int, default=2)
     progress.add_argument("--from-nothing", action="store_true",
                           help="every job of the DAG, as on a fresh clone, at the finished jobs' median times")
     progress.set_defaults(fn=cmd_progress)
     ledger = sub.add_parser("claims", help="print the claims ledger: verdicts and each comparison's interval")
-    ledger.add_argument("--config", default="config/config.yaml", help="the config whose results_dir holds the ledger")
+    ledger.add_argument("--config", nargs="+", default=["config/config.yaml"],
+                        help="the config whose results_dir holds the ledger; " + CONFIG_HELP)
     ledger.add_argument("--existing", action="store_true",
                         help="compute the ledger now from the results that exist (a partial run), into "
                              "tables/claims_existing.csv; claims with inputs missing say 'not run in these results'")

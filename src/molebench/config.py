@@ -21,7 +21,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic.json_schema import GenerateJsonSchema
-from snakemake.utils import validate
+from snakemake.utils import update_config, validate
 
 from molebench.core.errors import ConfigError
 from molebench.core.section import Section, problems
@@ -525,9 +525,13 @@ def check(config: dict) -> dict:
     return config
 
 
-def load_config(path: str | Path) -> dict:
-    """The config as the Snakefile sees it: its shape checked, the schema's defaults filled, the tracks' checks run."""
-    config = yaml.safe_load(Path(path).read_text())
+def load_config(paths: str | Path | list[str | Path]) -> dict:
+    """The config as the Snakefile sees it: its shape checked, the schema's defaults filled, the tracks' checks run.
+    Several files are merged in order as Snakemake merges `--configfile` files: a later file's keys win, sections
+    merge key by key (config/skill_world.yaml and config/t2i.yaml extend config/config.yaml so)."""
+    config = {}
+    for path in [paths] if isinstance(paths, str | Path) else paths:
+        update_config(config, yaml.safe_load(Path(path).read_text()))
     check_shape(config)
     with tempfile.NamedTemporaryFile("w", suffix=".yaml") as generated:  # the committed schema, from the models
         generated.write(schema_text())
