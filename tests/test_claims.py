@@ -12,6 +12,7 @@ from molebench.report.claims import (
     COMPARISON_COLUMNS,
     LEDGER_COLUMNS,
     _on_pool,
+    gate_files,
     ledger,
     load_claims,
     needed,
@@ -617,3 +618,14 @@ def test_the_ledger_file_names_only_known_kinds_and_the_configs_variants():
             continue
         named = [check.get("variant"), *check.get("others", []), *check.get("variants", [])]
         assert set(filter(None, named)) <= set(spec["variants"]), c["id"]
+
+
+def test_a_config_without_the_extensions_gates_no_claim_on_them():
+    """The default mini sitting has no `t2i:` or `ramole:` block: its partial ledger asks for no precondition file of
+    the text-to-image world or the pool's gain check (it once looked up config["t2i"] and stopped)."""
+    default = {**mini_config(), "results_dir": "results"}
+    for key in ("t2i", "ramole", "scaling"):
+        default.pop(key)
+    t2i_claim = next(c for c in load_claims() if c["check"].get("table", "").startswith("t2i:"))
+    assert gate_files(default, t2i_claim) == []
+    assert gate_files({**mini_config(), "results_dir": "results"}, t2i_claim) == ["results/t2i/preconditions.csv"]

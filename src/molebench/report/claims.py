@@ -583,7 +583,8 @@ def gate_files(config: dict, claim: dict) -> list[str]:
     the text-to-image world's preconditions for its claims."""
     res, check = config["results_dir"], claim["check"]
     return ([pool_gain_file(res)] if "ramole" in config and _on_pool(check, config) else []) + (
-        [t2i_plan.preconditions_file(res)] if _is_t2i(check) and config["t2i"]["source"] == "world" else [])
+        [t2i_plan.preconditions_file(res)] if needed_t2i([claim], config) and config["t2i"]["source"] == "world"
+        else [])
 
 
 def existing_ledger(config: dict, out_ledger: str, out_comparisons: str) -> list[tuple[str, list[str]]]:
