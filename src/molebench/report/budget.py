@@ -119,9 +119,9 @@ def load_reference(path: str | Path | None) -> pd.DataFrame:
                          "max_rss": math.nan})[BENCHMARK_COLUMNS]
 
 
-def with_reference(benchmarks: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
+def with_reference(benchmarks: pd.DataFrame, reference: pd.DataFrame | None) -> pd.DataFrame:
     """The benchmark rows, and the reference's row for each rule they do not time."""
-    extra = reference[~reference.rule.isin(benchmarks.rule)]
+    extra = reference[~reference.rule.isin(benchmarks.rule)] if reference is not None else []
     return pd.concat([benchmarks, extra], ignore_index=True) if len(extra) else benchmarks
 
 
@@ -177,11 +177,11 @@ def progress_line(left: dict[str, int], done: int, benchmarks: pd.DataFrame, cor
                   reference: pd.DataFrame | None = None) -> str:
     if not left:
         return f"nothing left to run ({done} jobs have benchmark files)"
-    times = with_reference(benchmarks, reference if reference is not None else load_reference(None))
+    times = with_reference(benchmarks, reference)
     minutes, unknown = remaining(left, times, cores)
     cpu_minutes = projection(left, times).cpu_min.sum() / cores
-    line = (f"{done} jobs done, {left.get('total', sum(left.values()))} to run: {_bound(unknown)} {minutes:.0f} min left on "
-            f"{cores} cores (each rule's median job time so far; {cpu_minutes:.0f} min by its median CPU time, "
+    line = (f"{done} jobs done, {left.get('total', sum(left.values()))} to run: {_bound(unknown)} {minutes:.0f} min "
+            f"left on {cores} cores (each rule's median job time so far; {cpu_minutes:.0f} min by its median CPU time, "
             "which shared cores do not inflate)")
     if referenced := _referenced(left, times):
         line += f"; at the reference run's times: {', '.join(referenced)}"
@@ -202,8 +202,9 @@ class RunProgress:
     """One Snakemake run followed from its log events: when the last job of a rule finishes, a line with the run's
     jobs done / total, the time elapsed and about how long the rest needs (`remaining`: each rule's jobs left x its
     median job wall time, this run's jobs first, else the benchmark files earlier runs left beside this run's, else
-    the reference timings of `use_reference`; spread over the cores). Snakemake's own "n of N steps" says neither when the run will end nor which stage is
-    done. Jobs are timed from their start to their end as the main process sees them."""
+    the reference timings of `use_reference`; spread over the cores). Snakemake's own "n of N steps" says neither
+    when the run will end nor which stage is done. Jobs are timed from their start to their end as the main process
+    sees them."""
 
     def __init__(self, clock=time.monotonic):
         self.clock, self.start = clock, clock()
