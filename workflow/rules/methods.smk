@@ -4,6 +4,7 @@ ruleorder: compose > evaluate  # a composition scored by the job that trained it
 
 
 rule compose:  # train, then score the saved state: one process (start-up is most of a mini job's time)
+    priority: 1  # long jobs before the scorings (adapters.smk, train_lora)
     wildcard_constraints:
         variant="|".join(COMPOSE_SCORES["variant"]) or "no-variant",
         group="|".join(COMPOSE_SCORES["group"]) or "no-group",

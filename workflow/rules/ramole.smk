@@ -45,6 +45,7 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
 
     rule ramole_lora:  # the spine's per-task LoRA training, with the pool's own (cheaper) LoRA and training settings;
         # the job also scores the LoRA and the base model on the task's test split (gain.json: the pool's gain check)
+        priority: 2  # the scheduler's order: adapters.smk, train_lora
         input:
             base=f"{RES}/base",
             data=f"{RDIR}/data/{{task}}",

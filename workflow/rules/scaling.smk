@@ -6,6 +6,7 @@
 if "scaling" in config:
 
     rule scaling_lora:  # the scored group's own LoRAs with the pool's recipe, on the group's own training split
+        priority: 2  # the scheduler's order: adapters.smk, train_lora
         wildcard_constraints:
             task="|".join(config["groups"][config["scaling"]["group"]]),
         input:

@@ -68,6 +68,7 @@ rule t2i_world:
 
 
 rule t2i_base:
+    priority: 2  # the scheduler's order: adapters.smk, train_lora
     input:
         world=f"{T2I_RES}/world",
         presence=t2i_presence,  # world: the prompt-following precondition is checked in this job
@@ -120,6 +121,7 @@ rule t2i_presence:
 
 
 rule t2i_subject:
+    priority: 2  # the scheduler's order: adapters.smk, train_lora
     input:
         base=f"{T2I_RES}/base",
         world=f"{T2I_RES}/world",
@@ -160,6 +162,7 @@ rule t2i_shifts:
 
 rule t2i_compose:  # for each seed train the gates, then sample and score: every seed in one process (start-up is
     # much of a mini job's time, and the seeds share the experts and the base)
+    priority: 1  # the scheduler's order: adapters.smk, train_lora
     wildcard_constraints:
         variant="|".join(v for v in T2I["variants"] if t2i_plan.method_of(T2I, v).trainable) or "no-variant",
     input:
