@@ -24,11 +24,12 @@ from molebench.report.claims import (
     settings,
 )
 from molebench.report.evidence import FAILS, HOLDS, group_score
-from tests.conftest import SCHEMA
+from tests.conftest import SCHEMA, mini_config
 
 REPO = SCHEMA.parents[2]
-CONFIGS = {name: plan.expand(yaml.safe_load((REPO / "config" / f"{name}.yaml").read_text()))
-           for name in ("paper", "config")}  # the paper scale first; Table 6 runs at the mini scale only
+# the paper scale first; Table 6 runs at the mini scale only (its skill-world extension)
+CONFIGS = {"paper": plan.expand(yaml.safe_load((REPO / "config/paper.yaml").read_text())),
+           "config": plan.expand(mini_config())}
 N_EXAMPLES, SEEDS, NOISE, SEED_SD = 400, [1, 2, 3], 0.05, 0.01  # points; every published gap checked is >= 0.2
 
 NOT_CHECKABLE = {

@@ -11,7 +11,7 @@ import yaml
 from molebench.core.adapters import Expert
 from molebench.core.training import TrainConfig, Trainer
 from molebench.nlp import plan
-from tests.conftest import SCHEMA, CharTokenizer, tiny_llama, train_records
+from tests.conftest import SCHEMA, CharTokenizer, mini_config, tiny_llama, train_records
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 def config(name: str = "smoke") -> dict:
     from snakemake.utils import validate
 
-    cfg = yaml.safe_load((REPO / "config" / f"{'config' if name == 'mini' else name}.yaml").read_text())
+    cfg = mini_config() if name == "mini" else yaml.safe_load((REPO / "config" / f"{name}.yaml").read_text())
     validate(cfg, str(SCHEMA))  # fills the defaults, as the Snakefile does
     return cfg
 
