@@ -116,7 +116,9 @@ def test_smoke_dag_writes_tables_and_site(smoke_run):
     assert set(claims.verdict) <= {"holds", "fails", "not enough evidence", "not testable at this scale"}
     assert len(claims) > 0
     log = (smoke_run / "smoke.log").read_text()  # the profile's logger plugin: a line per finished rule
-    assert re.search(r"\[molebench\] train_lora: all \d+ jobs done \| \d+ of \d+ jobs, \d+ min elapsed, about ", log)
+    # "at least" while a rule has no time yet (the smoke config names no reference run)
+    assert re.search(r"\[molebench\] train_lora: all \d+ jobs done \| \d+ of \d+ jobs, \d+ min elapsed, (about|at least) ",
+                     log)
     assert re.search(r"\[molebench\] reproduce: all 1 jobs done \| (\d+) of \1 jobs, .* nothing left", log)
     gain = pd.read_csv(smoke_run / "results/smoke/tables/lora_gain.csv")
     assert set(gain.task) == {t for g in config["groups"].values() for t in g}
