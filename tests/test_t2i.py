@@ -12,6 +12,7 @@ import yaml
 from PIL import Image
 from torch import nn
 
+from molebench.bench import t2i_step
 from molebench.core import method as methods
 from molebench.t2i import components, plan, preconditions, stages, world
 from molebench.t2i.components import Generator, PromptError, SubjectFolderError
@@ -317,6 +318,7 @@ def test_missing_stable_diffusion_folder_is_named(tmp_path):
     ({"variants": {"x": {"method": "nla", "options": {"space": "weight"}}}}, "output space only"),
     ({"masking": {"variant": "nope", "images": 1}}, "masking.variant"),
     ({"gate_train": {"steps": 1, "grad_steps": 3, "ddpm_steps": 2}}, "grad_steps"),
+    ({"model": {"resolution": 16, "unet_channels": [16, 32], "attention_heads": 5}}, "attention_heads 5 must divide"),
 ])
 def test_bad_t2i_config_is_refused_with_the_key_at_fault(change, message):
     t2i = yaml.safe_load(PAPER.with_name("smoke.yaml").read_text())["t2i"]
@@ -356,3 +358,17 @@ def test_tables_average_per_seed_and_carry_the_papers_numbers(tmp_path):
     assert list(table10.concepts) == [3, 4, "Average"]
     assert table10.loc[1, "Average Image-alignment | NLA"] == pytest.approx(0.115 + 0.15)  # concepts 0..3 / 10
     assert table10.loc[0, "paper: Text-alignment | NLA"] == 0.678
+
+
+def test_step_bench_times_each_unet_shape_against_the_first():
+    t2i = yaml.safe_load(PAPER.with_name("smoke.yaml").read_text())["t2i"]
+    rows = t2i_step.run(t2i, ["16,32:8", "8,16:2"], repeats=1)
+    assert [(r["unet_channels"], r["attention_heads"]) for r in rows] == [([16, 32], 8), ([8, 16], 2)]
+    assert rows[0]["ratio_to_first"] == 1 and rows[0]["params"] > rows[1]["params"]
+    assert all(r["base_cpu_minutes"] == pytest.approx(r["median_step_cpu_s"] * t2i["base_train"]["steps"] / 60)
+               for r in rows)
+    [default] = t2i_step.run(t2i, None, repeats=1)  # the config's own model
+    assert (default["unet_channels"], default["attention_heads"]) == (t2i["model"]["unet_channels"],
+                                                                      components.WorldModelConfig().attention_heads)
+    with pytest.raises(SystemExit, match="CHANNELS:HEADS"):
+        t2i_step.parse_unet("16x32")

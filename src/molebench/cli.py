@@ -13,6 +13,7 @@
     molebench bench --bf16        fp32 against bf16 autocast: per-task LoRAs trained and scored both ways, per example
     molebench bench --skills      skill-world learnability: one pool-recipe LoRA per sampled skill against zero-shot
     molebench bench --scheduler   Snakemake's own CPU per job under its schedulers and ours, on generated jobs
+    molebench bench --t2i-step    the text-to-image world's base model: a training step's CPU time per UNet shape
     molebench mask V G --drop L   score a trained MoLE composition with LoRAs masked out (paper Figure 8)
     molebench faults              fault injection: kill training and resume, corrupt adapters, break data
     molebench progress            a run's jobs left and the time they need, from its finished jobs' times
@@ -32,7 +33,7 @@ from pathlib import Path
 import pandas as pd
 
 from molebench import faults, scheduling
-from molebench.bench import bf16, compose, gates, lorahub, scheduler, spine
+from molebench.bench import bf16, compose, gates, lorahub, scheduler, spine, t2i_step
 from molebench.bench import skills as skill_bench
 from molebench.config import load_config, schema_text
 from molebench.core import io, skills
@@ -101,6 +102,16 @@ def cmd_bench(args) -> None:
                   f"({row['cpu_ratio_to_workflow']:.2f}x the workflow's), {row['median_wall_s']:6.1f} s wall "
                   f"({row['wall_ratio_to_workflow']:.2f}x), {row['runs']} runs each in turn")
         _save(config, "scheduler", rows, repeats=args.repeats)
+        return
+    if args.t2i_step:
+        if "t2i" not in config:
+            raise SystemExit(f"--t2i-step: {' '.join(args.config)} has no t2i section; add config/t2i.yaml")
+        with logged(None, threads=args.threads):
+            rows = t2i_step.run(config["t2i"], args.unets, args.repeats)
+        print(f"{'UNet':10s} {'params':>10s} {'step (median CPU)':>18s} {'ratio':>6s}")
+        for row in rows:
+            print(t2i_step.line(row))
+        _save(config, "t2i_step", rows, threads=args.threads, repeats=args.repeats)
         return
     if args.pipeline:  # a finished run's benchmark files against the config's budget; no model is loaded
         benchmarks = budget.load_benchmarks(budget.benchmark_files(config["results_dir"]))
@@ -284,6 +295,10 @@ def main(argv: list[str] | None = None) -> None:
     bench.add_argument("--skills", action="store_true",
                        help="instead: skill-world learnability, one LoRA (RAMoLE's pool recipe) per sampled skill "
                             "against zero-shot on the mini base model, with training CPU seconds")
+    bench.add_argument("--t2i-step", action="store_true",
+                       help="instead: one training step of the text-to-image world's base model per UNet shape")
+    bench.add_argument("--unets", nargs="+", help="--t2i-step: shapes CHANNELS:HEADS, e.g. 32,64:8 24,48:2 (default: "
+                                                  "the config's)")
     bench.add_argument("--bf16", action="store_true",
                        help="per-task LoRAs trained and scored in fp32 and in bf16 autocast, compared example by example")
     bench.add_argument("--tasks", nargs="+", help="--bf16: tasks (default: every task of the groups the tables use); "

@@ -44,11 +44,17 @@ class WorldModelConfig:
         "help": "text encoder context in tokens (with [CLS]/[SEP]); a 6-subject prompt takes 36"})
     unet_channels: list[int] = dataclasses.field(default_factory=lambda: [32, 64], metadata={
         "help": "UNet block_out_channels; cross-attention in every block but the first"})
+    attention_heads: int = dataclasses.field(default=8, metadata={
+        "help": "heads of the UNet's attention (diffusers' `attention_head_dim` counts heads): fewer, wider heads are "
+                "cheaper on a CPU (docs/methods.md, \"Text-to-image\")"})
     clip_width: int = dataclasses.field(default=64, metadata={"help": "width of the CLIP's vision and text towers"})
 
     def __post_init__(self):
         if self.resolution % 2 ** (len(self.unet_channels) - 1):
             raise ValueError(f"resolution {self.resolution} must divide by 2^(blocks-1) for the UNet")
+        if any(c % self.attention_heads for c in self.unet_channels[1:]):
+            raise ValueError(f"attention_heads {self.attention_heads} must divide the channels of every attention "
+                             f"block, {self.unet_channels[1:]}")
         if self.max_tokens < 8:
             raise ValueError("max_tokens must be at least 8")
 
@@ -126,7 +132,7 @@ def build_world_generator(cfg: WorldModelConfig, seed: int) -> Generator:
         block_out_channels=tuple(cfg.unet_channels), norm_num_groups=min(32, cfg.unet_channels[0]),
         down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (blocks - 1),
         up_block_types=("CrossAttnUpBlock2D",) * (blocks - 1) + ("UpBlock2D",),
-        cross_attention_dim=text_encoder.config.hidden_size, attention_head_dim=8)
+        cross_attention_dim=text_encoder.config.hidden_size, attention_head_dim=cfg.attention_heads)
     scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2",
                               prediction_type="v_prediction", timestep_spacing="trailing")
     return Generator(tokenizer, text_encoder, unet, scheduler, name="world")
