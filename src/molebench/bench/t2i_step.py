@@ -4,7 +4,7 @@
 
 Each UNet (block channels : attention heads) is built as `build_world_generator` builds the config's and trained on
 random images and text states at `t2i.base_train.batch_size`, in turn, a round each, `--repeats` rounds of 5 steps
-after a warm-up step; reported per shape: its parameters, the median step in seconds, the ratio to the first shape's
+after a warm-up step; reported per shape: its parameters, the median step in CPU seconds, the ratio to the first shape's
 and the CPU-minutes of `base_train.steps` such steps. The steps' content does not matter to their time; whether a
 shape still follows its prompts is the DAG's precondition check (docs/methods.md, "Text-to-image").
 """
