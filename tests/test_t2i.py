@@ -162,6 +162,18 @@ def test_mole_gates_the_unet_and_text_encoder_at_every_granularity(assets, name,
         assert sum(gate["mean_weights"]) == pytest.approx(1.0, abs=1e-5)
 
 
+def test_base_training_under_bf16_autocast_keeps_fp32_weights_and_records_it():
+    """bf16 autocast (issue 24: the base model's CPU time) changes the weights, keeps them fp32 and says it was used."""
+    gen = components.build_world_generator(TINY, seed=0)
+    before = {n: p.detach().clone() for n, p in gen.unet.named_parameters()}
+    images = np.stack([world.subject_images(s, 1, TINY.resolution, seed=0)[0] for s in world.subjects(0, 2)])
+    info = components.train_world_generator(gen, images, [s.prompt() for s in world.subjects(0, 2)], steps=2,
+                                            batch_size=2, lr=1e-3, caption_dropout=0.0, seed=0, autocast_bf16=True)
+    assert info["bf16"] is True and math.isfinite(info["final_loss"])
+    assert all(p.dtype == torch.float32 for p in gen.unet.parameters())
+    assert any(not torch.equal(p, before[n]) for n, p in gen.unet.named_parameters())
+
+
 def test_mole_training_changes_only_the_gates(assets):
     root, subjects, loras, refs = assets
     method, model = composed(root, loras, "l-mole")
@@ -362,13 +374,16 @@ def test_tables_average_per_seed_and_carry_the_papers_numbers(tmp_path):
 
 def test_step_bench_times_each_unet_shape_against_the_first():
     t2i = yaml.safe_load(PAPER.with_name("smoke.yaml").read_text())["t2i"]
-    rows = t2i_step.run(t2i, ["16,32:8", "8,16:2"], repeats=1)
-    assert [(r["unet_channels"], r["attention_heads"]) for r in rows] == [([16, 32], 8), ([8, 16], 2)]
+    rows = t2i_step.run(t2i, ["16,32:8", "8,16:2", "8,16:2:bf16"], repeats=1)
+    assert [(r["unet_channels"], r["attention_heads"], r["bf16"]) for r in rows] == [([16, 32], 8, False),
+                                                                                   ([8, 16], 2, False),
+                                                                                   ([8, 16], 2, True)]
     assert rows[0]["ratio_to_first"] == 1 and rows[0]["params"] > rows[1]["params"]
     assert all(r["base_cpu_minutes"] == pytest.approx(r["median_step_cpu_s"] * t2i["base_train"]["steps"] / 60)
                for r in rows)
     [default] = t2i_step.run(t2i, None, repeats=1)  # the config's own model
     assert (default["unet_channels"], default["attention_heads"]) == (t2i["model"]["unet_channels"],
                                                                       components.WorldModelConfig().attention_heads)
-    with pytest.raises(SystemExit, match="CHANNELS:HEADS"):
-        t2i_step.parse_unet("16x32")
+    for bad in ("16x32", "16,32:2:fp8"):
+        with pytest.raises(SystemExit, match="CHANNELS:HEADS"):
+            t2i_step.parse_unet(bad)

@@ -297,8 +297,8 @@ def main(argv: list[str] | None = None) -> None:
                             "against zero-shot on the mini base model, with training CPU seconds")
     bench.add_argument("--t2i-step", action="store_true",
                        help="instead: one training step of the text-to-image world's base model per UNet shape")
-    bench.add_argument("--unets", nargs="+", help="--t2i-step: shapes CHANNELS:HEADS, e.g. 32,64:8 24,48:2 (default: "
-                                                  "the config's)")
+    bench.add_argument("--unets", nargs="+", help="--t2i-step: shapes CHANNELS:HEADS[:bf16], e.g. 32,64:8 "
+                                                  "32,64:2:bf16 (default: the config's)")
     bench.add_argument("--bf16", action="store_true",
                        help="per-task LoRAs trained and scored in fp32 and in bf16 autocast, compared example by example")
     bench.add_argument("--tasks", nargs="+", help="--bf16: tasks (default: every task of the groups the tables use); "

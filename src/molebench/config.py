@@ -329,6 +329,9 @@ class BaseTrain(WorldTrain):
     """Training of the world's base model (UNet and text encoder, from scratch)."""
 
     caption_dropout: float = Field(ge=0, le=1, description="share of captions dropped, for classifier-free guidance")
+    autocast_bf16: BF16 = Field(None, description="bf16 autocast in training (default false; weights and the saved "
+                                                  "model stay fp32; auto: only where the device computes bf16 in "
+                                                  "hardware)")
 
 
 class ClipTrain(WorldTrain):

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from molebench.core.models import minilm_dir
+from molebench.core.training import BF16, autocast, uses_bf16
 from molebench.t2i import world
 
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<bos>", "<eos>")  # the world CLIP's; eos id 3: CLIPTextModel pools at the eos
@@ -210,7 +211,7 @@ def as_tensor(images: np.ndarray) -> torch.Tensor:
 
 
 def train_world_generator(gen: Generator, images: np.ndarray, captions: list[str], steps: int, batch_size: int,
-                          lr: float, caption_dropout: float, seed: int) -> dict:
+                          lr: float, caption_dropout: float, seed: int, autocast_bf16: BF16 = False) -> dict:
     """Train the UNet from scratch under the frozen text encoder, whose states are computed once per caption;
     captions are dropped (to "") at `caption_dropout` so that classifier-free guidance has an unconditional model.
     Linear warm-up, cosine decay, gradient clipping at 1, and the saved weights are diffusers' EMA of the trained
@@ -237,7 +238,8 @@ def train_world_generator(gen: Generator, images: np.ndarray, captions: list[str
         context[torch.rand(batch_size, generator=rng) < caption_dropout] = empty
         for g in opt.param_groups:
             g["lr"] = lr * min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / steps))
-        loss = diffusion_loss(gen, pixels[idx], context, rng)
+        with autocast(autocast_bf16):
+            loss = diffusion_loss(gen, pixels[idx], context, rng)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -252,7 +254,8 @@ def train_world_generator(gen: Generator, images: np.ndarray, captions: list[str
     for p in params:
         p.requires_grad_(False)
     tail = losses[-max(1, steps // 10):]
-    return {"steps": steps, "seconds": round(time.time() - start, 2), "final_loss": round(float(np.mean(tail)), 6)}
+    return {"steps": steps, "seconds": round(time.time() - start, 2), "final_loss": round(float(np.mean(tail)), 6),
+            "bf16": uses_bf16(autocast_bf16)}
 
 
 # ---- CLIP (scoring and gate guidance) ----
