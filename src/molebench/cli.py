@@ -108,7 +108,7 @@ def cmd_bench(args) -> None:
             raise SystemExit(f"--t2i-step: {' '.join(args.config)} has no t2i section; add config/t2i.yaml")
         with logged(None, threads=args.threads):
             rows = t2i_step.run(config["t2i"], args.unets, args.repeats)
-        print(f"{'UNet':10s} {'params':>10s} {'step (median CPU)':>18s} {'ratio':>6s}")
+        print(t2i_step.HEADER)
         for row in rows:
             print(t2i_step.line(row))
         _save(config, "t2i_step", rows, threads=args.threads, repeats=args.repeats)

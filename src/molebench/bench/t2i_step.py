@@ -74,6 +74,9 @@ def run(t2i: dict, unets: list[str] | None, repeats: int) -> list[dict]:
             for (channels, heads, _), (_, params, _, bf16), median in zip(shapes, trainers, medians, strict=True)]
 
 
+HEADER = f"{'UNet':15s} {'params':>10s} {'step (CPU)':>12s} {'ratio':>9s}"
+
+
 def line(row: dict) -> str:
     shape = f"{','.join(map(str, row['unet_channels']))}:{row['attention_heads']}{':bf16' * row['bf16']}"
     return (f"{shape:15s} {row['params']:10,d} {row['median_step_cpu_s']:10.3f} s {row['ratio_to_first']:8.2f}x "
