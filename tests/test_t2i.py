@@ -372,6 +372,27 @@ def test_tables_average_per_seed_and_carry_the_papers_numbers(tmp_path):
     assert table10.loc[0, "paper: Text-alignment | NLA"] == 0.678
 
 
+def test_job_chains_run_from_the_world_through_the_base_and_each_expert_to_the_scoring_job():
+    t2i = yaml.safe_load(PAPER.with_name("smoke.yaml").read_text())["t2i"]
+    chains = plan.job_chains(t2i)
+    assert chains and all(c[0] == ("t2i_world", "world") for c in chains)
+    for name, table in t2i["tables"].items():
+        for variant in table["columns"].values():
+            method = plan.method_of(t2i, variant)
+            for c in plan.table_compositions(t2i, name):
+                tail = ("t2i_compose" if method.trainable else "t2i_evaluate", f"{variant}-{c['name']}")
+                mine = [chain for chain in chains if chain[-1] == tail]
+                expert = "t2i_shifts" if method.expert_kind == "spectral_shifts" else "t2i_subject"
+                assert sorted(chain[2][1] for chain in mine if chain[1] == ("t2i_base", "base")) == sorted(
+                    f"{variant + '-' if expert == 't2i_shifts' else ''}{s}-seed{t2i['seed']}" for s in c["subjects"])
+                assert {chain[2][0] for chain in mine if chain[1] == ("t2i_base", "base")} == {expert}
+                assert {chain[1] for chain in mine if len(chain) == 3} == {("t2i_clip", "clip"),
+                                                                          ("t2i_presence", "presence")}
+    masked = [c for c in chains if c[-1] == ("t2i_masking", "masking")]
+    assert masked and all(c[-2] == ("t2i_compose", f"{t2i['masking']['variant']}-{plan.masked_composition(t2i)}")
+                          for c in masked)
+
+
 def test_step_bench_times_each_unet_shape_against_the_first():
     t2i = yaml.safe_load(PAPER.with_name("smoke.yaml").read_text())["t2i"]
     rows = t2i_step.run(t2i, ["16,32:8", "8,16:2", "8,16:2:bf16"], repeats=1)

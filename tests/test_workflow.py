@@ -137,6 +137,16 @@ def test_claims_cli_on_existing_results_matches_the_claims_rule(smoke_run):
                                   pd.read_csv(tables / "claims_comparisons.csv"))
 
 
+def test_pipeline_bench_times_every_chain_of_the_finished_dag(smoke_run):
+    """`molebench bench --pipeline` takes the critical path over the DAG's chains (the NLP track's and the
+    text-to-image slice's): on a finished run every step names a job that wrote its benchmark file."""
+    done = subprocess.run([sys.executable, "-m", "molebench.cli", "bench", "--pipeline", "--config",
+                           "config/smoke.yaml"], cwd=smoke_run, capture_output=True, text=True, check=False,
+                          env=with_plugins(smoke_run))
+    assert done.returncode in (0, 1), done.stderr[-3000:]  # 1: over the smoke's budget, which it still is
+    assert "critical path" in done.stdout and "INCOMPLETE" not in done.stdout, done.stdout[-2000:]
+
+
 def test_smoke_dag_runs_table6_over_nested_pool_loras(smoke_run):
     """MoLE Table 6: one row block per size, each composition's LoRAs the first N of one draw (the group's own
     included, trained by scaling_lora) in an order of its own, scored on the group's tasks; the claim is judged at

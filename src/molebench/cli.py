@@ -118,7 +118,7 @@ def cmd_bench(args) -> None:
         if benchmarks.empty:
             raise SystemExit(f"no benchmark files under {config['results_dir']}/benchmarks: run the DAG of "
                              f"{' '.join(args.config)} first (snakemake reproduce --configfile {' '.join(args.config)})")
-        text, fits = budget.report(benchmarks, plan.job_chains(config), config["budget"])
+        text, fits = budget.report(benchmarks, budget.job_chains(config), config["budget"])
         print(text)
         if args.save_reference:
             run = io.provenance(None)

@@ -14,15 +14,10 @@ wildcard_constraints:
 
 
 def t2i_experts(w):
-    """The composition's subject LoRAs, or for SVDiff the variant's spectral shifts: the world's library, trained once
-    (`t2i.seed`), as the paper composes given LoRAs; each run seed trains the gates and samples over the same ones."""
-    names = t2i_plan.composition(T2I, w.composition)["subjects"]
-    if t2i_plan.method_of(T2I, w.variant).expert_kind == "spectral_shifts":
-        return {s: f"{T2I_RES}/shifts/{w.variant}/{s}/seed{T2I['seed']}" for s in names}
-    return {s: f"{T2I_RES}/subjects/{s}/seed{T2I['seed']}" for s in names}
+    return t2i_plan.expert_dirs(T2I, RES, w.variant, w.composition)
 
 
-T2I_MASKED = t2i_plan.table_compositions(T2I, next(iter(T2I["tables"])))[0]["name"]
+T2I_MASKED = t2i_plan.masked_composition(T2I)
 T2I_MASKED_EXPERTS = t2i_experts(SimpleNamespace(composition=T2I_MASKED, variant=T2I["masking"]["variant"]))
 T2I_WORLD = T2I["source"] == "world"
 # what names the subjects and compositions (every stage that reads them)

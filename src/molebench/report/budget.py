@@ -25,6 +25,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from molebench.nlp import plan
+from molebench.t2i import plan as t2i_plan
+
 BENCHMARK_COLUMNS = ["rule", "job", "s", "cpu_s", "max_rss"]
 
 
@@ -50,8 +53,14 @@ def load_benchmarks(paths: list[str]) -> pd.DataFrame:
         columns=BENCHMARK_COLUMNS)
 
 
+def job_chains(config: dict) -> list[list[tuple[str, str]]]:
+    """The dependency chains of the config's DAG: the NLP track's and the text-to-image slice's. RAMoLE's own tables
+    are not in them yet (its pool LoRAs are, where Table 6 composes them)."""
+    return plan.job_chains(config) + (t2i_plan.job_chains(config["t2i"]) if "t2i" in config else [])
+
+
 def critical_path(benchmarks: pd.DataFrame, chains: list[list[tuple[str, str]]]) -> list[tuple[str, str, float]]:
-    """The chain of dependent jobs with the longest measured wall time (molebench.nlp.plan.job_chains), as
+    """The chain of dependent jobs with the longest measured wall time (`job_chains`), as
     (rule, job, seconds) steps; a job without a benchmark file counts 0 s and shows NaN."""
     seconds = {(r.rule, r.job): r.s for r in benchmarks.itertuples()}
     timed = [[(rule, job, seconds.get((rule, job), math.nan)) for rule, job in chain] for chain in chains]

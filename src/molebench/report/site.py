@@ -526,5 +526,5 @@ def build_site(config: dict, table_files: dict[str, str], figure_files: dict[str
     figures = {name: (config["figures"][name], Path(png)) for name, png in figure_files.items()}
     render_site(out_dir, tables, figures, pd.read_csv(gain_file), tuple(map(pd.read_csv, claims_files)),
                 load_provenance(files), benchmarks, config, io.read_json(faults_file)["rows"], load_costs(files),
-                plan.job_chains(config), {name: pd.read_csv(path) for name, path in extra_tables.items()},
+                budget.job_chains(config), {name: pd.read_csv(path) for name, path in extra_tables.items()},
                 Path(t2i_dir) if t2i_dir else None, pd.read_csv(pool_gain_file) if pool_gain_file else None)

@@ -87,6 +87,41 @@ def subject_dirs(t2i: dict, results: str) -> list[str]:
     return [f"{results}/t2i/subjects/{name}/seed{t2i['seed']}" for name in names]
 
 
+def expert_dirs(t2i: dict, results: str, variant: str, composition_name: str) -> dict[str, str]:
+    """subject -> the folder of the expert a composition loads for it: its subject LoRA, or for a method whose experts
+    are spectral shifts (SVDiff) the variant's shifts; the world's library, trained once (`t2i.seed`), as the paper
+    composes given LoRAs; each run seed trains the gates and samples over the same ones."""
+    names = composition(t2i, composition_name)["subjects"]
+    if method_of(t2i, variant).expert_kind == "spectral_shifts":
+        return {s: f"{results}/t2i/shifts/{variant}/{s}/seed{t2i['seed']}" for s in names}
+    return {s: f"{results}/t2i/subjects/{s}/seed{t2i['seed']}" for s in names}
+
+
+def masked_composition(t2i: dict) -> str:
+    """The composition the masking figure drops subjects from: the first of the first table."""
+    return table_compositions(t2i, next(iter(t2i["tables"])))[0]["name"]
+
+
+def job_chains(t2i: dict) -> list[list[tuple[str, str]]]:
+    """Every dependency chain to a job that scores a composition or draws the masking figure, as (rule, benchmark job
+    name) steps, as molebench.nlp.plan.job_chains gives the NLP DAG's: world -> base model -> one expert -> the
+    composition's job, and the CLIP's and presence classifier's branches."""
+    def chains(variant: str, name: str) -> list[list[tuple[str, str]]]:
+        method, seed = method_of(t2i, variant), t2i["seed"]
+        tail = ("t2i_compose" if method.trainable else "t2i_evaluate", f"{variant}-{name}")
+        experts = [("t2i_shifts", f"{variant}-{s}-seed{seed}") if method.expert_kind == "spectral_shifts"
+                   else ("t2i_subject", f"{s}-seed{seed}") for s in composition(t2i, name)["subjects"]]
+        side = ["t2i_clip", *(["t2i_presence"] if t2i["source"] == "world" else [])]
+        return ([[world, ("t2i_base", "base"), expert, tail] for expert in experts]
+                + [[world, (rule, rule.removeprefix("t2i_")), tail] for rule in side])
+
+    world = ("t2i_world", "world")
+    pairs = dict.fromkeys((variant, c["name"]) for table, spec in t2i["tables"].items()
+                          for variant in spec["columns"].values() for c in table_compositions(t2i, table))
+    masking = chains(t2i["masking"]["variant"], masked_composition(t2i))
+    return [c for pair in pairs for c in chains(*pair)] + [[*c, ("t2i_masking", "masking")] for c in masking]
+
+
 def check(t2i: dict) -> None:
     """Fail at parse time, with the key at fault, on what the schema cannot see (the source is one of the schema's,
     molebench.config.T2I)."""
