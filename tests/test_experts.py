@@ -64,7 +64,7 @@ def test_external_experts_compose_train_and_score(world, tmp_path):
     assert plan.adapter_dirs(config, "mole", "mc_from_gen", 1) == [str(world / "dag_lora"), str(world / "plain_lora")]
     assert plan.data_dirs(config, plan.group_tasks(config, "mole", "mc_from_gen")) == [
         "results/smoke/data/smoke_add", str(world / "plain.jsonl")]
-    chains = [c for c in plan.job_chains(config) if "-mc_from_gen-" in c[-1][1]]
+    chains = [c for c in plan.job_chains(config) if "mc_from_gen-seed" in c[-1][1]]  # compose and evaluate jobs
     assert chains and not any(rule == "train_lora" for c in chains for rule, _ in c)  # no job trains an external one
     loras = {"dag": str(world / "dag_lora"), "plain": str(world / "plain_lora")}
     data = [str(world / "data/smoke_add"), str(world / "plain.jsonl")]
@@ -144,7 +144,7 @@ def test_hub_experts_are_pinned_and_fetched_or_refused_offline(world, tmp_path, 
     config = smoke_config(world, tmp_path, {**both(world), "hub": {**unpinned["hub"], "revision": "abc123"}})
     fetched = "results/smoke/experts/hub/abc123"
     assert plan.adapter_dirs(config, "nla-output", "mc_from_gen", 1)[-1] == fetched
-    assert [("base_model", "base"), ("fetch_expert", "hub-abc123"), ("evaluate", "nla-output-mc_from_gen-seed1")] in \
+    assert [("base_model", "base"), ("fetch_expert", "hub-abc123"), ("evaluate", "mc_from_gen-seed1")] in \
         plan.job_chains(config)
 
     def download(repo_id, revision, local_dir, allow_patterns):  # the hub, as a local copy

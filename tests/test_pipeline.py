@@ -297,6 +297,27 @@ def test_a_tables_seeds_replace_its_variants_seeds_in_that_table_only():
     assert _table_seeds(config, "table3", "zero-shot") == [2]
 
 
+def test_evaluate_batches_hold_every_scoring_no_compose_job_makes_once():
+    config = load_config("config/smoke.yaml")
+    batches = plan.evaluate_batches(config)
+    outs = [s["out"] for scorings in batches.values() for s in scorings]
+    assert len(outs) == len(set(outs))
+    wanted = plan.all_evaluation_dirs(config)
+    in_compose = {d for d in wanted if plan.scored_in_compose(config, *plan.parse_metrics_dir(d)[:2])}
+    assert in_compose and set(outs) == set(wanted) - in_compose | set(plan.masking_inputs(config))
+    for name, scorings in batches.items():  # one batch per group and seed
+        assert {f"{s['group']}-seed{s['seed']}" for s in scorings} == {name}
+    gen = {s["variant"]: s for s in batches["smoke_gen-seed1"]}
+    assert {"nla-output", "ties", "multitask-layers-0-50"} <= gen.keys() and "mole" not in gen  # mole: compose
+    assert gen["multitask-layers-0-50"]["method"].endswith("methods/multitask/smoke_gen/seed1")  # its source's state
+    assert list(gen["ties"]["loras"]) == config["groups"]["smoke_gen"] and gen["ties"]["method"] is None
+    per_task = {s["variant"] for s in batches["smoke_add-seed1"]}
+    assert per_task == {"zero-shot", "single", "few-shot"}  # a per-task method's group is its task
+    masked = [s for s in batches["smoke_mc-seed1"] if s["drop"]]
+    assert {(s["variant"], *s["drop"]) for s in masked} == {(v, t) for v in ("mole", "nla-output")
+                                                            for t in config["groups"]["smoke_mc"]}
+
+
 def test_pool_lora_job_scores_its_gain_as_the_saved_adapter_does(world, tmp_path):
     """gain.json's LoRA scores come from the model PEFT trained in place: they must be the scores of the saved
     adapter loaded afresh, and its zero-shot scores those of the base model."""

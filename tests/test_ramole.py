@@ -324,3 +324,18 @@ def test_router_training_is_seeded_including_lora_dropout(pool_dirs):
         method.fit(model, CharTokenizer(), records, Trainer(TrainConfig(steps=3, batch_size=4, lr=1e-2), seed=3))
         states.append({n: p.detach().clone() for n, p in model.ramole_routers.named_parameters()})
     assert all(torch.equal(states[0][n], states[1][n]) for n in states[0])
+
+
+def test_job_chains_reach_each_scoring_through_the_pool_loras_and_the_retriever():
+    from molebench.config import load_config
+    from molebench.ramole import plan
+
+    config = load_config("config/smoke.yaml")
+    chains = plan.job_chains(config)
+    pool = list(plan.pool(config))
+    # the router stands between the pool and RAMoLE's scoring only: the other methods read no trained state
+    assert [("base_model", "base"), ("ramole_lora", f"{pool[0]}-seed1"), ("ramole_router", "seed1"),
+            ("ramole_evaluate", "ramole-seed1")] in chains
+    assert [("ramole_retriever", "seed1"), ("ramole_embed", "seed1"), ("ramole_retrieve", "seed1"),
+            ("ramole_evaluate", "mixture-seed1")] in chains
+    assert len(chains) == len(config["ramole"]["methods"]) * (len(pool) + 1)  # one seed in the smoke config

@@ -66,7 +66,7 @@ def test_compositions_nest_hold_the_family_in_a_seeded_order_and_share_the_pool_
     chain = next(c for c in plan.job_chains(cfg) if ("compose", f"mole-{G}-n8-seed1") in c and
                  c[1][0] == "scaling_lora")
     assert chain[1] in {("scaling_lora", f"{t}-seed{seed}") for t in cfg["groups"][G]}
-    assert any(c[1][0] == "ramole_lora" for c in plan.job_chains(cfg) if ("evaluate", f"nla-output-{G}-n8-seed1") in c)
+    assert any(c[1][0] == "ramole_lora" for c in plan.job_chains(cfg) if ("evaluate", f"{G}-n8-seed1") in c)
 
 
 def test_the_draw_follows_the_seed_and_own_loras_can_be_left_out():

@@ -211,10 +211,11 @@ def test_budget_report_says_when_a_run_is_over():
 
 DRY_RUN = """Building DAG of jobs...
 Job stats:
-job           count
-----------  -------
-evaluate          4
-reproduce         1
+job                count
+---------------  -------
+evaluate__a-seed1      3
+evaluate__b-seed1      1
+reproduce              1
 train             2
 total             7
 
@@ -246,7 +247,7 @@ def test_run_progress_prints_a_line_when_a_rule_is_done_with_the_time_left(tmp_p
     now = [0.0]
     progress = budget.RunProgress(clock=lambda: now[0])
     progress.cores = 2
-    progress.plan({"train": 2, "evaluate": 4, "reproduce": 1, "total": 7})
+    progress.plan({"train": 2, "evaluate__a-seed1": 3, "evaluate__b-seed1": 1, "reproduce": 1, "total": 7})
     progress.job_started(1, "train", str(tmp_path / "results/benchmarks/train/a.tsv"))
     progress.job_started(2, "train")
     now[0] = 600.0
@@ -255,8 +256,8 @@ def test_run_progress_prints_a_line_when_a_rule_is_done_with_the_time_left(tmp_p
     now[0] = 1200.0
     line = progress.job_finished(2)  # 4 evaluate jobs x 4 min (the earlier run's) on 2 cores
     assert line == "[molebench] train: all 2 jobs done | 2 of 7 jobs, 20 min elapsed, about 8 min left on 2 cores"
-    for job in range(3, 7):
-        progress.job_started(job, "evaluate")
+    for job in range(3, 7):  # rules made per batch count as their stage (`evaluate__{batch}`)
+        progress.job_started(job, "evaluate__a-seed1" if job < 6 else "evaluate__b-seed1")
     now[0] = 4800.0
     lines = [progress.job_finished(job) for job in range(3, 7)]
     assert lines[:3] == [None] * 3 and lines[3].startswith("[molebench] evaluate: all 4 jobs done | 6 of 7 jobs, "

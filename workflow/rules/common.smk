@@ -7,6 +7,7 @@ from molebench.nlp import plan
 check_config(config)  # expands the `scaling` section's groups (MoLE Table 6) into ordinary groups, then checks
 
 THREADS = config["threads_per_job"]
+PROFILE_RESOURCES = workflow.resource_settings.overwrite_resources  # rule -> a profile's `set-resources`
 RES = config["results_dir"]  # every scale writes under its own roots, so smoke outputs never satisfy mini targets
 REP = config["reports_dir"]
 
@@ -29,13 +30,6 @@ def composition_data(w):
     return plan.data_dirs(config, plan.group_tasks(config, w.variant, w.group))
 
 
-def trained_method(w):
-    """Only trainable methods have a compose job (a `scored_from` variant uses its source's); the others are built
-    inside the evaluate job."""
-    method_dir = plan.method_dir(config, w.variant, w.group, int(w.seed))
-    return [method_dir] if method_dir else []
-
-
 def evaluated_tasks(w):
     return plan.evaluated_tasks(config, w.variant, w.group)
 
@@ -45,10 +39,16 @@ def evaluated_data(w):
 
 
 def lm_eval_folder(w):
-    """The local lm-eval task folder, when the evaluation scores an lm-eval task (an edited YAML reruns it)."""
-    harness = config.get("lm_eval", {})
-    scored = set(evaluated_tasks(w)) & set(plan.lm_eval_tasks(config))
-    return [harness["include_path"]] if scored and "include_path" in harness else []
+    return plan.lm_eval_folder(config, evaluated_tasks(w))
+
+
+def scoring_inputs(scorings, key):
+    """The folders an evaluate batch reads under one key of its scorings (plan.scoring), each once."""
+    found = []
+    for s in scorings:
+        value = s[key]
+        found += list(value.values()) if isinstance(value, dict) else value if isinstance(value, list) else [value]
+    return list(dict.fromkeys(f for f in found if f))
 
 
 def task_sources(w):

@@ -26,6 +26,7 @@ rule bigbench_archive:
 
 
 rule task_data:
+    priority: 3  # seconds, and every training waits on it (the scheduler would run a job without inputs last)
     input:
         task_sources,
     output:

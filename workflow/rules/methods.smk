@@ -1,7 +1,5 @@
 COMPOSE_SCORES = plan.compose_wildcards(config)  # the compositions a compose job scores itself (plan.scored_in_compose)
 
-ruleorder: compose > evaluate  # a composition scored by the job that trained it has no evaluate job
-
 
 rule compose:  # train, then score the saved state: one process (start-up is most of a mini job's time)
     priority: 1  # long jobs before the scorings (adapters.smk, train_lora)
@@ -35,59 +33,35 @@ rule compose:  # train, then score the saved state: one process (start-up is mos
         "../scripts/compose.py"
 
 
-rule evaluate:
-    input:
-        base=f"{RES}/base",
-        adapters=composition_adapters,
-        method=trained_method,
-        data=evaluated_data,
-        lm_eval=lm_eval_folder,
-    output:
-        directory(f"{RES}/metrics/{{variant}}/{{group}}/seed{{seed}}"),
-    log:
-        f"{RES}/logs/evaluate/{{variant}}-{{group}}-seed{{seed}}.log",
-    benchmark:
-        f"{RES}/benchmarks/evaluate/{{variant}}-{{group}}-seed{{seed}}.tsv"
-    params:
-        variant=variant_cfg,
-        loras=composition_loras,
-        tasks=evaluated_tasks,
-        eval=config["eval"],
-        lm_eval=config.get("lm_eval"),
-    threads: THREADS
-    resources:
-        gpu=config["gpus_per_job"],
-    script:
-        "../scripts/evaluate.py"
+# One evaluate job per group and seed scores every variant that no compose job scores there (training-free methods,
+# `scored_from` variants, groups that share another's training) and the masked compositions: one process and one set
+# of imports for many small scorings. A rule per batch, since a rule's outputs cannot vary with its wildcards; named
+# `evaluate__{batch}`: molebench's progress lines and benchmarks count them as one stage, `evaluate`, and they take
+# the resources a profile sets for `evaluate` (a profile cannot name rules made from the config).
+for batch, scorings in plan.evaluate_batches(config).items():
 
-
-if "masking" in config:
-
-    rule masked_evaluate:  # each LoRA of the masking group dropped in turn, one job per composition
-        wildcard_constraints:
-            group=config["masking"]["group"],
+    rule:
+        name:
+            f"evaluate__{batch}"
         input:
             base=f"{RES}/base",
-            adapters=composition_adapters,
-            method=trained_method,
-            data=evaluated_data,
-            lm_eval=lm_eval_folder,
+            adapters=scoring_inputs(scorings, "loras"),
+            methods=scoring_inputs(scorings, "method"),
+            data=scoring_inputs(scorings, "data"),
+            lm_eval=scoring_inputs(scorings, "lm_eval"),
         output:
-            [directory(f"{RES}/masked/{{variant}}/{{group}}/seed{{seed}}/drop-{lora}")
-             for lora in plan.lora_tasks(config, config["masking"]["group"])],
+            [directory(s["out"]) for s in scorings],
         log:
-            f"{RES}/logs/masked_evaluate/{{variant}}-{{group}}-seed{{seed}}.log",
+            f"{RES}/logs/evaluate/{batch}.log",
         benchmark:
-            f"{RES}/benchmarks/masked_evaluate/{{variant}}-{{group}}-seed{{seed}}.tsv"
+            f"{RES}/benchmarks/evaluate/{batch}.tsv"
         params:
-            variant=variant_cfg,
-            loras=composition_loras,
-            drops=plan.lora_tasks(config, config["masking"]["group"]),
-            tasks=evaluated_tasks,
+            scorings=scorings,
+            variants={s["variant"]: config["variants"][s["variant"]] for s in scorings},  # an edited variant rescores
             eval=config["eval"],
             lm_eval=config.get("lm_eval"),
         threads: THREADS
         resources:
-            gpu=config["gpus_per_job"],
+            **{"gpu": config["gpus_per_job"], **PROFILE_RESOURCES.get("evaluate", {})},
         script:
-            "../scripts/masked_evaluate.py"
+            "../scripts/evaluate.py"

@@ -26,6 +26,7 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
         return {n: f"{RDIR}/loras/{n}/seed{RAM['seed']}" for n in POOL}
 
     rule ramole_data:
+        priority: 3  # seconds, and every job of the pool waits on it (see data.smk)
         wildcard_constraints:
             task="|".join(POOL_LORAS),
         input:
@@ -80,6 +81,7 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
             "../scripts/pool_gain.py"
 
     rule ramole_retriever:
+        priority: 2  # the chain to the mixed-task scorings runs with the trainings, not as the run's tail
         input:
             list(pool_dirs("data", RAM["retriever"]["finetune_tasks"]).values()),
         output:
@@ -96,6 +98,7 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
             "../scripts/ramole_retriever.py"
 
     rule ramole_embed:  # one job per run seed: embedding is seconds, a job per LoRA was mostly start-up
+        priority: 2
         input:
             data=list(pool_dirs("data").values()),
             retriever=f"{RUN}/retriever",
@@ -116,6 +119,7 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
     # not all of it: Snakemake reruns a job whose params changed, so an edited router setting reruns the routers and
     # RAMoLE's evaluations only.
     rule ramole_retrieve:
+        priority: 2
         input:
             embeddings=[f"{RUN}/embeddings/{task}.pt" for task in POOL],
             data=list(pool_dirs("data").values()),
@@ -134,6 +138,7 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
             "../scripts/ramole_retrieve.py"
 
     rule ramole_router:
+        priority: 2
         input:
             base=f"{RES}/base",
             loras=list(pool_loras().values()),
@@ -155,6 +160,7 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
             "../scripts/ramole_router.py"
 
     rule ramole_evaluate:
+        priority: 2
         wildcard_constraints:
             method="|".join(RAM["methods"]),
         input:
@@ -162,7 +168,7 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
             loras=list(pool_loras().values()),
             data=list(pool_dirs("data").values()),
             retrieval=f"{RUN}/retrieval.json",
-            router=lambda w: [f"{RDIR}/seed{w.seed}/router"] if w.method == "ramole" else [],
+            router=lambda w: [f"{RDIR}/seed{w.seed}/router"] if ramole_plan.trains_router(w.method) else [],
         output:
             directory(f"{RUN}/eval/{{method}}"),
         log:

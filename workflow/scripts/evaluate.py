@@ -1,10 +1,10 @@
 from molebench.core.runtime import logged
 from molebench.nlp import stages
 
-w = snakemake.wildcards
-loras = dict(zip(snakemake.params.loras, snakemake.input.adapters, strict=True))
+params = snakemake.params
 with logged(snakemake.log[0], snakemake.threads, snakemake.config["offline"]):
-    stages.evaluate(w.variant, snakemake.params.variant, w.group, snakemake.params.tasks, snakemake.input.base,
-                    loras, snakemake.input.method[0] if snakemake.input.method else None,
-                    list(snakemake.input.data), snakemake.params.eval, int(w.seed), snakemake.output[0],
-                    snakemake.params.lm_eval)
+    for i, s in enumerate(params.scorings, 1):
+        dropped = f" without {', '.join(s['drop'])}" if s["drop"] else ""
+        print(f"[evaluate] {i}/{len(params.scorings)}: {s['variant']} on {s['group']}{dropped}, seed {s['seed']}",
+              flush=True)
+        stages.run_scoring(s, params.variants[s["variant"]], snakemake.input.base, params.eval, params.lm_eval)

@@ -452,6 +452,51 @@ def compose_wildcards(config: dict) -> dict[str, list[str]]:
     return {"variant": variants, "group": list(dict.fromkeys(groups))}
 
 
+def lm_eval_folder(config: dict, tasks: list[str]) -> list[str]:
+    """The local lm-eval task folder, when the scored tasks include an lm-eval task (an edited YAML rescores it)."""
+    harness = config.get("lm_eval", {})
+    return [harness["include_path"]] if set(tasks) & set(lm_eval_tasks(config)) and "include_path" in harness else []
+
+
+def scoring(config: dict, variant: str, group: str, seed: int, out: str, drop: list[str] | None = None) -> dict:
+    """What one scoring of a variant on a group reads and writes (a job of an evaluate batch): its LoRAs (name ->
+    folder), trained state, scored tasks with their data and lm-eval folders, output folder, and the LoRAs it drops
+    (masking, MoLE Figure 8; None scores the whole composition)."""
+    tasks = evaluated_tasks(config, variant, group)
+    return {"variant": variant, "group": group, "seed": seed, "drop": drop, "out": out,
+            "loras": dict(zip(lora_names(config, variant, group), adapter_dirs(config, variant, group, seed),
+                              strict=True)),
+            "method": method_dir(config, variant, group, seed), "tasks": tasks, "data": scored_data(config, tasks),
+            "lm_eval": lm_eval_folder(config, tasks)}
+
+
+def evaluate_batches(config: dict) -> dict[str, list[dict]]:
+    """Every scoring no compose job makes (`scored_in_compose`), batched by group and seed: batch `{group}-seed{s}`
+    -> its scorings (`scoring`), the masked ones included. One job scores a batch: start-up (imports) is most of a
+    small scoring's time, and a group's training-free variants read the same base model, LoRAs and data."""
+    figures = [d for f, spec in config["figures"].items() if spec["kind"] not in FROM_TRAINING
+               for dirs in figure_inputs(config, f).values() for d in dirs]
+    batches: dict[str, list[dict]] = {}
+    for path in dict.fromkeys([*all_evaluation_dirs(config), *figures]):
+        variant, group, seed = parse_metrics_dir(path)
+        if not scored_in_compose(config, variant, group):
+            batches.setdefault(f"{group}-seed{seed}", []).append(scoring(config, variant, group, seed, path))
+    if spec := config.get("masking"):
+        for variant in spec["variants"]:
+            for seed in seeds_of(config, variant):
+                batches.setdefault(f"{spec['group']}-seed{seed}", []).extend(
+                    scoring(config, variant, spec["group"], seed, masked_dir(config, variant, spec["group"], seed,
+                                                                              [lora]), [lora])
+                    for lora in lora_tasks(config, spec["group"]))
+    return batches
+
+
+def parse_metrics_dir(path: str) -> tuple[str, str, int]:
+    """(variant, group, seed) of a `metrics/{variant}/{group}/seed{seed}` folder."""
+    variant, group, seed = Path(path).parts[-3:]
+    return variant, group, int(seed.removeprefix("seed"))
+
+
 def masked_dir(config: dict, variant: str, group: str, seed: int, drop: list[str | int]) -> str:
     return f"{config['results_dir']}/masked/{variant}/{group}/seed{seed}/drop-{'+'.join(map(str, drop))}"
 
@@ -521,21 +566,18 @@ LORA_RULES = {"adapters": "train_lora", "ramole": "ramole_lora", "scaling": "sca
 
 
 def job_chains(config: dict) -> list[list[tuple[str, str]]]:
-    """Every dependency chain from the base model to the job that scores a composition, as (rule, benchmark job name) steps: the
-    longest one by measured time is the DAG's critical path (the site shows it)."""
+    """Every dependency chain from the base model to the job that scores a composition, as (rule, benchmark job name)
+    steps: the longest one by measured time is the DAG's critical path (the site shows it)."""
     chains = []
     for path in all_evaluation_dirs(config):
-        variant, group, seed = Path(path).parts[-3:]
-        job = f"{variant}-{group}-{seed}"
+        variant, group, seed = parse_metrics_dir(path)
         if scored_in_compose(config, variant, group):
-            tail = [("compose", job)]
-        elif method_of(config, variant).trainable:
-            trained = f"{trained_variant(config, variant)}-{trained_group(config, group)}-{seed}"
-            tail = [("compose", trained), ("evaluate", job)]
+            tail = [("compose", f"{variant}-{group}-seed{seed}")]
         else:
-            tail = [("evaluate", job)]
-        made = [d for d in adapter_dirs(config, variant, group, int(seed.removeprefix("seed")))
-                if Path(d).is_relative_to(config["results_dir"])]
+            tail = [("evaluate", f"{group}-seed{seed}")]
+            if method_of(config, variant).trainable:
+                tail.insert(0, ("compose", f"{trained_variant(config, variant)}-{trained_group(config, group)}-seed{seed}"))
+        made = [d for d in adapter_dirs(config, variant, group, seed) if Path(d).is_relative_to(config["results_dir"])]
         lora_steps = [[(LORA_RULES[Path(d).relative_to(config["results_dir"]).parts[0]],
                         f"{Path(d).parent.name}-{Path(d).name}")] for d in made] or [[]]
         chains += [[("base_model", "base"), *steps, *tail] for steps in lora_steps]

@@ -118,3 +118,13 @@ def masked_evaluate(variant_name: str, variant: dict, drop: list[str | int], tas
         loras = {name: d for i, (name, d) in enumerate(loras.items()) if name not in drop and i not in drop}
     evaluate(variant_name, variant, f"drop-{'+'.join(map(str, drop))}", tasks, base_dir, loras, method_dir, data_dirs,
              eval_cfg, seed, out_dir, lm_eval)
+
+
+def run_scoring(scoring: dict, variant: dict, base_dir: str, eval_cfg: dict, lm_eval: dict | None = None) -> None:
+    """One scoring of an evaluate batch (`plan.scoring`): the whole composition, or without its `drop` LoRAs."""
+    args = (scoring["tasks"], base_dir, scoring["loras"], scoring["method"], scoring["data"], eval_cfg,
+            scoring["seed"], scoring["out"], lm_eval)
+    if scoring["drop"]:
+        masked_evaluate(scoring["variant"], variant, scoring["drop"], *args)
+    else:
+        evaluate(scoring["variant"], variant, scoring["group"], *args)

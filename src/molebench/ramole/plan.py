@@ -85,3 +85,24 @@ def evaluations(config: dict) -> list[tuple[str, str]]:
     """(method, setting) pairs: the oracle needs the query's own LoRA, so it has no OOD run."""
     return [(m, s) for m in config["ramole"]["methods"] for s in SETTINGS
             if not (s == "ood" and methods.get(m).own_lora)]
+
+
+def trains_router(method: str) -> bool:
+    """A method whose scoring reads its run's router (RAMoLE's RouterLoRA, the one trainable method of the pool)."""
+    return methods.get(method).trainable
+
+
+def job_chains(config: dict) -> list[list[tuple[str, str]]]:
+    """Every dependency chain to a mixed-task scoring, as (rule, benchmark job name) steps, as
+    molebench.nlp.plan.job_chains gives the NLP DAG's: base model -> one pool LoRA -> (the router) -> the method's
+    scoring, and the retriever's branch: fine-tuning -> embeddings -> retrieval -> (the router) -> the scoring."""
+    cfg = config["ramole"]
+    chains = []
+    for seed in cfg["seeds"]:
+        run = f"seed{seed}"
+        for method in cfg["methods"]:
+            tail = [*([("ramole_router", run)] if trains_router(method) else []), ("ramole_evaluate", f"{method}-{run}")]
+            chains += [[("base_model", "base"), ("ramole_lora", f"{task}-seed{cfg['seed']}"), *tail]
+                       for task in pool(config)]
+            chains.append([("ramole_retriever", run), ("ramole_embed", run), ("ramole_retrieve", run), *tail])
+    return chains

@@ -26,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from molebench.nlp import plan
+from molebench.ramole import plan as ramole_plan
 from molebench.t2i import plan as t2i_plan
 
 BENCHMARK_COLUMNS = ["rule", "job", "s", "cpu_s", "max_rss"]
@@ -54,9 +55,9 @@ def load_benchmarks(paths: list[str]) -> pd.DataFrame:
 
 
 def job_chains(config: dict) -> list[list[tuple[str, str]]]:
-    """The dependency chains of the config's DAG: the NLP track's and the text-to-image slice's. RAMoLE's own tables
-    are not in them yet (its pool LoRAs are, where Table 6 composes them)."""
-    return plan.job_chains(config) + (t2i_plan.job_chains(config["t2i"]) if "t2i" in config else [])
+    """The dependency chains of the config's DAG: the NLP track's, RAMoLE's and the text-to-image slice's."""
+    return (plan.job_chains(config) + (ramole_plan.job_chains(config) if "ramole" in config else [])
+            + (t2i_plan.job_chains(config["t2i"]) if "t2i" in config else []))
 
 
 def critical_path(benchmarks: pd.DataFrame, chains: list[list[tuple[str, str]]]) -> list[tuple[str, str, float]]:
@@ -146,8 +147,14 @@ def use_reference(path: str | None) -> None:
     _reference["path"] = path
 
 
+def stage(rule: str) -> str:
+    """The stage a Snakemake rule counts under, as its benchmark folder names it: a rule made per batch is named
+    `{stage}__{batch}` (the evaluate batches of workflow/rules/methods.smk)."""
+    return rule.split("__")[0]
+
+
 def job_counts(dry_run_output: str) -> dict[str, int]:
-    """The 'Job stats' table of `snakemake -n`: rule -> jobs still to run (empty when nothing is left)."""
+    """The 'Job stats' table of `snakemake -n`: stage -> jobs still to run (empty when nothing is left)."""
     counts = {}
     if "Job stats:" not in dry_run_output:
         return counts
@@ -155,7 +162,7 @@ def job_counts(dry_run_output: str) -> dict[str, int]:
         parts = line.split()
         if len(parts) != 2 or not parts[1].isdigit():
             break
-        counts[parts[0]] = int(parts[1])
+        counts[stage(parts[0])] = counts.get(stage(parts[0]), 0) + int(parts[1])
     return counts
 
 
@@ -226,11 +233,14 @@ class RunProgress:
         self.read_earlier = False
 
     def plan(self, stats: dict[str, int]) -> None:
-        """Snakemake's job stats (rule -> jobs, and `total`)."""
-        self.planned = {rule: n for rule, n in stats.items() if rule != "total"}
+        """Snakemake's job stats (rule -> jobs, and `total`), counted by stage."""
+        self.planned = {}
+        for rule, n in stats.items():
+            if rule != "total":
+                self.planned[stage(rule)] = self.planned.get(stage(rule), 0) + n
 
     def job_started(self, jobid: int, rule: str, benchmark: str | None = None) -> None:
-        self.running[jobid] = (rule, self.clock())
+        self.running[jobid] = (stage(rule), self.clock())
         if benchmark and not self.read_earlier and "benchmarks" in Path(benchmark).parts:
             parts = Path(benchmark).parts  # <results>/benchmarks/<rule>/<job>.tsv: read the folder once
             results = Path(*parts[:len(parts) - 1 - parts[::-1].index("benchmarks")])

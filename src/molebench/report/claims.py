@@ -167,8 +167,8 @@ def nlp_scores(config: dict, evaluation_dirs: list[str], groups: list[str]) -> p
         rows = io.read_jsonl(path.with_name(f"{path.stem}.predictions.jsonl"))
         if rows and "scores" not in rows[0]:
             raise ValueError(f"{path.parent}/{path.stem}.predictions.jsonl has no per-example scores (it was "
-                             "written before they existed): rerun the evaluations with `snakemake reproduce "
-                             "--forcerun evaluate masked_evaluate` (and your --configfile)")
+                             f"written before they existed): delete {path.parent} and run `snakemake reproduce` "
+                             "again (with your --configfile)")
         frames.append(pd.DataFrame({"variant": rec["variant"], "group": rec["group"], "seed": int(rec["seed"]),
                                     "task": rec["task"], "example": [str(r["id"]) for r in rows],
                                     "value": [float(np.mean([r["scores"][m] for m in rec["metrics"]])) for r in rows]}))
