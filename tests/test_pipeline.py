@@ -305,14 +305,15 @@ def test_evaluate_batches_hold_every_scoring_no_compose_job_makes_once():
     wanted = plan.all_evaluation_dirs(config)
     in_compose = {d for d in wanted if plan.scored_in_compose(config, *plan.parse_metrics_dir(d)[:2])}
     assert in_compose and set(outs) == set(wanted) - in_compose | set(plan.masking_inputs(config))
-    for name, scorings in batches.items():  # one batch per group and seed
-        assert {f"{s['group']}-seed{s['seed']}" for s in scorings} == {name}
+    for name, scorings in batches.items():  # one batch per group and seed, one for the per-task variants
+        assert {plan.evaluate_batch(config, s["variant"], s["group"], s["seed"]) for s in scorings} == {name}
     gen = {s["variant"]: s for s in batches["smoke_gen-seed1"]}
     assert {"nla-output", "ties", "multitask-layers-0-50"} <= gen.keys() and "mole" not in gen  # mole: compose
     assert gen["multitask-layers-0-50"]["method"].endswith("methods/multitask/smoke_gen/seed1")  # its source's state
     assert list(gen["ties"]["loras"]) == config["groups"]["smoke_gen"] and gen["ties"]["method"] is None
-    per_task = {s["variant"] for s in batches["smoke_add-seed1"]}
-    assert per_task == {"zero-shot", "single", "few-shot"}  # a per-task method's group is its task
+    per_task = {(s["variant"], s["group"]) for s in batches["per-task-seed1"]}  # a per-task method's group: a task
+    assert ("single", "smoke_add") in per_task and ("few-shot", "smoke_upper") in per_task
+    assert {v for v, _ in per_task} == {"zero-shot", "single", "few-shot"}
     masked = [s for s in batches["smoke_mc-seed1"] if s["drop"]]
     assert {(s["variant"], *s["drop"]) for s in masked} == {(v, t) for v in ("mole", "nla-output")
                                                             for t in config["groups"]["smoke_mc"]}

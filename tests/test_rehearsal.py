@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from molebench.report import budget
 from tests.rehearsal import write_assets
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,19 +74,19 @@ def sliced(config: dict) -> dict:
 
 
 def run(copy: Path, *configs: str) -> set[str]:
-    """Run the DAG to the site; the rules whose jobs ran."""
+    """Run the DAG to the site; the rules whose jobs ran (a rule made per batch as its stage: evaluate)."""
     done = subprocess.run([sys.executable, "-m", "snakemake", "reproduce", "--cores", "2", "--configfile", *configs],
                           cwd=copy, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-6000:]
-    return set(re.findall(r"^(?:local)?rule (\w+):", done.stdout + done.stderr, re.MULTILINE))
+    rules = re.findall(r"^(?:local)?rule ([\w-]+):", done.stdout + done.stderr, re.MULTILINE)
+    return {budget.stage(r) for r in rules}
 
 
 def paper_rules(copy: Path) -> set[str]:
-    """Every rule of the paper DAG, from its plan."""
+    """Every rule of the paper DAG, from its plan (by stage, as `run` gives them)."""
     done = subprocess.run([sys.executable, "-m", "snakemake", "reproduce", "-n", "--configfile", "config/paper.yaml"],
                           cwd=copy, capture_output=True, text=True, check=True)
-    stats = done.stdout.split("Job stats:")[1].split("total")[0].splitlines()[3:]
-    return {line.split()[0] for line in stats if line.strip()}
+    return set(budget.job_counts(done.stdout)) - {"total"}
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,6 @@
 rule base_model:
+    # first: every model job waits on it, and the scheduler would run a job without inputs last
+    priority: 3
     output:
         directory(f"{RES}/base"),
     log:
@@ -26,7 +28,7 @@ rule bigbench_archive:
 
 
 rule task_data:
-    priority: 3  # seconds, and every training waits on it (the scheduler would run a job without inputs last)
+    priority: 3  # seconds, and every training waits on it (see base_model)
     input:
         task_sources,
     output:

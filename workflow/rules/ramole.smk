@@ -159,26 +159,23 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
         script:
             "../scripts/ramole_router.py"
 
-    rule ramole_evaluate:
+    rule ramole_evaluate:  # every method of a run in one job (start-up is most of a small scoring's time)
         priority: 2
-        wildcard_constraints:
-            method="|".join(RAM["methods"]),
         input:
             base=f"{RES}/base",
             loras=list(pool_loras().values()),
             data=list(pool_dirs("data").values()),
             retrieval=f"{RUN}/retrieval.json",
-            router=lambda w: [f"{RDIR}/seed{w.seed}/router"] if ramole_plan.trains_router(w.method) else [],
+            router=[f"{RUN}/router"] if any(map(ramole_plan.trains_router, RAM["methods"])) else [],
         output:
-            directory(f"{RUN}/eval/{{method}}"),
+            [directory(f"{RUN}/eval/{method}") for method in RAM["methods"]],
         log:
-            f"{RES}/logs/ramole_evaluate/{{method}}-seed{{seed}}.log",
+            f"{RES}/logs/ramole_evaluate/seed{{seed}}.log",
         benchmark:
-            f"{RES}/benchmarks/ramole_evaluate/{{method}}-seed{{seed}}.tsv"
+            f"{RES}/benchmarks/ramole_evaluate/seed{{seed}}.tsv"
         params:
-            ramole=lambda w: {"seed": RAM["seed"], "pool": RAM["pool"], "eval": RAM["eval"],
-                              "methods": {w.method: RAM["methods"][w.method]}},
-            settings=lambda w: [s for m, s in ramole_plan.evaluations(config) if m == w.method],
+            ramole={"seed": RAM["seed"], "pool": RAM["pool"], "eval": RAM["eval"], "methods": RAM["methods"]},
+            settings={m: [s for method, s in ramole_plan.evaluations(config) if method == m] for m in RAM["methods"]},
         threads: THREADS
         resources:
             gpu=config["gpus_per_job"],

@@ -85,6 +85,7 @@ rule claims:
 
 
 rule faults:
+    priority: 1  # 20 s of training processes and no inputs: the scheduler would leave it for the run's tail
     output:
         f"{RES}/faults.json",
     log:

@@ -49,6 +49,7 @@ def t2i_presence(w):
 
 
 rule t2i_world:
+    priority: 3  # the base model's and every subject's input (data.smk, base_model)
     output:
         directory(f"{T2I_RES}/world"),
     log:
@@ -84,6 +85,7 @@ rule t2i_base:
 
 
 rule t2i_clip:
+    priority: 3  # the scorings' and (as the presence classifier) the base model's input: early, as t2i_world
     input:
         world=f"{T2I_RES}/world",
     output:
@@ -100,6 +102,7 @@ rule t2i_clip:
 
 
 rule t2i_presence:
+    priority: 3
     input:
         world=f"{T2I_RES}/world",
     output:
@@ -137,6 +140,7 @@ rule t2i_subject:
 
 
 rule t2i_shifts:
+    priority: 2  # the scheduler's order: adapters.smk, train_lora
     input:
         base=f"{T2I_RES}/base",
         world=f"{T2I_RES}/world",

@@ -22,6 +22,7 @@ from molebench.nlp.figures import FIGURE_KINDS, FROM_TRAINING
 
 GATES_SUFFIX = ".gates.json"  # an evaluation folder's gate weights per task, beside the task's metric file
 EXPORT_DIR = "adapter"  # an evaluation folder's composition as a PEFT adapter folder, when it is one LoRA
+PER_TASK_BATCH = "per-task"  # the evaluate batch of the per-task variants' scorings (`check`: no group's name)
 
 
 def expand(config: dict) -> dict:
@@ -50,6 +51,8 @@ def check(config: dict) -> None:
     clash = sorted(set(harness) & known_tasks)
     if clash:
         raise ConfigError(f"lm_eval.tasks.{clash[0]}: also a task of data/tasks; a name must say which scorer is used")
+    if PER_TASK_BATCH in config["groups"]:
+        raise ConfigError(f"groups.{PER_TASK_BATCH}: the name of the per-task variants' evaluate batch; rename the group")
     for group, tasks in config["groups"].items():
         for task in tasks:
             if task in harness:
@@ -470,21 +473,29 @@ def scoring(config: dict, variant: str, group: str, seed: int, out: str, drop: l
             "lm_eval": lm_eval_folder(config, tasks)}
 
 
+def evaluate_batch(config: dict, variant: str, group: str, seed: int) -> str:
+    """The evaluate batch that scores a variant on a group: `{group}-seed{seed}`, `per-task-seed{seed}` for a per-task
+    variant (its group is the task)."""
+    return f"{PER_TASK_BATCH if per_task(config, variant) else group}-seed{seed}"
+
+
 def evaluate_batches(config: dict) -> dict[str, list[dict]]:
     """Every scoring no compose job makes (`scored_in_compose`), batched by group and seed: batch `{group}-seed{s}`
-    -> its scorings (`scoring`), the masked ones included. One job scores a batch: start-up (imports) is most of a
-    small scoring's time, and a group's training-free variants read the same base model, LoRAs and data."""
+    -> its scorings (`scoring`), the masked ones included; a per-task variant's scorings of every task in one batch,
+    `per-task-seed{s}`. One job scores a batch: start-up (imports) is most of a small scoring's time, and a group's
+    training-free variants read the same base model, LoRAs and data."""
     figures = [d for f, spec in config["figures"].items() if spec["kind"] not in FROM_TRAINING
                for dirs in figure_inputs(config, f).values() for d in dirs]
     batches: dict[str, list[dict]] = {}
     for path in dict.fromkeys([*all_evaluation_dirs(config), *figures]):
         variant, group, seed = parse_metrics_dir(path)
         if not scored_in_compose(config, variant, group):
-            batches.setdefault(f"{group}-seed{seed}", []).append(scoring(config, variant, group, seed, path))
+            batches.setdefault(evaluate_batch(config, variant, group, seed), []).append(
+                scoring(config, variant, group, seed, path))
     if spec := config.get("masking"):
         for variant in spec["variants"]:
             for seed in seeds_of(config, variant):
-                batches.setdefault(f"{spec['group']}-seed{seed}", []).extend(
+                batches.setdefault(evaluate_batch(config, variant, spec["group"], seed), []).extend(
                     scoring(config, variant, spec["group"], seed, masked_dir(config, variant, spec["group"], seed,
                                                                               [lora]), [lora])
                     for lora in lora_tasks(config, spec["group"]))
@@ -502,8 +513,8 @@ def masked_dir(config: dict, variant: str, group: str, seed: int, drop: list[str
 
 
 def evaluation_dirs(config: dict, variant: str, groups: list[str], table: str | None = None) -> list[str]:
-    """One job per (variant, group, seed) scores every task of the group into one folder (`scored_in_compose` says
-    which rule); the seeds are the table's when it sets them (seeds_of)."""
+    """One folder per (variant, group, seed) holds the scores of every task of the group (its compose job or an
+    evaluate batch writes it: `scored_in_compose`); the seeds are the table's when it sets them (seeds_of)."""
     pairs = dict.fromkeys(g for g, _ in compositions(config, variant, groups))
     return [f"{config['results_dir']}/metrics/{variant}/{group}/seed{seed}"
             for group in pairs for seed in seeds_of(config, variant, table)]
@@ -574,7 +585,7 @@ def job_chains(config: dict) -> list[list[tuple[str, str]]]:
         if scored_in_compose(config, variant, group):
             tail = [("compose", f"{variant}-{group}-seed{seed}")]
         else:
-            tail = [("evaluate", f"{group}-seed{seed}")]
+            tail = [("evaluate", evaluate_batch(config, variant, group, seed))]
             if method_of(config, variant).trainable:
                 tail.insert(0, ("compose", f"{trained_variant(config, variant)}-{trained_group(config, group)}-seed{seed}"))
         made = [d for d in adapter_dirs(config, variant, group, seed) if Path(d).is_relative_to(config["results_dir"])]

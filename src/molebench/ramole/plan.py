@@ -93,16 +93,17 @@ def trains_router(method: str) -> bool:
 
 
 def job_chains(config: dict) -> list[list[tuple[str, str]]]:
-    """Every dependency chain to a mixed-task scoring, as (rule, benchmark job name) steps, as
-    molebench.nlp.plan.job_chains gives the NLP DAG's: base model -> one pool LoRA -> (the router) -> the method's
-    scoring, and the retriever's branch: fine-tuning -> embeddings -> retrieval -> (the router) -> the scoring."""
+    """Every dependency chain to a run's mixed-task scoring job, as (rule, benchmark job name) steps, as
+    molebench.nlp.plan.job_chains gives the NLP DAG's: base model -> one pool LoRA -> the router -> the scoring, and
+    the retriever's branch: fine-tuning -> embeddings -> retrieval -> the router -> the scoring (no router when no
+    method trains one)."""
     cfg = config["ramole"]
     chains = []
     for seed in cfg["seeds"]:
         run = f"seed{seed}"
-        for method in cfg["methods"]:
-            tail = [*([("ramole_router", run)] if trains_router(method) else []), ("ramole_evaluate", f"{method}-{run}")]
-            chains += [[("base_model", "base"), ("ramole_lora", f"{task}-seed{cfg['seed']}"), *tail]
-                       for task in pool(config)]
-            chains.append([("ramole_retriever", run), ("ramole_embed", run), ("ramole_retrieve", run), *tail])
+        tail = [*([("ramole_router", run)] if any(map(trains_router, cfg["methods"])) else []),
+                ("ramole_evaluate", run)]
+        chains += [[("base_model", "base"), ("ramole_lora", f"{task}-seed{cfg['seed']}"), *tail]
+                   for task in pool(config)]
+        chains.append([("ramole_retriever", run), ("ramole_embed", run), ("ramole_retrieve", run), *tail])
     return chains
