@@ -102,8 +102,11 @@ def test_paper_dag_plans_offline(tmp_path):
     config = load_config(PAPER_CONFIG)
     scored = [Path(d).parts[-3:-1] for d in plan.all_evaluation_dirs(config)]
     in_compose = [plan.scored_in_compose(config, v, g) for v, g in scored]
-    batches = {f"{g}-seed{Path(d).name.removeprefix('seed')}" for d, (_, g), compose in
-               zip(plan.all_evaluation_dirs(config), scored, in_compose, strict=True) if not compose}
+    batches = {plan.evaluate_batch(config, *plan.parse_metrics_dir(d)) for d, compose in
+               zip(plan.all_evaluation_dirs(config), in_compose, strict=True) if not compose}
+    masking = config["masking"]
+    batches |= {plan.evaluate_batch(config, v, masking["group"], s) for v in masking["variants"]
+                for s in plan.seeds_of(config, v)}
     assert {r.removeprefix("evaluate__") for r in counts if r.startswith("evaluate__")} == batches
     assert plan.scored_in_compose(config, "mole", "nli") and not plan.scored_in_compose(config, "mole", "nli_lm_eval")
     assert ("multitask-layers-0-20", "nli_table5") in scored and not plan.scored_in_compose(

@@ -307,16 +307,20 @@ def test_evaluate_batches_hold_every_scoring_no_compose_job_makes_once():
     assert in_compose and set(outs) == set(wanted) - in_compose | set(plan.masking_inputs(config))
     for name, scorings in batches.items():  # one batch per group and seed, one for the per-task variants
         assert {plan.evaluate_batch(config, s["variant"], s["group"], s["seed"]) for s in scorings} == {name}
-    gen = {s["variant"]: s for s in batches["smoke_gen-seed1"]}
-    assert {"nla-output", "ties", "multitask-layers-0-50"} <= gen.keys() and "mole" not in gen  # mole: compose
-    assert gen["multitask-layers-0-50"]["method"].endswith("methods/multitask/smoke_gen/seed1")  # its source's state
+    gen = {s["variant"]: s for s in batches["smoke_gen-seed1"]}  # the group's training-free compositions
+    assert {"nla-output", "ties", "cat"} <= gen.keys() and not {"mole", "multitask-layers-0-50"} & gen.keys()
     assert list(gen["ties"]["loras"]) == config["groups"]["smoke_gen"] and gen["ties"]["method"] is None
-    per_task = {(s["variant"], s["group"]) for s in batches["per-task-seed1"]}  # a per-task method's group: a task
-    assert ("single", "smoke_add") in per_task and ("few-shot", "smoke_upper") in per_task
-    assert {v for v, _ in per_task} == {"zero-shot", "single", "few-shot"}
-    masked = [s for s in batches["smoke_mc-seed1"] if s["drop"]]
+    layers = {s["variant"]: s for s in batches["smoke_gen-multitask-seed1"]}  # those that read a trained state
+    assert layers.keys() == {"multitask-layers-0-50", "multitask-layers-50-100"}
+    assert layers["multitask-layers-0-50"]["method"].endswith("methods/multitask/smoke_gen/seed1")
+    # a per-task method's group is a task; a target that needs zero-shot scores trains no LoRA for it
+    assert {s["variant"] for s in batches["per-task-seed1"]} == {"zero-shot", "few-shot"}
+    assert {(s["variant"], s["group"]) for s in batches["per-task-loras-seed1"]} == {
+        ("single", t) for t in ["smoke_reverse", "smoke_add", "smoke_upper", "smoke_parity_mc"]}
+    masked = [s for scorings in batches.values() for s in scorings if s["drop"] and s["seed"] == 1]
     assert {(s["variant"], *s["drop"]) for s in masked} == {(v, t) for v in ("mole", "nla-output")
                                                             for t in config["groups"]["smoke_mc"]}
+    assert {s["variant"] for s in batches["smoke_mc-mole-seed1"]} == {"mole-mask-add", "mole"}  # masked: mole
 
 
 def test_pool_lora_job_scores_its_gain_as_the_saved_adapter_does(world, tmp_path):

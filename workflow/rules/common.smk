@@ -7,7 +7,9 @@ from molebench.nlp import plan
 check_config(config)  # expands the `scaling` section's groups (MoLE Table 6) into ordinary groups, then checks
 
 THREADS = config["threads_per_job"]
-PROFILE_RESOURCES = workflow.resource_settings.overwrite_resources  # rule -> a profile's `set-resources`
+# rule -> a profile's `set-resources` (plain values, as profiles give them; no expressions)
+PROFILE_RESOURCES = {rule: {name: value.raw for name, value in resources.items()}
+                     for rule, resources in workflow.resource_settings.overwrite_resources.items()}
 RES = config["results_dir"]  # every scale writes under its own roots, so smoke outputs never satisfy mini targets
 REP = config["reports_dir"]
 

@@ -474,16 +474,22 @@ def scoring(config: dict, variant: str, group: str, seed: int, out: str, drop: l
 
 
 def evaluate_batch(config: dict, variant: str, group: str, seed: int) -> str:
-    """The evaluate batch that scores a variant on a group: `{group}-seed{seed}`, `per-task-seed{seed}` for a per-task
-    variant (its group is the task)."""
-    return f"{PER_TASK_BATCH if per_task(config, variant) else group}-seed{seed}"
+    """The evaluate batch that scores a variant on a group. A batch holds the scorings of a group and seed that read
+    the same upstream outputs, so that a target pulls in no training it does not need: `{group}-seed{s}` the
+    compositions of the group's LoRAs that train nothing, `{group}-{trained}-seed{s}` those that read `trained`'s
+    state (a `scored_from` variant, a group sharing another's training, masking). A per-task variant's group is a
+    task: those of every task share `per-task-seed{s}` (no LoRA: zero-shot, few-shot) or `per-task-loras-seed{s}`."""
+    cls = method_of(config, variant)
+    name = PER_TASK_BATCH if per_task(config, variant) else group
+    if cls.trainable:
+        return f"{name}-{trained_variant(config, variant)}-seed{seed}"
+    return f"{name}{'-loras' if per_task(config, variant) and cls.uses_experts else ''}-seed{seed}"
 
 
 def evaluate_batches(config: dict) -> dict[str, list[dict]]:
-    """Every scoring no compose job makes (`scored_in_compose`), batched by group and seed: batch `{group}-seed{s}`
-    -> its scorings (`scoring`), the masked ones included; a per-task variant's scorings of every task in one batch,
-    `per-task-seed{s}`. One job scores a batch: start-up (imports) is most of a small scoring's time, and a group's
-    training-free variants read the same base model, LoRAs and data."""
+    """Every scoring no compose job makes (`scored_in_compose`), the masked ones included, batched (`evaluate_batch`):
+    batch name -> its scorings (`scoring`). One job scores a batch: start-up (imports) is most of a small scoring's
+    time, and a batch's scorings read the same base model, LoRAs and data."""
     figures = [d for f, spec in config["figures"].items() if spec["kind"] not in FROM_TRAINING
                for dirs in figure_inputs(config, f).values() for d in dirs]
     batches: dict[str, list[dict]] = {}
