@@ -48,8 +48,10 @@ def scoring_inputs(scorings, key):
     """The folders an evaluate batch reads under one key of its scorings (plan.scoring), each once."""
     found = []
     for s in scorings:
-        value = s[key]
-        found += list(value.values()) if isinstance(value, dict) else value if isinstance(value, list) else [value]
+        value = s[key]  # LoRAs: name -> folder; trained state: a folder or None; data and lm-eval: lists
+        if isinstance(value, dict):
+            value = list(value.values())
+        found += value if isinstance(value, list) else [value]
     return list(dict.fromkeys(f for f in found if f))
 
 

@@ -33,11 +33,12 @@ rule compose:  # train, then score the saved state: one process (start-up is mos
         "../scripts/compose.py"
 
 
-# One evaluate job per group and seed scores every variant that no compose job scores there (training-free methods,
-# `scored_from` variants, groups that share another's training) and the masked compositions: one process and one set
-# of imports for many small scorings. A rule per batch, since a rule's outputs cannot vary with its wildcards; named
-# `evaluate__{batch}`: molebench's progress lines and benchmarks count them as one stage, `evaluate`, and they take
-# the resources a profile sets for `evaluate` (a profile cannot name rules made from the config).
+# The scorings no compose job makes (training-free methods, `scored_from` variants, groups that share another's
+# training, masked compositions), in batches of one group and seed that read the same outputs (plan.evaluate_batch):
+# one process and one set of imports for many small scorings. A rule per batch, since a rule's outputs cannot vary
+# with its wildcards, named `evaluate__{batch}`: molebench's progress lines and benchmarks count them as one stage,
+# `evaluate`, and they take the resources a profile sets for `evaluate` (a profile cannot name rules made from the
+# config).
 for batch, scorings in plan.evaluate_batches(config).items():
 
     rule:

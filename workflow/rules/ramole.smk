@@ -117,7 +117,7 @@ if "ramole" in config:  # checked at parse time by plan.check (common.smk)
 
     # The retrieve, router and evaluate jobs get the parts of this block their stage reads (molebench.ramole.stages),
     # not all of it: Snakemake reruns a job whose params changed, so an edited router setting reruns the routers and
-    # RAMoLE's evaluations only.
+    # the runs' scoring jobs, and retrains no pool LoRA.
     rule ramole_retrieve:
         priority: 2
         input:

@@ -592,8 +592,9 @@ def job_chains(config: dict) -> list[list[tuple[str, str]]]:
             tail = [("compose", f"{variant}-{group}-seed{seed}")]
         else:
             tail = [("evaluate", evaluate_batch(config, variant, group, seed))]
-            if method_of(config, variant).trainable:
-                tail.insert(0, ("compose", f"{trained_variant(config, variant)}-{trained_group(config, group)}-seed{seed}"))
+            if method_of(config, variant).trainable:  # the compose job that trained the state it reads
+                trained = f"{trained_variant(config, variant)}-{trained_group(config, group)}-seed{seed}"
+                tail.insert(0, ("compose", trained))
         made = [d for d in adapter_dirs(config, variant, group, seed) if Path(d).is_relative_to(config["results_dir"])]
         lora_steps = [[(LORA_RULES[Path(d).relative_to(config["results_dir"]).parts[0]],
                         f"{Path(d).parent.name}-{Path(d).name}")] for d in made] or [[]]
