@@ -20,8 +20,6 @@ from molebench.core.errors import ConfigError
 from molebench.core.training import TrainConfig, merge_train
 from molebench.nlp.figures import FIGURE_KINDS, FROM_TRAINING
 
-GATES_SUFFIX = ".gates.json"  # an evaluation folder's gate weights per task, beside the task's metric file
-EXPORT_DIR = "adapter"  # an evaluation folder's composition as a PEFT adapter folder, when it is one LoRA
 PER_TASK_BATCH = "per-task"  # the evaluate batch of the per-task variants' scorings (`check`: no group's name)
 
 

@@ -31,7 +31,7 @@ from molebench.core.data import TaskSpec
 from molebench.core.paper import PAPER_METRIC, load_paper
 from molebench.nlp import plan
 from molebench.nlp.figures import FIGURE_KINDS
-from molebench.nlp.plan import GATES_SUFFIX
+from molebench.nlp.stages import GATES_SUFFIX
 
 METRICS_FILE = "results/metrics/{variant}/{group}/{task}/seed{seed}.json"
 METRIC_COLUMNS = ["variant", "method", "group", "family", "task", "seed", "metric", "value"]

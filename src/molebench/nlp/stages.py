@@ -17,7 +17,11 @@ from molebench.core.method import get as methods_get
 from molebench.core.runtime import checkpoint_dir
 from molebench.core.scoring import evaluate as score
 from molebench.core.training import TrainConfig, Trainer, merge_train, seed_everything
-from molebench.nlp.plan import EXPORT_DIR, GATES_SUFFIX
+
+# An evaluation folder's layout beyond its {task}.json metric files. Here rather than in molebench.nlp.plan, which
+# every scoring job would then import with its figure registry (pandas, 0.3 s of each job's start-up)
+GATES_SUFFIX = ".gates.json"  # the gate weights per task, beside the task's metric file
+EXPORT_DIR = "adapter"  # the composition as a PEFT adapter folder, when it is one LoRA
 
 
 def train_records(source: str) -> list[dict]:
