@@ -240,7 +240,7 @@ def test_progress_counts_the_jobs_left_at_their_rules_median_time():
     assert budget.progress_line(budget.job_counts("Nothing to be done."), 3, bench, 2).startswith("nothing left")
 
 
-def test_run_progress_prints_a_line_when_a_rule_is_done_with_the_time_left(tmp_path):
+def test_run_progress_prints_a_line_when_a_rule_is_done_or_every_10_minutes_with_the_time_left(tmp_path):
     earlier = tmp_path / "results/benchmarks/evaluate/old.tsv"  # an earlier run's job: evaluate's prior time
     earlier.parent.mkdir(parents=True)
     earlier.write_text("s\th:m:s\tmax_rss\tcpu_time\n240.0\t0:04:00\t1.0\t200.0\n")
@@ -250,18 +250,21 @@ def test_run_progress_prints_a_line_when_a_rule_is_done_with_the_time_left(tmp_p
     progress.plan({"train": 2, "evaluate__a-seed1": 3, "evaluate__b-seed1": 1, "reproduce": 1, "total": 7})
     progress.job_started(1, "train", str(tmp_path / "results/benchmarks/train/a.tsv"))
     progress.job_started(2, "train")
-    now[0] = 600.0
-    assert progress.job_finished(1) is None  # train not done yet
+    now[0] = 540.0
+    assert progress.job_finished(1) is None  # train not done yet, and the last line (the start) 9 minutes ago
     assert progress.job_finished(99) is None  # a job it never saw start
     now[0] = 1200.0
     line = progress.job_finished(2)  # 4 evaluate jobs x 4 min (the earlier run's) on 2 cores
     assert line == "[molebench] train: all 2 jobs done | 2 of 7 jobs, 20 min elapsed, about 8 min left on 2 cores"
     for job in range(3, 7):  # rules made per batch count as their stage (`evaluate__{batch}`)
         progress.job_started(job, "evaluate__a-seed1" if job < 6 else "evaluate__b-seed1")
+    now[0] = 1800.0  # 10 minutes after the last line: one during the stage
+    assert progress.job_finished(3).startswith("[molebench] evaluate: 1 of 4 jobs done | 3 of 7 jobs, 30 min elapsed")
+    now[0] = 2300.0  # within 10 minutes of the last line
+    assert [progress.job_finished(job) for job in (4, 5)] == [None, None]
     now[0] = 4800.0
-    lines = [progress.job_finished(job) for job in range(3, 7)]
-    assert lines[:3] == [None] * 3 and lines[3].startswith("[molebench] evaluate: all 4 jobs done | 6 of 7 jobs, "
-                                                           "1 h 20 min elapsed")
+    assert progress.job_finished(6).startswith("[molebench] evaluate: all 4 jobs done | 6 of 7 jobs, 1 h 20 min "
+                                               "elapsed")
     progress.job_started(7, "reproduce")
     assert progress.job_finished(7).endswith("7 of 7 jobs, 1 h 20 min elapsed, nothing left")
 

@@ -1,5 +1,6 @@
-"""Snakemake logger plugin `molebench` (`--logger molebench`, set in both profiles): adds one progress line per
-finished rule to Snakemake's own console output, from molebench.report.budget.RunProgress.
+"""Snakemake logger plugin `molebench` (`--logger molebench`, set in both profiles): adds a progress line per
+finished rule (and every 10 minutes within a long one) to Snakemake's own console output, from
+molebench.report.budget.RunProgress.
 
 A separate, non-editable package because Snakemake finds logger plugins as top-level modules named
 snakemake_logger_plugin_<name>, which an editable install of molebench does not expose (`make setup` installs it).

@@ -215,15 +215,17 @@ def _minutes(seconds: float) -> str:
 
 
 class RunProgress:
-    """One Snakemake run followed from its log events: when the last job of a rule finishes, a line with the run's
+    """One Snakemake run followed from its log events: when the last job of a rule finishes, or a job finishes
+    `every` seconds after the last line (a stage of the mini run computes for half an hour), a line with the run's
     jobs done / total, the time elapsed and about how long the rest needs (`remaining`: each rule's jobs left x its
     median job wall time, this run's jobs first, else the benchmark files earlier runs left beside this run's, else
     the reference timings of `use_reference`; spread over the cores). Snakemake's own "n of N steps" says neither
     when the run will end nor which stage is done. Jobs are timed from their start to their end as the main process
     sees them."""
 
-    def __init__(self, clock=time.monotonic):
-        self.clock, self.start = clock, clock()
+    def __init__(self, clock=time.monotonic, every: float = 600.0):
+        self.clock, self.start, self.every = clock, clock(), every
+        self.last_line = self.start
         self.cores = 1
         self.planned: dict[str, int] = {}  # rule -> jobs this run runs
         self.done: dict[str, int] = {}
@@ -249,13 +251,16 @@ class RunProgress:
             self.read_earlier = True
 
     def job_finished(self, jobid: int) -> str | None:
-        """The progress line when this job was its rule's last, else None."""
+        """The progress line when this job was its rule's last or no line came for `every` seconds, else None."""
         if jobid not in self.running:
             return None
         rule, started = self.running.pop(jobid)
         self.timed.append((rule, self.clock() - started))
         self.done[rule] = self.done.get(rule, 0) + 1
-        return self.line(rule) if self.done[rule] >= self.planned.get(rule, 0) else None
+        if self.done[rule] < self.planned.get(rule, 0) and self.clock() - self.last_line < self.every:
+            return None
+        self.last_line = self.clock()
+        return self.line(rule)
 
     def line(self, rule: str) -> str:
         done, total = sum(self.done.values()), sum(self.planned.values())
@@ -264,7 +269,9 @@ class RunProgress:
         times = pd.concat([now, self.earlier[~self.earlier.rule.isin(now.rule)][["rule", "job", "s", "cpu_s"]]],
                           ignore_index=True).astype({"s": float, "cpu_s": float})
         minutes, untimed = remaining(left, times, self.cores)
-        text = (f"[molebench] {rule}: all {self.done[rule]} jobs done | {done} of {total} jobs, "
+        of_rule = (f"all {self.done[rule]}" if rule not in left else
+                   f"{self.done[rule]} of {self.planned[rule]}")
+        text = (f"[molebench] {rule}: {of_rule} jobs done | {done} of {total} jobs, "
                 f"{_minutes(self.clock() - self.start)} elapsed")
         if not left:
             return text + ", nothing left"
