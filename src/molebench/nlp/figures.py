@@ -34,8 +34,8 @@ FROM_TRAINING = {"gate_entropy", "mixlora_efficiency"}  # kinds that read compos
 
 
 def _figure(width: float, height: float) -> Figure:
-    # matplotlib (about 0.7 s to import) only where a figure is drawn: every training and scoring job imports this
-    # module's registry through molebench.nlp.plan
+    # matplotlib (about 0.7 s to import) only where a figure is drawn: Snakemake's own process and every table and
+    # ledger job import this module's registry through molebench.nlp.plan
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height))
