@@ -64,7 +64,8 @@ unlock-stale: $(STAMP)
 	@$(BIN)/molebench unlock-stale
 
 # Where Python may not write bytecode (PYTHONDONTWRITEBYTECODE, as on CI machines) it compiles every module of the
-# project again in every process: about 0.2 s of each job's start-up. Compile it once (compileall skips what is current).
+# project again in every process: about 0.2 s of each job's start-up. Compile it once (compileall skips what is
+# current).
 bytecode: $(STAMP)
 	@$(BIN)/python -m compileall -q src methods
 
