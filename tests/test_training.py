@@ -3,6 +3,8 @@
 learning rate to 0 as the Hugging Face Trainer's default schedule; `auto` bf16 is bf16 only where the hardware has it."""
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -58,3 +60,6 @@ def test_provenance_records_the_cpu_and_its_bf16():
     hardware = io.provenance({})["hardware"]
     assert hardware["native_bf16"] is io.native_bf16()
     assert hardware["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file() and "cpu family" in cpuinfo.read_text():  # Linux on x86: two EPYC generations share a name
+        assert re.search(r"\(family \d+, model \d+\)$", hardware["processor"])

@@ -124,7 +124,8 @@ def cmd_bench(args) -> None:
             run = io.provenance(None)
             budget.save_reference(benchmarks, args.save_reference, {
                 "git_commit": run["git_commit"], "config": args.config, "date": run["time_utc"][:10],
-                "cpu_capability": run["hardware"]["cpu_capability"], "cpu_count": run["hardware"]["cpu_count"]})
+                "processor": run["hardware"]["processor"], "cpu_capability": run["hardware"]["cpu_capability"],
+                "cpu_count": run["hardware"]["cpu_count"]})
             print(f"per-rule median job times written to {args.save_reference}")
         raise SystemExit(0 if fits else 1)
     if args.bf16:

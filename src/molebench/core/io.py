@@ -104,6 +104,18 @@ def native_bf16(device_type: str = "cpu") -> bool:
     return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 
+def cpu_model() -> str:
+    """The CPU's name with its family and model numbers: cloud machines all call themselves "AMD EPYC", and a Zen 4 and
+    a Zen 5 (family 25 and 26) differ by a third in this suite's timings (docs/scales.md)."""
+    fields = {}
+    with contextlib.suppress(OSError):  # /proc/cpuinfo is Linux's; elsewhere the platform's name is all there is
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    return f"{name} (family {fields['cpu family']}, model {fields['model']})" if "cpu family" in fields else name
+
+
 def provenance(cfg: Any, seed: int | None = None) -> dict:
     """What is needed to tell how a number was made: code version, config, packages, seed, hardware."""
     import torch
@@ -124,7 +136,7 @@ def provenance(cfg: Any, seed: int | None = None) -> dict:
         "versions": versions,
         "hardware": {
             "machine": platform.machine(),
-            "processor": platform.processor() or platform.machine(),
+            "processor": cpu_model(),
             "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
